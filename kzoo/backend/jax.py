@@ -1,0 +1,59 @@
+"""JAX implementations of kzoo's backend-specific pieces.
+
+The train step is stateless, as Keras' JAX trainer requires: every model and
+optimizer variable is mapped to the value passed in ``state`` through a
+``StatelessScope``, so the backend-agnostic loss code in ``kzoo.core`` can read
+and assign variables (batch-norm statistics of the clean pass, the seed
+generator) exactly as it does on TensorFlow, and the updates come back out.
+"""
+
+import jax
+import keras
+
+
+def grad_wrt(fn, r):
+    return jax.lax.stop_gradient(jax.grad(fn)(r))
+
+
+def jvp(fn, x, v):
+    _, tangent = jax.jvp(fn, (x,), (v,))
+    return jax.lax.stop_gradient(tangent)
+
+
+def _new_values(scope, variables, old_values):
+    values = []
+    for ref, old in zip(variables, old_values):
+        new = scope.get_current_value(ref)
+        values.append(old if new is None else new)
+    return values
+
+
+def train_step(model, state, data):
+    trainable, non_trainable, optimizer_vars, metrics_vars = state
+    optimizer = model.optimizer
+
+    def loss_fn(trainable, non_trainable, metrics_vars):
+        mapping = list(zip(model.trainable_variables, trainable))
+        mapping += list(zip(model.non_trainable_variables, non_trainable))
+        mapping += list(zip(model.metrics_variables, metrics_vars))
+        mapping += list(zip(optimizer.variables, optimizer_vars))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            out = model._kzoo_compute(data)  # compute_loss may update loss trackers
+            scaled = optimizer.scale_loss(out.loss)
+        new_state = (
+            _new_values(scope, model.non_trainable_variables, non_trainable),
+            _new_values(scope, model.metrics_variables, metrics_vars),
+        )
+        return scaled, (out, new_state)
+
+    (_, (out, (non_trainable, metrics_vars))), grads = jax.value_and_grad(
+        loss_fn, has_aux=True
+    )(trainable, non_trainable, metrics_vars)
+    trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
+
+    with keras.StatelessScope(
+        state_mapping=list(zip(model.metrics_variables, metrics_vars))
+    ) as scope:
+        logs = model._kzoo_update_metrics(out)
+    metrics_vars = _new_values(scope, model.metrics_variables, metrics_vars)
+    return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)

@@ -1,0 +1,319 @@
+"""Training core: regularizers plug into ``model.fit`` through a custom train step.
+
+Two ways in, one implementation:
+
+* ``kzoo.Regularized(classifier, regularizer)`` wraps any Keras classifier that
+  outputs logits;
+* ``class M(kzoo.RegularizerMixin, keras.Model)`` makes a model its own
+  regularized trainer (functional or subclassed).
+
+A train batch is either ``(x, y)`` (supervised) or
+``({"labeled": x_l, "unlabeled": x_u}, y_l)`` (semi-supervised, labeled and
+unlabeled batches of any sizes), as produced by :mod:`kzoo.data`. The clean
+pass runs once over labeled and unlabeled inputs together and is the only pass
+that updates batch-norm statistics; regularizers run perturbed passes through
+:meth:`StepContext.forward`, which uses batch statistics in training mode but
+discards every state update.
+"""
+
+import dataclasses
+import typing
+
+import keras
+from keras import ops
+
+from kzoo import backend as kb
+from kzoo import ops as kops
+
+LABELED, UNLABELED = "labeled", "unlabeled"
+
+
+def is_semi_supervised_batch(x):
+    return isinstance(x, dict) and set(x.keys()) == {LABELED, UNLABELED}
+
+
+# --------------------------------------------------------------------------
+# Regularizer interface
+# --------------------------------------------------------------------------
+
+
+class Regularizer:
+    """Base class: a regularizer is its paper's hyperparameters plus ``terms``.
+
+    Subclasses implement ``terms(ctx) -> {name: scalar}`` (unweighted values,
+    logged as they are) and set ``self.weights`` (name -> coefficient). The
+    total loss is ``supervised + ramp(step) * sum(weight * term)`` where
+    ``ramp`` is the sigmoid ramp-up over ``rampup_steps`` (0: none).
+    """
+
+    def __init__(self, rampup_steps=0):
+        if rampup_steps is None or rampup_steps < 0:
+            raise ValueError(f"rampup_steps must be >= 0, got {rampup_steps!r}")
+        self.rampup_steps = int(rampup_steps)
+        self.weights = {}
+
+    @property
+    def loss_names(self):
+        return tuple(self.weights)
+
+    def terms(self, ctx):
+        raise NotImplementedError
+
+    def weighted_loss(self, ctx, step):
+        """``(weighted sum, {name: unweighted value})`` for one batch."""
+        values = self.terms(ctx)
+        ramp = kops.sigmoid_rampup(step, self.rampup_steps)
+        total = 0.0
+        for name, value in values.items():
+            total = total + self.weights[name] * value
+        return ramp * total, values
+
+    def get_config(self):
+        return {"rampup_steps": self.rampup_steps}
+
+    def __add__(self, other):
+        return Sum([self, other])
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Sum(Regularizer):
+    """Several regularizers applied together (e.g. ``VAT(...) + EntropyMinimization()``)."""
+
+    def __init__(self, parts):
+        super().__init__()
+        flat = []
+        for part in parts:
+            if not isinstance(part, Regularizer):
+                raise TypeError(f"can only add kzoo regularizers, got {type(part).__name__}")
+            flat.extend(part.parts if isinstance(part, Sum) else [part])
+        names = [n for p in flat for n in p.loss_names]
+        if len(set(names)) != len(names):
+            raise ValueError(f"regularizers in a sum must have distinct loss names, got {names}")
+        self.parts = flat
+        self.weights = {n: w for p in flat for n, w in p.weights.items()}
+
+    def terms(self, ctx):
+        out = {}
+        for part in self.parts:
+            out.update(part.terms(ctx))
+        return out
+
+    def weighted_loss(self, ctx, step):
+        total, values = 0.0, {}
+        for part in self.parts:
+            t, v = part.weighted_loss(ctx, step)
+            total = total + t
+            values.update(v)
+        return total, values
+
+    def get_config(self):
+        return {"parts": [{"class": type(p).__name__, **p.get_config()} for p in self.parts]}
+
+    def __repr__(self):
+        return " + ".join(repr(p) for p in self.parts)
+
+
+@dataclasses.dataclass
+class StepContext:
+    """What a regularizer sees of one train step.
+
+    ``logits_l`` / ``logits_u`` are the clean training-mode logits (with
+    gradient); ``x_u`` / ``logits_u`` are None in supervised use.
+    """
+
+    network: keras.Model
+    x_l: object
+    y_l: object
+    x_u: object
+    logits_l: object
+    logits_u: object
+    seed_generator: object
+
+    def forward(self, x):
+        """Training-mode logits of a perturbed input; batch-norm statistics are not updated."""
+        net = self.network
+        trainable = [v.value for v in net.trainable_variables]
+        non_trainable = [v.value for v in net.non_trainable_variables]
+        logits, _ = net.stateless_call(trainable, non_trainable, x, training=True)
+        return logits
+
+    def inputs(self, which):
+        """``(x, clean logits)`` for ``which`` in {"all", "labeled", "unlabeled"}.
+
+        "all" is labeled + unlabeled, or the labeled batch alone in supervised use.
+        """
+        if which == LABELED or self.x_u is None:
+            return self.x_l, self.logits_l
+        if which == UNLABELED:
+            return self.x_u, self.logits_u
+        x = ops.concatenate([self.x_l, self.x_u], axis=0)
+        return x, ops.concatenate([self.logits_l, self.logits_u], axis=0)
+
+    @staticmethod
+    def grad(fn, r):
+        """∇_r fn(r), constant for the training gradient (backend-specific)."""
+        return kb.grad_wrt(fn, r)
+
+    @staticmethod
+    def jvp(fn, x, v):
+        """Jacobian-vector product J_fn(x) v, constant for the training gradient."""
+        return kb.jvp(fn, x, v)
+
+
+class StepOutput(typing.NamedTuple):
+    """Result of one batch's loss computation (a pytree, as JAX needs)."""
+
+    loss: object
+    x: object
+    y: object
+    y_pred: object
+    sample_weight: object
+    terms: dict
+
+
+# --------------------------------------------------------------------------
+# The mixin and the wrapper
+# --------------------------------------------------------------------------
+
+_FROM_LOGITS = {
+    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
+    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+}
+
+
+class RegularizerMixin:
+    """Adds a regularized ``train_step`` to a Keras model whose outputs are logits.
+
+    Use as ``class M(kzoo.RegularizerMixin, keras.Model)``; pass
+    ``regularizer=`` (and optionally ``seed=``) to the constructor or call
+    :meth:`set_regularizer`. Without a regularizer the model trains as plain
+    supervised learning. ``evaluate``, ``predict`` and ``export`` are those of
+    the plain classifier.
+    """
+
+    def __init__(self, *args, regularizer=None, seed=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        kb.check_backend()
+        self._kzoo_seed = keras.random.SeedGenerator(seed)
+        self._kzoo_trackers = {}
+        self.set_regularizer(regularizer)
+
+    # -- configuration ------------------------------------------------------
+
+    @property
+    def network(self):
+        """The plain classifier: what is trained, perturbed and exported."""
+        return self
+
+    def set_regularizer(self, regularizer):
+        if regularizer is not None and not isinstance(regularizer, Regularizer):
+            raise TypeError(
+                "regularizer must be a kzoo.regularizers object (e.g. kzoo.regularizers.VAT()), "
+                f"got {type(regularizer).__name__}"
+            )
+        if getattr(self, "optimizer", None) is not None and getattr(self, "_kzoo_trackers", None):
+            if regularizer is None or set(regularizer.loss_names) != set(self._kzoo_trackers):
+                raise RuntimeError("set the regularizer before compile(), not after")
+        self.regularizer = regularizer
+        names = regularizer.loss_names if regularizer is not None else ()
+        self._kzoo_trackers = {n: keras.metrics.Mean(name=n) for n in names}
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        """As ``keras.Model.compile``; the loss defaults to cross-entropy on logits.
+
+        kzoo classifiers output logits, so the string names of the cross-entropy
+        losses are taken with ``from_logits=True``.
+        """
+        if loss is None:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        elif isinstance(loss, str) and loss in _FROM_LOGITS:
+            loss = _FROM_LOGITS[loss](from_logits=True)
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    @property
+    def metrics(self):
+        tracked = list(super().metrics)
+        own = [m for m in self._kzoo_trackers.values() if all(m is not t for t in tracked)]
+        return tracked + own
+
+    def __call__(self, inputs, *args, **kwargs):
+        # Keras builds metrics from one symbolic train batch; answer a
+        # semi-supervised batch with the logits of its labeled part.
+        if is_semi_supervised_batch(inputs):
+            inputs = inputs[LABELED]
+        return super().__call__(inputs, *args, **kwargs)
+
+    # -- the train step -------------------------------------------------------
+
+    def train_step(self, *args):
+        return kb.train_step_function()(self, *args)
+
+    def _kzoo_compute(self, data):
+        """Backend-agnostic loss of one batch (runs inside the backend's train step)."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if is_semi_supervised_batch(x):
+            x_l, x_u = x[LABELED], x[UNLABELED]
+            n_l = ops.shape(x_l)[0]
+            logits = self.network(ops.concatenate([x_l, x_u], axis=0), training=True)
+            logits_l, logits_u = logits[:n_l], logits[n_l:]
+        else:
+            x_l, x_u, logits_u = x, None, None
+            logits_l = self.network(x_l, training=True)
+        loss = self.compute_loss(
+            x=x_l, y=y, y_pred=logits_l, sample_weight=sample_weight, training=True
+        )
+        terms = {}
+        if self.regularizer is not None:
+            ctx = StepContext(self.network, x_l, y, x_u, logits_l, logits_u, self._kzoo_seed)
+            reg_loss, terms = self.regularizer.weighted_loss(ctx, self.optimizer.iterations)
+            loss = loss + reg_loss
+        return StepOutput(loss, x_l, y, logits_l, sample_weight, terms)
+
+    def _kzoo_update_metrics(self, out):
+        self._loss_tracker.update_state(out.loss, sample_weight=ops.shape(out.x)[0])
+        for name, value in out.terms.items():
+            self._kzoo_trackers[name].update_state(value)
+        return self.compute_metrics(out.x, out.y, out.y_pred, sample_weight=out.sample_weight)
+
+    # -- export -----------------------------------------------------------------
+
+    def export(self, filepath, format="tf_saved_model", verbose=False, **kwargs):
+        """Export the plain classifier (no regularizer) as a SavedModel, atomically."""
+        from kzoo.export import export_classifier
+
+        return export_classifier(self.network, filepath, format=format, verbose=verbose, **kwargs)
+
+
+class Regularized(RegularizerMixin, keras.Model):
+    """Wrap ``classifier`` (a Keras model outputting logits) with a regularizer.
+
+    >>> model = kzoo.Regularized(clf, kzoo.regularizers.VAT(epsilon=1.0))
+    >>> model.compile(optimizer="adam", metrics=["accuracy"])
+    >>> model.fit(kzoo.data.semi_supervised(x_l, y_l, x_u), steps_per_epoch=100, epochs=10)
+    """
+
+    def __init__(self, classifier, regularizer=None, seed=None, **kwargs):
+        if not isinstance(classifier, keras.Model):
+            raise TypeError(
+                f"classifier must be a keras.Model that outputs logits, got {type(classifier).__name__}"
+            )
+        super().__init__(regularizer=regularizer, seed=seed, **kwargs)
+        self.classifier = classifier
+        if classifier.built:
+            self.built = True
+
+    @property
+    def network(self):
+        return self.classifier
+
+    def call(self, inputs, training=None):
+        return self.classifier(inputs, training=training)
+
+    def build(self, input_shape):
+        if not self.classifier.built:
+            self.classifier.build(input_shape)
+        self.built = True
+

@@ -1,0 +1,63 @@
+"""Export a trained classifier as a TensorFlow SavedModel, atomically.
+
+The served model is the plain classifier: its ``serve`` endpoint and
+``serving_default`` signature map inputs to logits; no regularizer, optimizer or
+training state is in the graph. The model is written to a temporary folder next
+to the destination and moved into place only when complete, so an interrupted
+export never leaves a half-written model where the final one should be, and a
+previous export at the same path survives until the new one is whole.
+"""
+
+import os
+import shutil
+import tempfile
+
+import keras
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def _check_destination(filepath):
+    filepath = os.path.abspath(os.fspath(filepath))
+    parent = os.path.dirname(filepath)
+    if os.path.exists(filepath) and not os.path.isdir(filepath):
+        raise ExportError(f"cannot export to {filepath}: a file (not a SavedModel folder) is there")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot create the export folder {parent}: {e.strerror}") from e
+    if not os.access(parent, os.W_OK):
+        raise ExportError(f"cannot export to {filepath}: {parent} is not writable")
+    return filepath, parent
+
+
+def export_classifier(model, filepath, format="tf_saved_model", verbose=False, **kwargs):
+    """Write ``model`` to ``filepath`` as a SavedModel; returns the absolute path."""
+    if format != "tf_saved_model":
+        raise ValueError(f"kzoo exports format='tf_saved_model' only, got {format!r}")
+    if not model.built:
+        raise ExportError("the model is not built: call it on data (or train it) before exporting")
+    try:
+        import tensorflow  # noqa: F401  (SavedModels are a TensorFlow format)
+    except ImportError as e:
+        raise ExportError(
+            "exporting a SavedModel needs TensorFlow; install it (pip install tensorflow) "
+            "or save the Keras model with model.save('model.keras')"
+        ) from e
+    filepath, parent = _check_destination(filepath)
+    tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
+    staged = os.path.join(tmp, "model")
+    try:
+        keras.Model.export(model, staged, format=format, verbose=verbose, **kwargs)
+        old = None
+        if os.path.exists(filepath):
+            old = os.path.join(tmp, "previous")
+            os.replace(filepath, old)
+        os.replace(staged, filepath)
+    except OSError as e:
+        raise ExportError(f"export to {filepath} failed ({e}); nothing was left at that path") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return filepath
