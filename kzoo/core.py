@@ -131,13 +131,14 @@ class StepContext:
     logits_l: object
     logits_u: object
     seed_generator: object
+    training: bool = True
 
     def forward(self, x):
-        """Training-mode logits of a perturbed input; batch-norm statistics are not updated."""
+        """Logits of a perturbed input (training mode by default); no state is updated."""
         net = self.network
         trainable = [v.value for v in net.trainable_variables]
         non_trainable = [v.value for v in net.non_trainable_variables]
-        logits, _ = net.stateless_call(trainable, non_trainable, x, training=True)
+        logits, _ = net.stateless_call(trainable, non_trainable, x, training=self.training)
         return logits
 
     def inputs(self, which):

@@ -10,6 +10,7 @@
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from kzoo import ops as kops
@@ -24,14 +25,34 @@ def _check_inputs(inputs):
     return inputs
 
 
-def power_iteration(ctx, x, logits, xi, iterations, seed_generator, hvp="finite_difference"):
+def finite_difference_step(x, xi, relative_floor=True):
+    """Per-example finite-difference step ξ, shaped to broadcast against ``x``.
+
+    In float32, ``x + ξ d`` with the paper's ξ = 1e-6 and a unit-norm ``d``
+    spread over many input dimensions moves each component by less than the
+    rounding of ``x`` itself: the perturbation is lost and the power iteration
+    returns noise (or zeros). With ``relative_floor`` the step is raised to
+    sqrt(machine epsilon) · ||x||, the textbook finite-difference step, which
+    keeps the direction accurate while staying in the linear regime.
+    """
+    axes = tuple(range(1, len(x.shape)))
+    xi = ops.convert_to_tensor(xi, dtype=x.dtype)
+    if not relative_floor:
+        return xi
+    eps = float(np.finfo(keras.backend.standardize_dtype(x.dtype)).eps)
+    norm = ops.sqrt(ops.sum(ops.square(ops.stop_gradient(x)), axis=axes, keepdims=True))
+    return ops.maximum(xi, np.sqrt(eps) * norm)
+
+
+def power_iteration(ctx, x, logits, xi, iterations, seed_generator, hvp="finite_difference",
+                    relative_xi_floor=True):
     """Approximate the dominant eigenvector of the Hessian of KL(p(x) || p(x + r)) at r=0.
 
-    ``hvp="finite_difference"`` is the paper's Eq. (13): H d ≈ ∇_r D(r)|_{r=ξd} / ξ.
+    ``hvp="finite_difference"`` is the paper's Eq. (13): H d ≈ ∇_r D(r)|_{r=ξd} / ξ,
+    with ξ floored as in :func:`finite_difference_step`.
     ``hvp="exact"`` computes H d exactly as J^T (diag(p) - p p^T) J d -- the
     Hessian of the KL at r = 0 -- with one Jacobian-vector and one
-    vector-Jacobian product, which is the ξ → 0 limit of the finite difference
-    and immune to float32 rounding.
+    vector-Jacobian product: the ξ → 0 limit of the finite difference.
     Returns unit-norm directions (per example), constant for the outer gradient.
     """
     p_logits = ops.stop_gradient(logits)
@@ -44,14 +65,36 @@ def power_iteration(ctx, x, logits, xi, iterations, seed_generator, hvp="finite_
             w = ops.stop_gradient(p * u - p * ops.sum(p * u, axis=-1, keepdims=True))
             d = ctx.grad(lambda z: ops.sum(w * ctx.forward(z)), x)
         return kops.l2_normalize(d)
+    step = finite_difference_step(x, xi, relative_xi_floor)
     for _ in range(iterations):
-        d = xi * kops.l2_normalize(d)
+        d = step * kops.l2_normalize(d)
 
         def divergence(r):
             return ops.sum(kops.kl_from_logits(p_logits, ctx.forward(x + r)))
 
         d = ctx.grad(divergence, d)
     return kops.l2_normalize(d)
+
+
+def local_distributional_smoothness(model, x, epsilon=1.0, xi=1e-6, power_iterations=1, seed=0,
+                                    training=False, batch_size=1024):
+    """Per-example LDS(x) = KL(p(y|x) || p(y|x + r_vadv)) of a trained ``model`` (Eq. 5).
+
+    The quantity VAT minimizes; the heat maps of the paper's Fig. 1. Inference
+    mode by default; returns a numpy array of shape (len(x),).
+    """
+    from kzoo.core import StepContext
+
+    seed_generator = keras.random.SeedGenerator(seed)
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = ops.convert_to_tensor(np.asarray(x[start:start + batch_size], dtype="float32"))
+        ctx = StepContext(model, xb, None, None, None, None, seed_generator, training=training)
+        logits = ctx.forward(xb)
+        d = power_iteration(ctx, xb, logits, xi, power_iterations, seed_generator)
+        kl = kops.kl_from_logits(logits, ctx.forward(xb + epsilon * d))
+        out.append(ops.convert_to_numpy(kl))
+    return np.concatenate(out)
 
 
 class VAT(Regularizer):
@@ -66,6 +109,9 @@ class VAT(Regularizer):
         inputs: "all" (labeled + unlabeled, the paper's setting), "labeled" or
             "unlabeled".
         hvp: "finite_difference" (the paper's) or "exact" (see :func:`power_iteration`).
+        relative_xi_floor: raise ξ per example to sqrt(eps)·||x|| so that the
+            finite difference survives float32 rounding (see
+            :func:`finite_difference_step`); False uses ξ literally.
         rampup_steps: sigmoid ramp-up of α over this many steps (0: none).
     """
 
@@ -79,6 +125,7 @@ class VAT(Regularizer):
         power_iterations=1,
         inputs="all",
         hvp="finite_difference",
+        relative_xi_floor=True,
         rampup_steps=0,
     ):
         super().__init__(rampup_steps=rampup_steps)
@@ -95,11 +142,13 @@ class VAT(Regularizer):
         self.power_iterations = power_iterations
         self.inputs = _check_inputs(inputs)
         self.hvp = hvp
+        self.relative_xi_floor = bool(relative_xi_floor)
         self.weights = {self.name: self.alpha}
 
     def adversarial_direction(self, ctx, x, logits):
         return power_iteration(
-            ctx, x, logits, self.xi, self.power_iterations, ctx.seed_generator, self.hvp
+            ctx, x, logits, self.xi, self.power_iterations, ctx.seed_generator, self.hvp,
+            self.relative_xi_floor,
         )
 
     def terms(self, ctx):
@@ -116,6 +165,7 @@ class VAT(Regularizer):
             "power_iterations": self.power_iterations,
             "inputs": self.inputs,
             "hvp": self.hvp,
+            "relative_xi_floor": self.relative_xi_floor,
             **super().get_config(),
         }
 
