@@ -54,8 +54,12 @@ def l2_normalize(d, epsilon=1e-12):
     the finite difference step is small) do not underflow when squared.
     """
     axes = _per_example_axes(d)
-    d = d / (ops.max(ops.abs(d), axis=axes, keepdims=True) + epsilon)
-    return d / ops.sqrt(ops.sum(ops.square(d), axis=axes, keepdims=True) + epsilon)
+    # Divide by the max-abs value itself (not max + epsilon, which swamps
+    # inputs below ~1e-12): afterwards the largest component is exactly 1, so
+    # the squared norm is >= 1 and ``epsilon`` only guards all-zero examples.
+    scale = ops.max(ops.abs(d), axis=axes, keepdims=True)
+    d = d / ops.where(scale > 0, scale, ops.ones_like(scale))
+    return d / ops.sqrt(ops.maximum(ops.sum(ops.square(d), axis=axes, keepdims=True), epsilon))
 
 
 def linf_normalize(d):

@@ -1,0 +1,186 @@
+"""Tests for kzoo.ops: divergences, normalizations, schedules, argument checks."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from conftest import np_entropy, np_kl, to_np
+
+from kzoo import ops as kops
+
+# ---------------------------------------------------------------------------
+# Divergences
+# ---------------------------------------------------------------------------
+
+
+def test_kl_from_logits_matches_float64_closed_form():
+    rng = np.random.default_rng(0)
+    p = rng.normal(0, 3, (7, 5))
+    q = rng.normal(0, 3, (7, 5))
+    got = to_np(kops.kl_from_logits(p.astype("float32"), q.astype("float32")))
+    assert got.shape == (7,)
+    np.testing.assert_allclose(got, np_kl(p, q), rtol=1e-4, atol=1e-5)
+    # KL(p || p) = 0 and KL >= 0.
+    same = to_np(kops.kl_from_logits(p.astype("float32"), p.astype("float32")))
+    np.testing.assert_allclose(same, 0.0, atol=1e-6)
+    assert (got >= 0).all()
+
+
+def test_kl_by_hand_two_classes():
+    # p = softmax([0, 0]) = (1/2, 1/2), q = softmax([log 3, 0]) = (3/4, 1/4):
+    # KL = 1/2 log(2/3) + 1/2 log(2) = 1/2 log(4/3).
+    got = to_np(kops.kl_from_logits(np.array([[0.0, 0.0]], "float32"),
+                                    np.array([[math.log(3.0), 0.0]], "float32")))
+    np.testing.assert_allclose(got, [0.5 * math.log(4.0 / 3.0)], rtol=1e-5)
+
+
+def test_kl_stays_finite_for_confident_logits():
+    p = np.array([[50.0, -50.0], [-50.0, 50.0], [50.0, -50.0]], "float32")
+    q = np.array([[-50.0, 50.0], [-50.0, 50.0], [49.0, -49.0]], "float32")
+    got = to_np(kops.kl_from_logits(p, q))
+    assert np.isfinite(got).all()
+    # KL(onehot(0) || softmax([-50, 50])) ~ 100 (= -log q_0), 0 for equal.
+    np.testing.assert_allclose(got, np_kl(p, q), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[0], 100.0, rtol=1e-5)
+    np.testing.assert_allclose(got[1], 0.0, atol=1e-6)
+
+
+def test_entropy_from_logits_matches_float64_closed_form():
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 2, (9, 4))
+    got = to_np(kops.entropy_from_logits(z.astype("float32")))
+    np.testing.assert_allclose(got, np_entropy(z), rtol=1e-5, atol=1e-6)
+    # uniform -> log K, one-hot-like -> ~0 and finite
+    uniform = to_np(kops.entropy_from_logits(np.zeros((2, 4), "float32")))
+    np.testing.assert_allclose(uniform, math.log(4.0), rtol=1e-6)
+    confident = to_np(kops.entropy_from_logits(np.array([[50.0, -50.0]], "float32")))
+    assert np.isfinite(confident).all()
+    np.testing.assert_allclose(confident, np_entropy([[50.0, -50.0]]), atol=1e-6)
+
+
+def test_cross_entropy_from_logits():
+    z = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]], "float32")
+    y = np.array([0, 2], "int32")
+    got = to_np(kops.cross_entropy_from_logits(y, z))
+    lse = np.log(np.exp(z.astype(np.float64)).sum(-1))
+    np.testing.assert_allclose(got, [lse[0] - 2.0, lse[1]], rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Normalizations
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (3, 4, 4, 2)])
+def test_l2_normalize_unit_per_example_norm(shape):
+    rng = np.random.default_rng(2)
+    d = rng.normal(0, 1, shape) * rng.uniform(0.1, 100, (shape[0],) + (1,) * (len(shape) - 1))
+    got = to_np(kops.l2_normalize(d.astype("float32")))
+    assert got.shape == shape
+    flat = got.reshape(shape[0], -1)
+    np.testing.assert_allclose(np.linalg.norm(flat, axis=1), 1.0, rtol=1e-5)
+    # direction preserved: parallel to the input, example by example
+    ref = d.reshape(shape[0], -1)
+    ref = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+    np.testing.assert_allclose(flat, ref, atol=1e-5)
+    np.testing.assert_allclose(to_np(kops.per_example_l2_norm(got)), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (2, 3, 3, 1)])
+def test_l2_normalize_tiny_inputs(shape):
+    rng = np.random.default_rng(3)
+    d = (rng.normal(0, 1, shape) * 1e-20).astype("float32")
+    got = to_np(kops.l2_normalize(d))
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(np.linalg.norm(got.reshape(shape[0], -1), axis=1), 1.0,
+                               rtol=1e-4)
+    ref = d.astype(np.float64).reshape(shape[0], -1)
+    ref = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+    np.testing.assert_allclose(got.reshape(shape[0], -1), ref, atol=1e-4)
+
+
+def test_l2_normalize_zero_input_is_finite():
+    got = to_np(kops.l2_normalize(np.zeros((2, 3), "float32")))
+    assert np.isfinite(got).all()
+
+
+def test_linf_normalize_is_sign():
+    d = np.array([[-2.5, 0.0, 1e-30, 7.0], [3.0, -1e-8, 0.5, -0.0]], "float32")
+    got = to_np(kops.linf_normalize(d))
+    np.testing.assert_array_equal(got, np.sign(d))
+    assert np.abs(got).max() == 1.0
+
+
+def test_per_example_l2_norm():
+    x = np.arange(24, dtype="float32").reshape(2, 3, 4)
+    got = to_np(kops.per_example_l2_norm(x))
+    np.testing.assert_allclose(got, np.linalg.norm(x.reshape(2, -1).astype(np.float64), axis=1),
+                               rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Schedules
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step, t", [(0, 0.0), (50, 0.5), (100, 1.0), (150, 1.0), (1000, 1.0)])
+def test_sigmoid_rampup_closed_form(step, t):
+    got = float(to_np(kops.sigmoid_rampup(step, 100)))
+    np.testing.assert_allclose(got, math.exp(-5.0 * (1.0 - t) ** 2), rtol=1e-6)
+
+
+def test_sigmoid_rampup_tensor_step_and_no_rampup():
+    got = float(to_np(kops.sigmoid_rampup(keras.ops.convert_to_tensor(25, "int32"), 100)))
+    np.testing.assert_allclose(got, math.exp(-5.0 * 0.75 ** 2), rtol=1e-6)
+    assert kops.sigmoid_rampup(0, 0) == 1.0
+    assert kops.sigmoid_rampup(12345, 0) == 1.0
+    np.testing.assert_allclose(float(to_np(kops.sigmoid_rampup(0, 1000))), math.exp(-5.0))
+
+
+def test_linear_decay_values():
+    sched = kops.LinearDecay(0.1, total_steps=100, decay_steps=40)
+    values = {s: float(to_np(sched(s))) for s in (0, 30, 60, 70, 80, 100, 150)}
+    np.testing.assert_allclose(values[0], 0.1, rtol=1e-6)
+    np.testing.assert_allclose(values[30], 0.1, rtol=1e-6)
+    np.testing.assert_allclose(values[60], 0.1, rtol=1e-6)   # decay starts here
+    np.testing.assert_allclose(values[70], 0.1 * 0.75, rtol=1e-6)
+    np.testing.assert_allclose(values[80], 0.05, rtol=1e-6)  # middle of the decay
+    np.testing.assert_allclose(values[100], 0.0, atol=1e-9)
+    np.testing.assert_allclose(values[150], 0.0, atol=1e-9)
+    assert sched.get_config() == {"learning_rate": 0.1, "total_steps": 100, "decay_steps": 40}
+
+
+def test_linear_decay_edge_cases():
+    const = kops.LinearDecay(0.2, total_steps=10, decay_steps=0)
+    np.testing.assert_allclose(float(to_np(const(9))), 0.2, rtol=1e-6)
+    whole = kops.LinearDecay(1.0, total_steps=10, decay_steps=50)  # clipped to 10
+    assert whole.decay_steps == 10
+    np.testing.assert_allclose(float(to_np(whole(5))), 0.5, rtol=1e-6)
+    with pytest.raises(ValueError, match="total_steps"):
+        kops.LinearDecay(0.1, total_steps=0, decay_steps=0)
+
+
+def test_linear_decay_as_optimizer_schedule():
+    opt = keras.optimizers.SGD(learning_rate=kops.LinearDecay(0.5, 4, 2))
+    v = keras.Variable(np.zeros(1, "float32"))
+    lrs = []
+    for _ in range(4):
+        lrs.append(float(to_np(opt.learning_rate)))
+        opt.apply_gradients([(keras.ops.ones((1,)), v)])
+    np.testing.assert_allclose(lrs, [0.5, 0.5, 0.5, 0.25], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# check_positive
+# ---------------------------------------------------------------------------
+
+
+def test_check_positive():
+    assert kops.check_positive("epsilon", 2) == 2.0
+    assert kops.check_positive("alpha", 0, allow_zero=True) == 0.0
+    for bad in (0, -1.0, float("nan"), float("inf"), None):
+        with pytest.raises(ValueError, match="epsilon"):
+            kops.check_positive("epsilon", bad)
+    with pytest.raises(ValueError, match=r"alpha.*>= 0"):
+        kops.check_positive("alpha", -0.5, allow_zero=True)
