@@ -2,29 +2,34 @@
 
     import kzoo
     clf = kzoo.models.mlp(input_shape=(64,), num_classes=10)
-    model = kzoo.Regularized(clf, kzoo.regularizers.VAT(epsilon=1.0))
+    model = kzoo.Regularized(clf, kzoo.regularizers.VAT(epsilon=2.0))
     model.compile(optimizer="adam", metrics=["accuracy"])
     model.fit(kzoo.data.semi_supervised(x_l, y_l, x_u), steps_per_epoch=100, epochs=10)
     model.export("saved_models/vat_digits")
+
+Attributes load on first use, so ``import kzoo`` (and ``kzoo.data``) does not
+import Keras: the command line chooses the backend first.
 """
 
-from kzoo.backend import SUPPORTED_BACKENDS, check_backend
-
-check_backend()
-
-from kzoo import data, models, ops, regularizers  # noqa: E402
-from kzoo.core import Regularized, Regularizer, RegularizerMixin, StepContext  # noqa: E402
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Regularized",
-    "RegularizerMixin",
-    "Regularizer",
-    "StepContext",
-    "data",
-    "models",
-    "ops",
-    "regularizers",
-    "SUPPORTED_BACKENDS",
-]
+_SUBMODULES = ("backend", "core", "data", "experiment", "export", "models", "ops", "regularizers", "vat")
+_FROM_CORE = ("Regularized", "RegularizerMixin", "Regularizer", "StepContext")
+
+__all__ = list(_FROM_CORE) + ["data", "models", "ops", "regularizers", "SUPPORTED_BACKENDS"]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kzoo.{name}")
+    if name in _FROM_CORE:
+        return getattr(importlib.import_module("kzoo.core"), name)
+    if name == "SUPPORTED_BACKENDS":
+        return importlib.import_module("kzoo.backend").SUPPORTED_BACKENDS
+    raise AttributeError(f"module 'kzoo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

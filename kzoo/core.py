@@ -25,6 +25,8 @@ from keras import ops
 from kzoo import backend as kb
 from kzoo import ops as kops
 
+kb.check_backend()
+
 LABELED, UNLABELED = "labeled", "unlabeled"
 
 

@@ -18,10 +18,11 @@ EPS32 = float(np.finfo(np.float32).eps)
 
 
 class RecordingContext(StepContext):
-    """A StepContext that remembers every input its perturbed passes saw."""
+    """A StepContext that remembers every input its perturbed passes saw
+    (kept as tensors: under JAX those seen inside a gradient are tracers)."""
 
     def forward(self, x):
-        self.seen.append(to_np(x))
+        self.seen.append(x)
         return super().forward(x)
 
 
@@ -248,7 +249,7 @@ def test_vat_term_uses_adversarial_perturbation_of_norm_epsilon(two_class):
     eps = 0.5
     ctx = make_ctx(model, x, recording=True)
     value = float(to_np(VAT(epsilon=eps).terms(ctx)["vat"]))
-    r = ctx.seen[-1].astype(np.float64) - x
+    r = to_np(ctx.seen[-1]).astype(np.float64) - x
     np.testing.assert_allclose(np.linalg.norm(r, axis=1), eps, rtol=1e-3)
     top, _ = top_eigenvectors(analytic_hessian(model, x))
     assert abs_cos(r, top).min() >= 0.9
@@ -266,13 +267,13 @@ def test_rpt_perturbation_has_norm_epsilon(two_class):
     ctx = make_ctx(model, x[:4], None, x[4:], recording=True)
     value = float(to_np(RPT(epsilon=2.5).terms(ctx)["rpt"]))
     assert len(ctx.seen) == 1                  # no power iteration: one perturbed pass
-    r = ctx.seen[0].astype(np.float64) - x     # "all": labeled then unlabeled
+    r = to_np(ctx.seen[0]).astype(np.float64) - x    # "all": labeled then unlabeled
     np.testing.assert_allclose(np.linalg.norm(r, axis=1), 2.5, rtol=1e-4)
     np.testing.assert_allclose(value, np.mean(np_kl(f64(x), f64(x + r))), rtol=2e-3)
     # random: different directions for different examples and across calls
     assert abs_cos(r[:1], r[1:2])[0] < 0.99
     RPT(epsilon=2.5).terms(ctx)
-    r2 = ctx.seen[-1] - x
+    r2 = to_np(ctx.seen[-1]) - x
     assert abs_cos(r, r2).max() < 0.99
 
 
@@ -293,7 +294,7 @@ def test_adversarial_training_closed_form_on_logistic_model(seeded, norm):
         r = eps * np.sign(g)
     else:
         r = eps * g / np.linalg.norm(g, axis=1, keepdims=True)
-    np.testing.assert_allclose(ctx.seen[-1] - x, r, atol=1e-5)
+    np.testing.assert_allclose(to_np(ctx.seen[-1]) - x, r, atol=1e-5)
     expect = np.mean(np_ce(y, (x64 + r) @ w + b))
     np.testing.assert_allclose(value, expect, rtol=1e-4)
     # adversarial: worse than the clean loss
@@ -333,21 +334,25 @@ def test_local_distributional_smoothness(two_class):
     lds = kvat.local_distributional_smoothness(model, x, epsilon=0.3)
     assert isinstance(lds, np.ndarray) and lds.shape == (8,)
     assert np.isfinite(lds).all() and (lds >= 0).all() and lds.max() > 0
-    # LDS is the KL along the top Hessian eigenvector (two classes: rank one)
+    # LDS is the KL along +-(top Hessian eigenvector) (two classes: rank one);
+    # the sign is random, and the KL differs slightly between the two signs.
     top, _ = top_eigenvectors(analytic_hessian(model, x))
-    expect = np.maximum(np_kl(f64(x), f64(x + 0.3 * top)), np_kl(f64(x), f64(x - 0.3 * top)))
-    lower = np.minimum(np_kl(f64(x), f64(x + 0.3 * top)), np_kl(f64(x), f64(x - 0.3 * top)))
-    assert (lds <= expect * 1.01 + 1e-7).all() and (lds >= lower * 0.99 - 1e-7).all()
-    # chunking does not change it
+    plus, minus = np_kl(f64(x), f64(x + 0.3 * top)), np_kl(f64(x), f64(x - 0.3 * top))
+    upper, lower = np.maximum(plus, minus) * 1.01 + 1e-7, np.minimum(plus, minus) * 0.99 - 1e-7
+    assert (lds <= upper).all() and (lds >= lower).all()
+    # chunking gives the same per-example quantity
     chunked = kvat.local_distributional_smoothness(model, x, epsilon=0.3, batch_size=3)
     assert chunked.shape == (8,)
-    np.testing.assert_allclose(chunked, lds, rtol=0.05, atol=1e-7)
+    assert (chunked <= upper).all() and (chunked >= lower).all()
     # smoothness grows with the radius
     assert (kvat.local_distributional_smoothness(model, x, epsilon=1.0) > lds).all()
 
 
 def test_local_distributional_smoothness_image_model(seeded):
-    clf = kzoo.models.conv_small(input_shape=(8, 8, 1), num_classes=3, width=0.05)
+    inp = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(2, 3, activation="tanh")(inp)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    clf = keras.Model(inp, keras.layers.Dense(3)(h))
     x = np.random.default_rng(0).uniform(0, 1, (5, 8, 8, 1)).astype("float32")
     lds = kvat.local_distributional_smoothness(clf, x, epsilon=1.0, batch_size=2)
     assert lds.shape == (5,) and np.isfinite(lds).all() and (lds >= 0).all()
