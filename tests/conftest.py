@@ -47,7 +47,9 @@ def to_np(x):
 
 
 def weights64(model):
-    return [np.asarray(w, dtype=np.float64) for w in model.get_weights()]
+    """The model's weights (in ``model.weights`` order) as float64 numpy arrays."""
+    return [np.asarray(keras.ops.convert_to_numpy(w.value), dtype=np.float64)
+            for w in model.weights]
 
 
 # ---------------------------------------------------------------------------

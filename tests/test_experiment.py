@@ -34,7 +34,7 @@ def test_write_json_atomic_leaves_old_file_on_failure(tmp_path):
 
 
 def test_run_supervised_two_moons_learns():
-    result = experiment.run(method="supervised", dataset="moons", labels=200, steps=400,
+    result = experiment.run(method="supervised", dataset="moons", labels=200, steps=1000,
                             batch_labeled=64, verbose=0)
-    assert result["train_steps"] == 400  # enough for batch-norm moving statistics (momentum 0.99)
+    assert result["train_steps"] == 1000  # enough for batch-norm moving statistics (momentum 0.99)
     assert result["test_error"] < 0.2  # chance is 0.5

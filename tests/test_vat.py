@@ -354,7 +354,7 @@ def test_local_distributional_smoothness_image_model(seeded):
     h = keras.layers.GlobalAveragePooling2D()(h)
     clf = keras.Model(inp, keras.layers.Dense(3)(h))
     x = np.random.default_rng(0).uniform(0, 1, (5, 8, 8, 1)).astype("float32")
-    lds = kvat.local_distributional_smoothness(clf, x, epsilon=1.0, batch_size=2)
+    lds = kvat.local_distributional_smoothness(clf, x, epsilon=1.0)
     assert lds.shape == (5,) and np.isfinite(lds).all() and (lds >= 0).all()
 
 
