@@ -242,6 +242,23 @@ class RegularizerMixin:
         own = [m for m in self._kzoo_trackers.values() if all(m is not t for t in tracked)]
         return tracked + own
 
+    def get_metrics_result(self):
+        logs = super().get_metrics_result()
+        if getattr(self, "_kzoo_evaluating", False):
+            # Regularizer terms are computed by the train step only: evaluation
+            # (and fit's validation) reports the plain classifier's metrics,
+            # not the trackers' reset value.
+            for name in self._kzoo_trackers:
+                logs.pop(name, None)
+        return logs
+
+    def evaluate(self, *args, **kwargs):
+        self._kzoo_evaluating = True
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self._kzoo_evaluating = False
+
     def __call__(self, inputs, *args, **kwargs):
         # Keras builds metrics from one symbolic train batch; answer a
         # semi-supervised batch with the logits of its labeled part.

@@ -55,7 +55,12 @@ def export_classifier(model, filepath, format="tf_saved_model", verbose=False, *
         if os.path.exists(filepath):
             old = os.path.join(tmp, "previous")
             os.replace(filepath, old)
-        os.replace(staged, filepath)
+        try:
+            os.replace(staged, filepath)
+        except OSError:
+            if old is not None:  # put the previous export back before tmp is removed
+                os.replace(old, filepath)
+            raise
     except OSError as e:
         raise ExportError(f"export to {filepath} failed ({e}); nothing was left at that path") from e
     finally:

@@ -43,13 +43,16 @@ def np_ce(labels, logits):
 
 
 def to_np(x):
+    if isinstance(x, keras.Variable):
+        x = x.value
+        if hasattr(x, "read_value"):  # a tf.Variable: read it as a tensor
+            x = x.read_value()
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
 def weights64(model):
     """The model's weights (in ``model.weights`` order) as float64 numpy arrays."""
-    return [np.asarray(keras.ops.convert_to_numpy(w.value), dtype=np.float64)
-            for w in model.weights]
+    return [to_np(w).astype(np.float64) for w in model.weights]
 
 
 # ---------------------------------------------------------------------------

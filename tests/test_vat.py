@@ -208,7 +208,8 @@ def test_power_iteration_literal_xi_perturbation_lost_in_float32(two_class):
     literal = to_np(kvat.power_iteration(ctx, ctx.x_l, ctx.logits_l, 1e-6, 1, ctx.seed_generator,
                                          relative_xi_floor=False))
     assert abs_cos(floored, top).min() >= 0.9
-    cos_literal = np.nan_to_num(abs_cos(literal, top), nan=0.0)
+    with np.errstate(invalid="ignore"):  # the literal step may give d = 0
+        cos_literal = np.nan_to_num(abs_cos(literal, top), nan=0.0)
     assert cos_literal.min() < 0.9
 
 

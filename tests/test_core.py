@@ -1,0 +1,323 @@
+"""Tests for kzoo.core: the regularized train step, the wrapper and the mixin."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from conftest import bn_model, np_ce, np_entropy, tanh_mlp, tanh_mlp_np, to_np, weights64
+
+import kzoo
+from kzoo.core import Sum
+from kzoo.regularizers import RPT, VAT, AdversarialTraining, EntropyMinimization
+
+
+def _batch(n_l=8, n_u=24, dim=16, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x_l = rng.uniform(0, 1, (n_l, dim)).astype("float32")
+    x_u = rng.uniform(0, 1, (n_u, dim)).astype("float32")
+    y_l = rng.integers(0, classes, n_l).astype("int32")
+    return x_l, y_l, x_u
+
+
+def _changed(before, model):
+    return any(not np.allclose(a, b) for a, b in zip(before, weights64(model)))
+
+
+# ---------------------------------------------------------------------------
+# fit on semi-supervised streams and on plain arrays
+# ---------------------------------------------------------------------------
+
+
+def test_fit_semi_supervised_stream_with_different_batch_sizes(digits, small_mlp):
+    stream = kzoo.data.semi_supervised(digits["x_l"], digits["y_l"], digits["x_u"],
+                                       batch_labeled=8, batch_unlabeled=24, seed=0)
+    model = kzoo.Regularized(small_mlp, VAT(epsilon=1.0), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), metrics=["accuracy"])
+    before = weights64(small_mlp)
+    hist = model.fit(stream, steps_per_epoch=4, epochs=3, verbose=0)
+    assert {"loss", "vat", "accuracy"} <= set(hist.history)
+    assert len(hist.history["loss"]) == 3
+    assert all(np.isfinite(v) for v in hist.history["loss"] + hist.history["vat"])
+    assert all(v > 0 for v in hist.history["vat"])
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    assert _changed(before, small_mlp)
+    assert int(to_np(model.optimizer.iterations)) == 12
+
+
+def test_fit_supervised_arrays(digits, small_mlp):
+    model = kzoo.Regularized(small_mlp, VAT(epsilon=1.0), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), metrics=["accuracy"])
+    before = weights64(small_mlp)
+    hist = model.fit(digits["x_l"], digits["y_l"], batch_size=16, epochs=3, verbose=0,
+                     validation_data=(digits["x_test"], digits["y_test"]))
+    assert set(hist.history) == {"loss", "vat", "accuracy", "val_loss", "val_accuracy"}
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    assert _changed(before, small_mlp)
+    # 40 examples in batches of 16 -> 3 steps per epoch
+    assert int(to_np(model.optimizer.iterations)) == 9
+
+
+def test_without_regularizer_trains_as_supervised(seeded):
+    clf = tanh_mlp(16, 8, 3)
+    x_l, y_l, _ = _batch()
+    f64 = tanh_mlp_np(clf)
+    model = kzoo.Regularized(clf)
+    model.compile(optimizer="sgd")
+    logs = model.train_on_batch(x_l, y_l, return_dict=True)
+    assert set(logs) == {"loss"}
+    np.testing.assert_allclose(logs["loss"], np.mean(np_ce(y_l, f64(x_l))), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Batch norm: only the clean pass updates the statistics, exactly once
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reg",
+    [
+        lambda: VAT(epsilon=2.0, power_iterations=2),
+        lambda: VAT(epsilon=2.0, hvp="exact"),
+        lambda: RPT(epsilon=2.0) + AdversarialTraining(epsilon=0.5),
+    ],
+    ids=["vat_k2", "vat_exact", "rpt+adv"],
+)
+def test_batch_norm_statistics_updated_once_from_clean_pass(seeded, reg):
+    clf = bn_model(momentum=0.5)
+    x_l, y_l, x_u = _batch(8, 24)
+    pre = keras.Model(clf.input, clf.get_layer("pre").output)
+    acts = to_np(pre(np.concatenate([x_l, x_u]))).astype(np.float64)
+    bn = clf.get_layer("bn")
+    old_mean = to_np(bn.moving_mean).astype(np.float64)
+    old_var = to_np(bn.moving_variance).astype(np.float64)
+    model = kzoo.Regularized(clf, reg(), seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    logs = model.train_on_batch({"labeled": x_l, "unlabeled": x_u}, y_l, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    new_mean = to_np(bn.moving_mean).astype(np.float64)
+    new_var = to_np(bn.moving_variance).astype(np.float64)
+    # one update, over labeled + unlabeled, from the un-perturbed pre-BN activations
+    np.testing.assert_allclose(new_mean, 0.5 * old_mean + 0.5 * acts.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(new_var, 0.5 * old_var + 0.5 * acts.var(0), rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_supervised_batch(seeded):
+    clf = bn_model(momentum=0.5)
+    x_l, y_l, _ = _batch(16, 1)
+    acts = to_np(keras.Model(clf.input, clf.get_layer("pre").output)(x_l)).astype(np.float64)
+    model = kzoo.Regularized(clf, VAT(epsilon=2.0), seed=0)
+    model.compile(optimizer="sgd")
+    model.train_on_batch(x_l, y_l)
+    bn = clf.get_layer("bn")
+    np.testing.assert_allclose(to_np(bn.moving_mean), 0.5 * acts.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(to_np(bn.moving_variance), 0.5 + 0.5 * acts.var(0),
+                               rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# evaluate / predict are those of the plain classifier
+# ---------------------------------------------------------------------------
+
+
+def test_evaluate_and_predict_match_plain_classifier(digits, small_mlp):
+    model = kzoo.Regularized(small_mlp, VAT(epsilon=1.0), seed=0)
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    model.fit(digits["x_l"], digits["y_l"], batch_size=20, epochs=1, verbose=0)
+    x, y = digits["x_test"], digits["y_test"]
+    np.testing.assert_allclose(model.predict(x, verbose=0), small_mlp.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-6)
+    small_mlp.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+    ours = model.evaluate(x, y, verbose=0, return_dict=True)
+    plain = small_mlp.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(ours) == {"loss", "accuracy"}  # no regularizer term at evaluation
+    assert len(model.evaluate(x, y, verbose=0)) == 2
+    np.testing.assert_allclose(ours["loss"], plain["loss"], rtol=1e-5)
+    np.testing.assert_allclose(ours["accuracy"], plain["accuracy"])
+    # and both are the numpy values of the inference-mode logits
+    logits = small_mlp.predict(x, verbose=0).astype(np.float64)
+    np.testing.assert_allclose(ours["loss"], np.mean(np_ce(y, logits)), rtol=1e-4)
+    np.testing.assert_allclose(ours["accuracy"], np.mean(logits.argmax(1) == y), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# The mixin: functional and subclassed models
+# ---------------------------------------------------------------------------
+
+
+class FunctionalVATModel(kzoo.RegularizerMixin, keras.Model):
+    pass
+
+
+class SubclassedVATModel(kzoo.RegularizerMixin, keras.Model):
+    def __init__(self, num_classes=3, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(8, activation="tanh")
+        self.out = keras.layers.Dense(num_classes)
+
+    def call(self, x, training=None):
+        return self.out(self.hidden(x))
+
+
+@pytest.mark.parametrize("kind", ["functional", "subclassed"])
+def test_mixin_models_train_and_log_vat(seeded, kind):
+    if kind == "functional":
+        inp = keras.Input((16,))
+        h = keras.layers.Dense(8, activation="tanh")(inp)
+        model = FunctionalVATModel(inp, keras.layers.Dense(3)(h), regularizer=VAT(epsilon=1.0),
+                                   seed=1)
+    else:
+        model = SubclassedVATModel(regularizer=VAT(epsilon=1.0), seed=1)
+    assert model.network is model
+    x_l, y_l, x_u = _batch(8, 24)
+    model.compile(optimizer=keras.optimizers.SGD(0.5), metrics=["accuracy"])
+    hist = model.fit(kzoo.data.semi_supervised(x_l, y_l, x_u, batch_labeled=8,
+                                               batch_unlabeled=24, seed=0),
+                     steps_per_epoch=2, epochs=2, verbose=0)
+    assert {"loss", "vat", "accuracy"} <= set(hist.history)
+    assert all(v > 0 for v in hist.history["vat"])
+    assert int(to_np(model.optimizer.iterations)) == 4
+    out = model.predict(x_l, verbose=0)
+    assert out.shape == (8, 3)
+
+
+def test_mixin_set_regularizer_before_compile_only(seeded):
+    model = SubclassedVATModel()
+    model.set_regularizer(EntropyMinimization(weight=0.5))
+    model.compile(optimizer="sgd")
+    x_l, y_l, x_u = _batch()
+    logs = model.train_on_batch({"labeled": x_l, "unlabeled": x_u}, y_l, return_dict=True)
+    assert set(logs) == {"loss", "entmin"}
+    with pytest.raises(RuntimeError, match="before compile"):
+        model.set_regularizer(VAT())
+
+
+# ---------------------------------------------------------------------------
+# Sums, weights and the ramp-up
+# ---------------------------------------------------------------------------
+
+
+def _numpy_parts(clf, x_l, y_l, x_u):
+    f64 = tanh_mlp_np(clf)
+    ce = np.mean(np_ce(y_l, f64(x_l)))
+    ent = np.mean(np_entropy(f64(np.concatenate([x_l, x_u]))))
+    return ce, ent
+
+
+@pytest.mark.parametrize(
+    "vat_ramp, ent_ramp, step",
+    [(0, 0, 0), (1000, 1000, 0), (1000, 0, 0), (1000, 1000, 500)],
+)
+def test_sum_total_loss_is_weighted_sum(seeded, vat_ramp, ent_ramp, step):
+    clf = tanh_mlp(16, 8, 3)
+    x_l, y_l, x_u = _batch(8, 24)
+    ce, ent = _numpy_parts(clf, x_l, y_l, x_u)
+    alpha, w = 2.0, 0.5
+    reg = VAT(epsilon=1.0, alpha=alpha, rampup_steps=vat_ramp) + EntropyMinimization(
+        weight=w, rampup_steps=ent_ramp)
+    assert isinstance(reg, Sum) and reg.loss_names == ("vat", "entmin")
+    model = kzoo.Regularized(clf, reg, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    if step:
+        model.optimizer.iterations.assign(step)
+    logs = model.train_on_batch({"labeled": x_l, "unlabeled": x_u}, y_l, return_dict=True)
+    assert set(logs) == {"loss", "vat", "entmin"}
+    # logged terms are unweighted; entmin is the numpy mean entropy over l + u
+    np.testing.assert_allclose(logs["entmin"], ent, rtol=1e-5)
+    assert logs["vat"] > 0
+
+    def ramp(n):
+        return 1.0 if n == 0 else math.exp(-5.0 * (1.0 - min(step / n, 1.0)) ** 2)
+
+    expect = ce + ramp(vat_ramp) * alpha * logs["vat"] + ramp(ent_ramp) * w * ent
+    np.testing.assert_allclose(logs["loss"], expect, rtol=1e-5)
+    # the regularizers matter: the supervised part alone is far from the total
+    if vat_ramp == 0:
+        assert logs["loss"] - ce > 0.1
+
+
+def test_rampup_scales_regularizer_by_exp_minus_5_at_step_0(seeded):
+    clf = tanh_mlp(16, 8, 3)
+    x_l, y_l, x_u = _batch(8, 24)
+    ce, ent = _numpy_parts(clf, x_l, y_l, x_u)
+    model = kzoo.Regularized(clf, EntropyMinimization(weight=3.0, rampup_steps=1000))
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    logs = model.train_on_batch({"labeled": x_l, "unlabeled": x_u}, y_l, return_dict=True)
+    np.testing.assert_allclose(logs["loss"] - ce, math.exp(-5.0) * 3.0 * ent, rtol=1e-3)
+
+
+def test_sum_combinations_and_errors():
+    s = VAT() + EntropyMinimization() + RPT()
+    assert [type(p).__name__ for p in s.parts] == ["VAT", "EntropyMinimization", "RPT"]
+    assert s.weights == {"vat": 1.0, "entmin": 1.0, "rpt": 1.0}
+    assert "VAT(" in repr(s) and " + " in repr(s)
+    with pytest.raises(ValueError, match="distinct"):
+        VAT() + VAT(epsilon=2.0)
+    with pytest.raises(TypeError):
+        VAT() + 1.0
+    with pytest.raises(TypeError):
+        Sum([VAT(), "entmin"])
+
+
+def test_seed_makes_steps_reproducible(seeded):
+    x_l, y_l, x_u = _batch(8, 24)
+    losses = []
+    for seed in (5, 5, 6):
+        keras.utils.set_random_seed(0)
+        model = kzoo.Regularized(tanh_mlp(16, 8, 3), RPT(epsilon=3.0), seed=seed)
+        model.compile(optimizer="sgd")
+        losses.append(model.train_on_batch({"labeled": x_l, "unlabeled": x_u}, y_l,
+                                           return_dict=True)["rpt"])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert losses[0] != pytest.approx(losses[2], rel=1e-3)
+
+
+# ---------------------------------------------------------------------------
+# compile and argument checks
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
+def test_compile_string_crossentropy_is_from_logits(seeded, name):
+    clf = tanh_mlp(16, 8, 3)
+    x_l, y_l, _ = _batch(8)
+    logits = tanh_mlp_np(clf)(x_l)
+    model = kzoo.Regularized(clf, VAT())
+    model.compile(optimizer="sgd", loss=name)
+    assert model.loss.from_logits is True
+    y = y_l if name.startswith("sparse") else np.eye(3, dtype="float32")[y_l]
+    got = model.evaluate(x_l, y, verbose=0, return_dict=True)["loss"]
+    np.testing.assert_allclose(got, np.mean(np_ce(y_l, logits)), rtol=1e-5)
+
+
+def test_default_loss_is_crossentropy_on_logits(seeded):
+    model = kzoo.Regularized(tanh_mlp(16, 8, 3), VAT())
+    model.compile()
+    assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
+    assert model.loss.from_logits is True
+
+
+def test_type_errors():
+    clf = tanh_mlp(4, 4, 2)
+    with pytest.raises(TypeError, match="keras.Model"):
+        kzoo.Regularized("mlp", VAT())
+    with pytest.raises(TypeError, match="keras.Model"):
+        kzoo.Regularized(keras.layers.Dense(2), VAT())
+    with pytest.raises(TypeError, match="regularizer"):
+        kzoo.Regularized(clf, "vat")
+    with pytest.raises(TypeError, match="regularizer"):
+        kzoo.Regularized(clf, VAT)  # the class, not an instance
+    with pytest.raises(TypeError, match="regularizer"):
+        kzoo.Regularized(clf, keras.regularizers.L2(0.1))
+    with pytest.raises(TypeError, match="regularizer"):
+        SubclassedVATModel(regularizer=lambda ctx: 0.0)
+
+
+def test_rampup_argument_checked():
+    with pytest.raises(ValueError, match="rampup_steps"):
+        kzoo.Regularizer(rampup_steps=-1)
+    with pytest.raises(ValueError, match="rampup_steps"):
+        kzoo.Regularizer(rampup_steps=None)
+    with pytest.raises(NotImplementedError):
+        kzoo.Regularizer().terms(None)

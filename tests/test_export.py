@@ -1,0 +1,236 @@
+"""Tests for kzoo.export: SavedModel export of the plain classifier, atomically.
+
+Writing and loading a real SavedModel needs the TensorFlow backend; the
+atomicity and path checks stub the writer out and run on both backends.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from conftest import REPO
+
+import kzoo
+from kzoo.export import ExportError, export_classifier
+from kzoo.regularizers import VAT
+
+
+@pytest.fixture
+def trained(digits, small_mlp):
+    """A tiny Regularized VAT model after two train steps."""
+    model = kzoo.Regularized(small_mlp, VAT(epsilon=1.0), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    stream = kzoo.data.semi_supervised(digits["x_l"], digits["y_l"], digits["x_u"],
+                                       batch_labeled=8, batch_unlabeled=16, seed=0)
+    model.fit(stream, steps_per_epoch=2, epochs=1, verbose=0)
+    return model
+
+
+def _load_in_fresh_process(path, x):
+    """tf.saved_model.load + serve in a new interpreter; returns (logits, info)."""
+    in_path = os.path.join(os.path.dirname(path), "x.npy")
+    out_path = os.path.join(os.path.dirname(path), "out.npy")
+    np.save(in_path, x)
+    code = textwrap.dedent(f"""
+        import json, sys
+        import numpy as np
+        import tensorflow as tf
+        loaded = tf.saved_model.load({path!r})
+        x = np.load({in_path!r})
+        np.save({out_path!r}, loaded.serve(tf.constant(x)).numpy())
+        sig = loaded.signatures["serving_default"]
+        out = sig(tf.constant(x))
+        print(json.dumps({{
+            "variables": sorted(v.name for v in loaded.variables),
+            "signature_variables": sorted(v.name for v in sig.variables),
+            "signatures": sorted(loaded.signatures),
+            "serving_default": {{k: v.numpy().tolist() for k, v in out.items()}},
+            "kzoo_imported": "kzoo" in sys.modules,
+        }}))
+    """)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    return np.load(out_path), info
+
+
+@pytest.mark.tensorflow_only
+def test_export_serves_the_classifier_in_a_fresh_process(trained, digits, tmp_path):
+    x = digits["x_test"][:16]
+    path = trained.export(str(tmp_path / "out" / "vat_digits"))
+    assert path == os.path.abspath(str(tmp_path / "out" / "vat_digits"))
+    assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+    # nothing left behind next to it
+    assert sorted(os.listdir(tmp_path / "out")) == ["vat_digits"]
+    served, info = _load_in_fresh_process(path, x)
+    expect = trained.predict(x, verbose=0)
+    assert served.shape == (16, 10)
+    np.testing.assert_allclose(served, expect, atol=1e-5, rtol=1e-5)
+    assert {"serve", "serving_default"} <= set(info["signatures"])
+    (sd,) = info["serving_default"].values()
+    np.testing.assert_allclose(np.array(sd), expect, atol=1e-5, rtol=1e-5)
+    # the plain classifier only: no seed generator, optimizer or metric state
+    clf = trained.classifier
+    assert len(info["variables"]) == len(clf.variables)
+    assert len(info["signature_variables"]) <= len(clf.variables)
+    assert not any("seed" in n or "adam" in n or "iteration" in n or "vat" in n
+                   for n in info["variables"] + info["signature_variables"])
+    assert not info["kzoo_imported"]  # served without kzoo
+
+
+@pytest.mark.tensorflow_only
+def test_export_replaces_previous_export(trained, digits, tmp_path):
+    dest = tmp_path / "model"
+    trained.export(str(dest))
+    first = trained.predict(digits["x_test"][:4], verbose=0)
+    # train further, export again to the same path
+    trained.fit(digits["x_l"], digits["y_l"], batch_size=20, epochs=1, verbose=0)
+    second = trained.predict(digits["x_test"][:4], verbose=0)
+    assert not np.allclose(first, second)
+    trained.export(str(dest))
+    served, _ = _load_in_fresh_process(str(dest), digits["x_test"][:4])
+    np.testing.assert_allclose(served, second, atol=1e-5, rtol=1e-5)
+    assert sorted(os.listdir(tmp_path)) == ["model", "out.npy", "x.npy"]
+
+
+# ---------------------------------------------------------------------------
+# Atomicity and path checks (the SavedModel writer is stubbed: both backends)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def built_clf(seeded):
+    inp = keras.Input((4,))
+    return keras.Model(inp, keras.layers.Dense(2)(inp))
+
+
+def _previous_export(path):
+    os.makedirs(os.path.join(path, "variables"))
+    with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+        f.write(b"previous model")
+    with open(os.path.join(path, "variables", "v.data"), "wb") as f:
+        f.write(b"previous variables")
+
+
+def _assert_previous_intact(path):
+    assert sorted(os.listdir(path)) == ["saved_model.pb", "variables"]
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        assert f.read() == b"previous model"
+    with open(os.path.join(path, "variables", "v.data"), "rb") as f:
+        assert f.read() == b"previous variables"
+
+
+def _failing_writer(exc):
+    def export(model, filepath, **kwargs):
+        os.makedirs(filepath)
+        with open(os.path.join(filepath, "saved_model.pb"), "wb") as f:
+            f.write(b"partial")
+        raise exc
+
+    return export
+
+
+@pytest.mark.parametrize("previous", [False, True])
+@pytest.mark.parametrize("exc", [RuntimeError("writer crashed"), OSError(28, "No space left")])
+def test_interrupted_export_leaves_nothing_half_written(built_clf, tmp_path, monkeypatch,
+                                                        previous, exc):
+    dest = str(tmp_path / "model")
+    if previous:
+        _previous_export(dest)
+    monkeypatch.setattr(keras.Model, "export", _failing_writer(exc))
+    expected = ExportError if isinstance(exc, OSError) else RuntimeError
+    with pytest.raises(expected) as e:
+        export_classifier(built_clf, dest)
+    if expected is ExportError:
+        assert dest in str(e.value) and "nothing was left" in str(e.value)
+    if previous:
+        _assert_previous_intact(dest)
+    else:
+        assert not os.path.exists(dest)
+    # the staging folder is gone too
+    assert sorted(os.listdir(tmp_path)) == (["model"] if previous else [])
+
+
+def test_previous_export_survives_a_failed_final_move(built_clf, tmp_path, monkeypatch):
+    dest = str(tmp_path / "model")
+    _previous_export(dest)
+
+    def fake_writer(model, filepath, **kwargs):
+        os.makedirs(filepath)
+        with open(os.path.join(filepath, "saved_model.pb"), "wb") as f:
+            f.write(b"new model")
+
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if os.path.basename(src) == "model" and dst == dest:  # staged -> destination
+            raise OSError(5, "I/O error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(keras.Model, "export", fake_writer)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(ExportError):
+        export_classifier(built_clf, dest)
+    monkeypatch.undo()
+    _assert_previous_intact(dest)
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_successful_stubbed_export_moves_into_place(built_clf, tmp_path, monkeypatch):
+    dest = str(tmp_path / "a" / "b" / "model")
+
+    def fake_writer(model, filepath, **kwargs):
+        assert model is built_clf
+        assert os.path.dirname(os.path.dirname(filepath)) == os.path.dirname(dest)
+        os.makedirs(filepath)
+        with open(os.path.join(filepath, "saved_model.pb"), "wb") as f:
+            f.write(b"new model")
+
+    monkeypatch.setattr(keras.Model, "export", fake_writer)
+    _previous_export(dest)
+    assert export_classifier(built_clf, dest) == dest
+    assert os.listdir(dest) == ["saved_model.pb"]
+    assert sorted(os.listdir(os.path.dirname(dest))) == ["model"]
+
+
+def test_export_path_errors(built_clf, tmp_path):
+    a_file = tmp_path / "afile"
+    a_file.write_text("not a folder")
+    with pytest.raises(ExportError, match="cannot create the export folder"):
+        export_classifier(built_clf, str(a_file / "model"))
+    with pytest.raises(ExportError, match="cannot create the export folder"):
+        export_classifier(built_clf, str(a_file / "deeper" / "model"))
+    with pytest.raises(ExportError, match="a file"):
+        export_classifier(built_clf, str(a_file))
+    assert a_file.read_text() == "not a folder"
+    assert sorted(os.listdir(tmp_path)) == ["afile"]
+    with pytest.raises(ValueError, match="tf_saved_model"):
+        export_classifier(built_clf, str(tmp_path / "m"), format="onnx")
+
+
+def test_export_unbuilt_model_errors(tmp_path):
+    unbuilt = keras.Sequential([keras.layers.Dense(2)])
+    with pytest.raises(ExportError, match="not built"):
+        export_classifier(unbuilt, str(tmp_path / "m"))
+    assert not os.path.exists(tmp_path / "m")
+
+
+def test_regularized_export_goes_through_kzoo(built_clf, tmp_path, monkeypatch):
+    """model.export of the wrapper exports the classifier, not the wrapper."""
+    seen = {}
+
+    def fake_writer(model, filepath, **kwargs):
+        seen["model"] = model
+        os.makedirs(filepath)
+
+    monkeypatch.setattr(keras.Model, "export", fake_writer)
+    wrapper = kzoo.Regularized(built_clf, VAT())
+    out = wrapper.export(str(tmp_path / "m"))
+    assert seen["model"] is built_clf and os.path.isdir(out)
