@@ -27,7 +27,7 @@ def _parser():
     t.add_argument("--labels", type=int, default=100, help="number of labeled training examples (class-balanced)")
     t.add_argument("--model", default="mlp", help="mlp, conv_small or conv_large (default mlp)")
     t.add_argument("--width", type=float, default=1.0, help="channel multiplier of the conv models")
-    t.add_argument("--steps", type=int, default=1500, help="optimizer steps")
+    t.add_argument("--steps", type=int, default=1000, help="optimizer steps")
     t.add_argument("--batch-labeled", type=int, default=32)
     t.add_argument("--batch-unlabeled", type=int, default=128)
     t.add_argument("--seed", type=int, default=0, help="seed of the labeled subset, initialization and noise")

@@ -55,7 +55,7 @@ def main(argv=None):
 
     if args.full and args.dataset == "digits":
         p.error("--full applies to mnist, svhn and cifar10 (digits is the offline default)")
-    cfg = dict(FULL[args.dataset]) if args.full else dict(model="mlp", labels=100, steps=1500)
+    cfg = dict(FULL[args.dataset]) if args.full else dict(model="mlp", labels=100, steps=1000)
     if args.steps:
         cfg["steps"] = args.steps
     result = run(method=args.method, dataset=args.dataset, seed=args.seed, entmin=args.entmin,
