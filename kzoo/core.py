@@ -304,7 +304,26 @@ class RegularizerMixin:
         """Export the plain classifier (no regularizer) as a SavedModel, atomically."""
         from kzoo.export import export_classifier
 
-        return export_classifier(self.network, filepath, format=format, verbose=verbose, **kwargs)
+        return export_classifier(self._plain_classifier(), filepath, format=format,
+                                 verbose=verbose, **kwargs)
+
+    def _plain_classifier(self):
+        """The network without kzoo's own state (the regularizer's seed generator).
+
+        A functional mixin model is re-wrapped as a plain functional model over
+        the same layers; a subclassed one is exported as it is (its seed state
+        variable then travels along, unused by serving).
+        """
+        net = self.network
+        if net is not self:
+            return net
+        try:
+            inputs, outputs = self.inputs, self.outputs
+            inputs = inputs[0] if len(inputs) == 1 else inputs
+            outputs = outputs[0] if len(outputs) == 1 else outputs
+            return keras.Model(inputs, outputs, name=self.name.lstrip("_") or "classifier")
+        except (AttributeError, TypeError, ValueError):
+            return self
 
 
 class Regularized(RegularizerMixin, keras.Model):

@@ -234,3 +234,24 @@ def test_regularized_export_goes_through_kzoo(built_clf, tmp_path, monkeypatch):
     wrapper = kzoo.Regularized(built_clf, VAT())
     out = wrapper.export(str(tmp_path / "m"))
     assert seen["model"] is built_clf and os.path.isdir(out)
+
+
+class MixinNet(kzoo.RegularizerMixin, keras.Model):
+    pass
+
+
+@pytest.mark.tensorflow_only
+def test_functional_mixin_exports_without_seed_state(digits, tmp_path):
+    inputs = keras.Input((64,))
+    outputs = keras.layers.Dense(10)(keras.layers.Dense(16, activation="relu")(inputs))
+    model = MixinNet(inputs, outputs, regularizer=VAT(epsilon=1.0), seed=0)
+    model.compile(optimizer="adam")
+    stream = kzoo.data.semi_supervised(digits["x_l"], digits["y_l"], digits["x_u"],
+                                       batch_labeled=8, batch_unlabeled=16, seed=0)
+    model.fit(stream, steps_per_epoch=2, epochs=1, verbose=0)
+    x = digits["x_test"][:8]
+    path = model.export(str(tmp_path / "mixin"))
+    served, info = _load_in_fresh_process(path, x)
+    np.testing.assert_allclose(served, model.predict(x, verbose=0), atol=1e-5, rtol=1e-5)
+    assert len(info["variables"]) == 4  # two kernels, two biases
+    assert not any("seed" in n for n in info["variables"])
