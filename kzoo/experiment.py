@@ -110,27 +110,25 @@ def _epochs_for(steps, max_per_epoch=1000):
     return 1
 
 
-class _StepTimer:
+def _step_timer():
     """Keras callback: wall time of the run and of the steady state after the first step."""
+    import keras
 
-    def __new__(cls):
-        import keras
+    class StepTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+            self.first_step_end = None
+            self.steps = 0
 
-        class Timer(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.start = time.perf_counter()
-                self.first_step_end = None
-                self.steps = 0
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+            if self.first_step_end is None:
+                self.first_step_end = time.perf_counter()
 
-            def on_train_batch_end(self, batch, logs=None):
-                self.steps += 1
-                if self.first_step_end is None:
-                    self.first_step_end = time.perf_counter()
+        def on_train_end(self, logs=None):
+            self.end = time.perf_counter()
 
-            def on_train_end(self, logs=None):
-                self.end = time.perf_counter()
-
-        return Timer()
+    return StepTimer()
 
 
 def evaluate_classifier(classifier, x, y, batch_size=512):
@@ -226,7 +224,7 @@ def run(
     lr = LinearDecay(learning_rate, steps, int(round(decay_fraction * steps)))
     net.compile(optimizer=keras.optimizers.Adam(lr), metrics=["accuracy"], jit_compile=jit_compile)
     epochs = _epochs_for(steps)
-    timer = _StepTimer()
+    timer = _step_timer()
     net.fit(stream, steps_per_epoch=steps // epochs, epochs=epochs, verbose=verbose,
             callbacks=[timer], shuffle=False)
     train_seconds = timer.end - timer.start

@@ -25,6 +25,11 @@ def _check_inputs(inputs):
     return inputs
 
 
+def smoothness(ctx, x, logits, r):
+    """Per-example KL(p(y|x) || p(y|x + r)) with the clean side held constant (Eq. 5)."""
+    return kops.kl_from_logits(ops.stop_gradient(logits), ctx.forward(x + r))
+
+
 def finite_difference_step(x, xi, relative_floor=True):
     """Per-example finite-difference step ξ, shaped to broadcast against ``x``.
 
@@ -92,8 +97,7 @@ def local_distributional_smoothness(model, x, epsilon=1.0, xi=1e-6, power_iterat
         ctx = StepContext(model, xb, None, None, None, None, seed_generator, training=training)
         logits = ctx.forward(xb)
         d = power_iteration(ctx, xb, logits, xi, power_iterations, seed_generator)
-        kl = kops.kl_from_logits(logits, ctx.forward(xb + epsilon * d))
-        out.append(ops.convert_to_numpy(kl))
+        out.append(ops.convert_to_numpy(smoothness(ctx, xb, logits, epsilon * d)))
     return np.concatenate(out)
 
 
@@ -154,8 +158,7 @@ class VAT(Regularizer):
     def terms(self, ctx):
         x, logits = ctx.inputs(self.inputs)
         r_adv = self.epsilon * self.adversarial_direction(ctx, x, logits)
-        kl = kops.kl_from_logits(ops.stop_gradient(logits), ctx.forward(x + r_adv))
-        return {self.name: ops.mean(kl)}
+        return {self.name: ops.mean(smoothness(ctx, x, logits, r_adv))}
 
     def get_config(self):
         return {
@@ -186,8 +189,7 @@ class RPT(Regularizer):
         x, logits = ctx.inputs(self.inputs)
         d = keras.random.normal(ops.shape(x), seed=ctx.seed_generator, dtype=x.dtype)
         r = self.epsilon * kops.l2_normalize(d)
-        kl = kops.kl_from_logits(ops.stop_gradient(logits), ctx.forward(x + r))
-        return {self.name: ops.mean(kl)}
+        return {self.name: ops.mean(smoothness(ctx, x, logits, r))}
 
     def get_config(self):
         return {
