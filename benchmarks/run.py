@@ -1,15 +1,23 @@
-"""Measure everything benchmarks/RESULTS.md reports, then write RESULTS.md.
+"""Measure what benchmarks/RESULTS.md reports, then write RESULTS.md.
 
-    .venv/bin/python benchmarks/run.py            # full run (~30 min on 2 cores)
-    .venv/bin/python benchmarks/run.py --quick    # 1 seed, fewer steps: a smoke run
+    .venv/bin/python benchmarks/run.py                       # every section (~45 min on 2 cores)
+    .venv/bin/python benchmarks/run.py --sections acc-vat,speed   # re-measure some sections only
+    .venv/bin/python benchmarks/run.py --quick               # 1 seed, fewer steps: a smoke run
+    .venv/bin/python benchmarks/run.py --render-only         # rewrite RESULTS.md, measure nothing
 
-Sections, each measured in this run:
-1. test error on digits (30 and 100 labels, 3 seeds) of kzoo's methods beside
-   scikit-learn's LabelSpreading and an SVC trained on the labeled points only;
-2. step time of every method relative to supervised training on the same
-   batches, on both backends, with and without jit_compile (benchmarks/speed.py);
-3. wall time and peak memory of the README's main job;
-4. the VAT paper's Fig. 1 on moons (benchmarks/fig1_moons.py).
+Each section's measurements are stored in benchmarks/results.json with the date
+and the command that made them; RESULTS.md is rendered from every stored
+section, and says for each when and by which command it was measured.
+
+Sections:
+- ``acc-FAMILY`` (one per method family in :data:`ACCURACY`): test error on
+  digits at 30 and 100 labels, 3 seeds; ``baselines``: scikit-learn's
+  LabelSpreading and an SVC on the same splits. All of them share one table.
+- ``speed``: step time of every method relative to supervised training on the
+  same batches, on both backends, with and without jit_compile (speed.py);
+- ``job``: wall time and peak memory of the README's main job;
+- ``fig1``: the VAT paper's Fig. 1 on moons (fig1_moons.py);
+- further sections of the method families (see :data:`SECTIONS`).
 """
 
 import argparse
@@ -28,31 +36,36 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PY = sys.executable
 
-METHODS = [  # (label, method, extra run() kwargs)
-    ("supervised", "supervised", {}),
-    ("RPT", "rpt", {}),
-    ("adversarial (L2)", "adversarial", {}),
-    ("VAT", "vat", {}),
-    ("VAT+EntMin", "vat", {"entmin": 1.0}),
-]
+# Accuracy rows of each method family: (label in the table, method, extra run() kwargs).
+ACCURACY = {
+    "vat": [
+        ("supervised", "supervised", {}),
+        ("RPT", "rpt", {}),
+        ("adversarial (L2)", "adversarial", {}),
+        ("VAT", "vat", {}),
+        ("VAT+EntMin", "vat", {"entmin": 1.0}),
+    ],
+}
 LABELS = (30, 100)
+RESULTS_JSON = os.path.join(HERE, "results.json")
 
 def _child_env(backend):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
     return env
 
 
-def accuracy_runs(seeds, steps, backend):
-    """Each run in a child process on ``backend``; returns a list of metrics dicts."""
+def accuracy_runs(seeds, steps, backend, family="vat"):
+    """Each run of ``family`` in a child process on ``backend``; returns a list of metrics dicts."""
     code = (
         "import json, sys; from kzoo.experiment import run; "
         "print('RESULT ' + json.dumps(run(**json.loads(sys.argv[1]))))"
     )
     rows = []
     for labels in LABELS:
-        for label, method, extra in METHODS:
+        for label, method, extra in ACCURACY[family]:
             for seed in seeds:
-                kwargs = dict(method=method, labels=labels, seed=seed, steps=steps, verbose=0, **extra)
+                kwargs = dict(method=method, labels=labels, seed=seed, steps=steps, verbose=0)
+                kwargs.update(extra)
                 t = time.time()
                 out = subprocess.run([PY, "-c", code, json.dumps(kwargs)], capture_output=True,
                                      text=True, env=_child_env(backend), cwd=ROOT)
@@ -132,26 +145,31 @@ def _fmt(errors):
     return f"{errors.mean():.2f} ± {errors.std(ddof=1) if len(errors) > 1 else 0.0:.2f}"
 
 
-def write_results(acc, base, speed, job, fig, args, seconds):
-    lines = []
-    add = lines.append
-    add("# kzoo benchmark results")
-    add("")
-    add(f"Written by `benchmarks/run.py` on {datetime.date.today().isoformat()} from runs it had just made "
-        f"({seconds / 60:.0f} min). Reproduce with:")
-    add("")
-    add("```")
-    add(f".venv/bin/python benchmarks/run.py{' --quick' if args.quick else ''}")
-    add("```")
-    add("")
-    add(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; Python {platform.python_version()}.")
-    add("")
+def _acc_rows(results):
+    rows = []
+    for name, sec in results["sections"].items():
+        if name.startswith("acc-") or name == "baselines":
+            rows.extend(sec["data"])
+    return rows
+
+
+def _stamp(sec):
+    took = f" ({sec['seconds'] / 60:.1f} min)" if sec.get("seconds") else ""
+    return f"measured {sec['date']} by `{sec['command']}`{took}"
+
+
+def render_accuracy(results, add):
+    secs = results["sections"]
+    vat = secs.get("acc-vat")
+    if vat is None:
+        return
+    settings = vat["settings"]
     add("## Semi-supervised digits: test error (%)")
     add("")
-    add(f"scikit-learn's 8×8 digits, 1,300 training / 497 test images (fixed split), {len(args.seeds)} seeds "
+    add(f"scikit-learn's 8×8 digits, 1,300 training / 497 test images (fixed split), {len(settings['seeds'])} seeds "
         f"(labeled subset, initialization and noise all follow the seed), mean ± std. kzoo runs: "
         f"`kzoo.models.mlp` (1200-600-300-150, batch norm), Adam 1e-3 with linear decay over the last third, "
-        f"{args.steps} steps, batches of 32 labeled + 128 unlabeled, backend `{args.backend}`, default "
+        f"{settings['steps']} steps, batches of 32 labeled + 128 unlabeled, backend `{settings['backend']}`, default "
         "hyperparameters of `kzoo train` (ε: VAT/RPT 1.0, adversarial 0.5; α = 1; ξ = 1e-6; K = 1; "
         "EntMin weight 1). Caveat: VAT's ε = 1.0 was picked from a sweep over {1, 2, 3} (100 labels, "
         "seeds 0-2: 2.1%, 4.6%, 6.4% mean error) scored on this same test split, so VAT's numbers are "
@@ -160,14 +178,18 @@ def write_results(acc, base, speed, job, fig, args, seconds):
         "fitted on the same splits in the same run (LabelSpreading sees the same unlabeled pool, "
         "transductively); their two kernel settings are shown side by side.")
     add("")
+    for name, sec in secs.items():
+        if name.startswith("acc-") or name == "baselines":
+            add(f"- `{name}` rows: {_stamp(sec)}")
+    add("")
     header = "| method | " + " | ".join(f"{n} labels" for n in LABELS) + " |"
     add(header)
     add("|" + "---|" * (len(LABELS) + 1))
     table = {}
-    for row in acc + base:
+    for row in _acc_rows(results):
         table.setdefault(row["label"], {}).setdefault(row["labels"], []).append(row["test_error"])
     for label, by_n in table.items():
-        add(f"| {label} | " + " | ".join(_fmt(by_n[n]) for n in LABELS) + " |")
+        add(f"| {label} | " + " | ".join(_fmt(by_n[n]) if n in by_n else "—" for n in LABELS) + " |")
     add("")
     mean = {label: {n: float(np.mean(v)) for n, v in by_n.items()} for label, by_n in table.items()}
     vat100, sup100 = mean["VAT"][100], mean["supervised"][100]
@@ -188,6 +210,11 @@ def write_results(acc, base, speed, job, fig, args, seconds):
         "VAT 5.77%, VAT+EntMin 4.28% on Conv-Large without augmentation). Those are the paper's numbers, "
         "not kzoo measurements.")
     add("")
+
+
+def render_speed(sec, add):
+    speed = sec["data"]
+    args = argparse.Namespace(speed_steps=sec["settings"]["speed_steps"])
     add("## Speed: steps per second relative to supervised")
     add("")
     add("Same model, same batch shapes: the regularized step sees 32 labeled + 128 unlabeled inputs, "
@@ -210,38 +237,101 @@ def write_results(acc, base, speed, job, fig, args, seconds):
         "term). JAX without jit runs op by op in Python and is shown only for completeness; it is not "
         "a configuration to train with, and the only one above the 3.3 target.")
     add("")
-    if job:
-        add("## The README's main job")
-        add("")
-        add(f"`{' '.join(MAIN_JOB)}` (TensorFlow backend, includes Python/TensorFlow start-up, training, "
-            "evaluation and SavedModel export):")
-        add("")
-        add(f"- wall time {job['wall_seconds']:.1f} s (target ≤ 45 s: {'met' if job['wall_seconds'] <= 45 else 'NOT met'}); "
-            f"training alone {job['train_seconds']:.1f} s for {job['train_steps']} steps;")
-        add(f"- peak resident memory {job['peak_rss_mb']:.0f} MB (target ≤ 1.5 GB: "
-            f"{'met' if job['peak_rss_mb'] <= 1536 else 'NOT met'});")
-        add(f"- test error {100 * job['test_error']:.2f}%.")
-        add("")
-    if fig:
-        add("## The VAT paper's Fig. 1 on moons")
-        add("")
-        add("![VAT Fig. 1 reproduction](vat_fig1_moons.png)")
-        add("")
-        add("`benchmarks/fig1_moons.py`: " + ", ".join(
-            f"{k}={round(v, 3) if isinstance(v, float) else v}" for k, v in fig.items()
-            if not isinstance(v, (list, dict)) and k != "out"))
-        add("")
-        add("8 labeled points, 1,000 unlabeled, MLP 2-50-2 trained on all points each update. Its ε and "
-            "learning rate were chosen by a small sweep (8 seeds) scored on the same unlabeled points the "
-            "figure reports; with learning rate 0.01 some seeds stay at 80-95%. supervised_only_accuracy "
-            "is the same network trained without VAT.")
-        add("")
-    with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
-        f.write("\n".join(lines))
-    with open(os.path.join(HERE, "results.json"), "w") as f:
-        json.dump({"accuracy": acc, "baselines": base, "speed": speed, "main_job": job, "fig1": fig,
-                   "seconds": seconds},
-                  f, indent=1, default=str)
+    add(f"_{_stamp(sec)}._")
+    add("")
+
+
+def render_job(sec, add):
+    job = sec["data"]
+    add("## The README's main job")
+    add("")
+    add(f"`{' '.join(MAIN_JOB)}` (TensorFlow backend, includes Python/TensorFlow start-up, training, "
+        "evaluation and SavedModel export):")
+    add("")
+    add(f"- wall time {job['wall_seconds']:.1f} s (target ≤ 45 s: {'met' if job['wall_seconds'] <= 45 else 'NOT met'}); "
+        f"training alone {job['train_seconds']:.1f} s for {job['train_steps']} steps;")
+    add(f"- peak resident memory {job['peak_rss_mb']:.0f} MB (target ≤ 1.5 GB: "
+        f"{'met' if job['peak_rss_mb'] <= 1536 else 'NOT met'});")
+    add(f"- test error {100 * job['test_error']:.2f}%.")
+    add("")
+    add(f"_{_stamp(sec)}._")
+    add("")
+
+
+def render_fig1(sec, add):
+    fig = sec["data"]
+    add("## The VAT paper's Fig. 1 on moons")
+    add("")
+    add("![VAT Fig. 1 reproduction](vat_fig1_moons.png)")
+    add("")
+    add("`benchmarks/fig1_moons.py`: " + ", ".join(
+        f"{k}={round(v, 3) if isinstance(v, float) else v}" for k, v in fig.items()
+        if not isinstance(v, (list, dict)) and k != "out"))
+    add("")
+    add("8 labeled points, 1,000 unlabeled, MLP 2-50-2 trained on all points each update. Its ε and "
+        "learning rate were chosen by a small sweep (8 seeds) scored on the same unlabeled points the "
+        "figure reports; with learning rate 0.01 some seeds stay at 80-95%. supervised_only_accuracy "
+        "is the same network trained without VAT.")
+    add("")
+    add(f"_{_stamp(sec)}._")
+    add("")
+
+
+def measure_fig1(args):
+    sys.path.insert(0, HERE)
+    import fig1_moons
+
+    return fig1_moons.main([])
+
+
+# name -> (measure(args) -> JSON-able data, render(section, add) or None, settings(args) -> dict).
+# The accuracy sections (acc-FAMILY, baselines) render together in one table.
+SECTIONS = {
+    **{f"acc-{family}": (lambda args, family=family: accuracy_runs(args.seeds, args.steps, args.backend, family),
+                         None, lambda args: {"seeds": args.seeds, "steps": args.steps, "backend": args.backend})
+       for family in ACCURACY},
+    "baselines": (lambda args: baselines(args.seeds), None, lambda args: {"seeds": args.seeds}),
+    "speed": (lambda args: speed_runs(args.speed_steps), render_speed,
+              lambda args: {"speed_steps": args.speed_steps}),
+    "job": (lambda args: main_job(), render_job, lambda args: {}),
+    "fig1": (measure_fig1, render_fig1, lambda args: {}),
+}
+
+
+def load_results():
+    if not os.path.exists(RESULTS_JSON):
+        return {"sections": {}}
+    with open(RESULTS_JSON) as f:
+        return json.load(f)
+
+
+def render(results):
+    lines = []
+    add = lines.append
+    add("# kzoo benchmark results")
+    add("")
+    add("Written by `benchmarks/run.py` from the measurements stored in `benchmarks/results.json`; each "
+        "section says when it was measured and by which command. Re-measure everything with:")
+    add("")
+    add("```")
+    add(".venv/bin/python benchmarks/run.py")
+    add("```")
+    add("")
+    add(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; Python {platform.python_version()}.")
+    add("")
+    render_accuracy(results, add)
+    for name, sec in results["sections"].items():
+        renderer = SECTIONS.get(name, (None, None, None))[1]
+        if renderer is not None:
+            renderer(sec, add)
+    return "\n".join(lines)
+
+
+def write_atomic(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def main(argv=None):
@@ -249,36 +339,33 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="1 seed, 300 steps, short speed runs")
     p.add_argument("--backend", default="jax", choices=("tensorflow", "jax"),
                    help="backend of the accuracy runs (default jax: faster on CPU)")
-    p.add_argument("--skip", default="", help="comma list of sections to skip: acc,speed,job,fig")
+    p.add_argument("--sections", default=",".join(SECTIONS),
+                   help=f"comma list of sections to measure (default all): {', '.join(SECTIONS)}")
     p.add_argument("--render-only", action="store_true",
-                   help="rewrite RESULTS.md from benchmarks/results.json of the last run, measuring nothing")
+                   help="rewrite RESULTS.md from benchmarks/results.json, measuring nothing")
     args = p.parse_args(argv)
     args.seeds = [0] if args.quick else [0, 1, 2]
     args.steps = 300 if args.quick else 1000
     args.speed_steps = 50 if args.quick else 200
-    skip = set(filter(None, args.skip.split(",")))
-    if args.render_only:
-        with open(os.path.join(HERE, "results.json")) as f:
-            saved = json.load(f)
-        write_results(saved["accuracy"], saved["baselines"], saved["speed"], saved["main_job"],
-                      saved["fig1"], args, saved.get("seconds", 0.0))
-        return 0
-    t0 = time.time()
-    print("accuracy runs", file=sys.stderr)
-    acc = accuracy_runs(args.seeds, args.steps, args.backend) if "acc" not in skip else []
-    base = baselines(args.seeds) if "acc" not in skip else []
-    print("speed runs", file=sys.stderr)
-    speed = speed_runs(args.speed_steps) if "speed" not in skip else []
-    print("main job", file=sys.stderr)
-    job = main_job() if "job" not in skip else None
-    fig = None
-    if "fig" not in skip:
-        print("fig. 1", file=sys.stderr)
-        sys.path.insert(0, HERE)
-        import fig1_moons
-
-        fig = fig1_moons.main([])
-    write_results(acc, base, speed, job, fig, args, time.time() - t0)
+    wanted = [s for s in args.sections.split(",") if s]
+    unknown = [s for s in wanted if s not in SECTIONS]
+    if unknown:
+        p.error(f"unknown sections {unknown}; valid: {', '.join(SECTIONS)}")
+    results = load_results()
+    if not args.render_only:
+        command = " ".join([".venv/bin/python benchmarks/run.py"] + (argv if argv is not None else sys.argv[1:]))
+        for name in wanted:
+            measure, _, settings = SECTIONS[name]
+            print(f"section {name}", file=sys.stderr, flush=True)
+            t0 = time.time()
+            data = measure(args)
+            results["sections"][name] = {
+                "date": datetime.date.today().isoformat(), "command": command,
+                "seconds": time.time() - t0, "settings": settings(args), "data": data,
+            }
+            # keep every finished section even if a later one fails
+            write_atomic(RESULTS_JSON, json.dumps(results, indent=1, default=str))
+    write_atomic(os.path.join(HERE, "RESULTS.md"), render(results))
     print(f"wrote {os.path.join(HERE, 'RESULTS.md')}", file=sys.stderr)
     return 0
 

@@ -16,7 +16,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("backend", "core", "data", "experiment", "export", "models", "ops", "regularizers", "vat")
-_FROM_CORE = ("Regularized", "RegularizerMixin", "Regularizer", "StepContext")
+_FROM_CORE = ("Regularized", "RegularizerMixin", "Regularizer", "StepContext", "MultiOptimizer",
+              "call_without_updates")
 
 __all__ = list(_FROM_CORE) + ["data", "models", "ops", "regularizers", "SUPPORTED_BACKENDS"]
 

@@ -10,14 +10,26 @@ import os
 import sys
 
 
+def _hyperparameter_flags(group, hyperparameters):
+    for hp in hyperparameters.values():
+        kwargs = {"choices": hp.choices} if hp.choices else {}
+        group.add_argument(hp.flag, dest=f"hp_{hp.name}", type=str if hp.type is bool else hp.type,
+                           default=None, metavar=hp.name.upper(), help=hp.help, **kwargs)
+
+
+def _given_hyperparameters(args):
+    return {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
+
+
 def _parser():
     from kzoo.data import DATASETS  # numpy-only import
-    from kzoo.experiment import DEFAULTS, METHODS
+    from kzoo.methods import METHODS, PRETRAINERS, all_hyperparameters
 
     p = argparse.ArgumentParser(prog="kzoo", description="Regularized semi-supervised training in Keras 3.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("methods", help="list the training methods")
+    m = sub.add_parser("methods", help="list the training methods")
+    m.add_argument("--verbose", "-v", action="store_true", help="also list each method's hyperparameters")
     d = sub.add_parser("datasets", help="list the datasets and whether each is available offline")
     d.add_argument("--data-dir", default=None, help="TFDS data folder (default: $KZOO_DATA_DIR, $TFDS_DATA_DIR, ~/tensorflow_datasets)")
 
@@ -33,14 +45,9 @@ def _parser():
     t.add_argument("--seed", type=int, default=0, help="seed of the labeled subset, initialization and noise")
     t.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
                    help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
-    t.add_argument("--epsilon", type=float, default=None,
-                   help=f"perturbation radius ε (defaults: {DEFAULTS['epsilon']})")
-    t.add_argument("--alpha", type=float, default=None, help="regularizer weight α (default 1)")
-    t.add_argument("--xi", type=float, default=None, help="VAT finite-difference step ξ (default 1e-6)")
-    t.add_argument("--power-iterations", type=int, default=None, help="VAT power iterations K (default 1)")
-    t.add_argument("--entmin", type=float, default=None, help="VAT+EntMin: weight of entropy minimization")
-    t.add_argument("--adv-norm", choices=("l2", "linf"), default=None, help="adversarial training norm")
-    t.add_argument("--rampup-steps", type=int, default=0, help="sigmoid ramp-up of the regularizer weight")
+    g = t.add_argument_group("method hyperparameters (each applies to the methods that declare it; "
+                             "default: the method's own, see `kzoo methods --verbose`)")
+    _hyperparameter_flags(g, all_hyperparameters())
     t.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
     t.add_argument("--decay-fraction", type=float, default=1 / 3,
                    help="linear learning-rate decay over this last fraction of training")
@@ -50,6 +57,20 @@ def _parser():
     t.add_argument("--metrics-json", default=None, help="write the run's metrics to this JSON file")
     t.add_argument("--export", default=None, help="export the trained classifier as a SavedModel here")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    q = sub.add_parser("pretrain", help="train a generative model without labels (VAE, Glow, GAN...) and save it")
+    q.add_argument("model", help=f"one of: {', '.join(PRETRAINERS) or '(none yet)'}")
+    q.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)} (default digits)")
+    q.add_argument("--steps", type=int, default=2000, help="optimizer steps")
+    q.add_argument("--batch-size", type=int, default=128)
+    q.add_argument("--learning-rate", type=float, default=None, help="(default: the model's own)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
+    q.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/svhn")
+    q.add_argument("--export", required=True, help="where to save the trained model (Keras format)")
+    q.add_argument("--metrics-json", default=None, help="write the training metrics to this JSON file")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    _hyperparameter_flags(q.add_argument_group("model hyperparameters"), all_hyperparameters(PRETRAINERS))
     return p
 
 
@@ -63,10 +84,13 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     if args.command == "methods":
-        from kzoo.experiment import METHODS
+        from kzoo.methods import METHODS
 
-        for name, summary in METHODS.items():
-            print(f"{name:<12} {summary}")
+        for name, spec in METHODS.items():
+            print(f"{name:<20} {spec.summary}")
+            if args.verbose:
+                for hp in spec.hyperparameters:
+                    print(f"{'':<22}{hp.flag:<20} default {hp.default!r:<10} {hp.help}")
         return 0
     if args.command == "datasets":
         from kzoo.data import list_datasets
@@ -81,12 +105,20 @@ def main(argv=None):
 
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     try:
+        if args.command == "pretrain":
+            from kzoo.experiment import pretrain
+
+            result = pretrain(args.model, dataset=args.dataset, steps=args.steps, batch_size=args.batch_size,
+                              learning_rate=args.learning_rate, seed=args.seed, data_dir=args.data_dir,
+                              export=args.export, metrics_json=args.metrics_json,
+                              hyperparameters=_given_hyperparameters(args), verbose=0 if args.quiet else 1)
+            print(json.dumps(result, default=str))
+            return 0
+        hp = _given_hyperparameters(args)
         result = run(
             method=args.method, dataset=args.dataset, labels=args.labels, model=args.model,
             steps=args.steps, batch_labeled=args.batch_labeled, batch_unlabeled=args.batch_unlabeled,
-            seed=args.seed, epsilon=args.epsilon, alpha=args.alpha, xi=args.xi,
-            power_iterations=args.power_iterations, entmin=args.entmin, adv_norm=args.adv_norm,
-            rampup_steps=args.rampup_steps, learning_rate=args.learning_rate,
+            seed=args.seed, hyperparameters=hp, learning_rate=args.learning_rate,
             decay_fraction=args.decay_fraction, width=args.width, augment=args.augment,
             data_dir=args.data_dir, jit_compile=jit, export=args.export,
             metrics_json=args.metrics_json, verbose=0 if args.quiet else 1,

@@ -118,6 +118,23 @@ class Sum(Regularizer):
         return " + ".join(repr(p) for p in self.parts)
 
 
+def call_without_updates(model, x, training=True, frozen=False):
+    """``model(x)`` that discards every state update (batch-norm statistics, ...).
+
+    ``frozen=True`` also stops the gradient to ``model``'s trainable variables
+    (it still flows to ``x``): the view of a network that another network's
+    loss goes through, e.g. the discriminator inside the generator's loss of a
+    GAN, so that one backward pass over the sum of both losses gives each
+    network the gradient of its own loss only.
+    """
+    trainable = [v.value for v in model.trainable_variables]
+    if frozen:
+        trainable = [ops.stop_gradient(v) for v in trainable]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    out, _ = model.stateless_call(trainable, non_trainable, x, training=training)
+    return out
+
+
 @dataclasses.dataclass
 class StepContext:
     """What a regularizer sees of one train step.
@@ -137,11 +154,7 @@ class StepContext:
 
     def forward(self, x):
         """Logits of a perturbed input (training mode by default); no state is updated."""
-        net = self.network
-        trainable = [v.value for v in net.trainable_variables]
-        non_trainable = [v.value for v in net.non_trainable_variables]
-        logits, _ = net.stateless_call(trainable, non_trainable, x, training=self.training)
-        return logits
+        return call_without_updates(self.network, x, training=self.training)
 
     def inputs(self, which):
         """``(x, clean logits)`` for ``which`` in {"all", "labeled", "unlabeled"}.
@@ -356,3 +369,117 @@ class Regularized(RegularizerMixin, keras.Model):
             self.classifier.build(input_shape)
         self.built = True
 
+
+
+# --------------------------------------------------------------------------
+# Several optimizers in one train step (GANs: discriminator, generator, encoder)
+# --------------------------------------------------------------------------
+
+
+class MultiOptimizer(keras.optimizers.Optimizer):
+    """One Keras optimizer made of several, each owning a group of variables.
+
+    >>> opt = kzoo.MultiOptimizer({"discriminator": (keras.optimizers.Adam(3e-4, beta_1=0.5), disc),
+    ...                            "generator": (keras.optimizers.Adam(3e-4, beta_1=0.5), gen)})
+    >>> model.compile(optimizer=opt)
+
+    A group's variables are given as a list of variables or as a layer/model
+    (its trainable variables when the optimizer is built). Every trainable
+    variable of the trained model must belong to exactly one group. The train
+    step computes one gradient (of the sum of the networks' losses, each
+    network's loss seeing the others through :func:`call_without_updates` with
+    ``frozen=True``) and this optimizer hands each variable's gradient to the
+    optimizer of its group. Because it is a single ``keras.optimizers.Optimizer``
+    whose ``variables`` are all its members' variables, ``fit`` on JAX threads
+    every member's state through the stateless train step, and checkpoints
+    save and restore all of them.
+
+    ``iterations`` counts train steps (each member also counts its own, for
+    its learning-rate schedule).
+    """
+
+    def __init__(self, groups, name="multi_optimizer"):
+        super().__init__(learning_rate=0.0, name=name)
+        if not isinstance(groups, dict) or not groups:
+            raise ValueError("groups must be a non-empty dict: name -> (optimizer, variables or layer)")
+        self.groups = {}
+        for group, spec in groups.items():
+            try:
+                optimizer, owner = spec
+            except (TypeError, ValueError):
+                raise ValueError(f"group {group!r} must be (optimizer, variables or layer), got {spec!r}") from None
+            optimizer = keras.optimizers.get(optimizer)
+            if isinstance(optimizer, MultiOptimizer):
+                raise ValueError("MultiOptimizer groups cannot be MultiOptimizers")
+            if optimizer.loss_scale_factor is not None or optimizer.gradient_accumulation_steps:
+                raise ValueError(f"group {group!r}: loss scaling and gradient accumulation are not supported "
+                                 "inside a MultiOptimizer")
+            self.groups[group] = (optimizer, owner)
+        self._owner_of = {}
+
+    @property
+    def optimizers(self):
+        return {g: opt for g, (opt, _) in self.groups.items()}
+
+    def _group_variables(self, owner):
+        if isinstance(owner, (list, tuple)):
+            return list(owner)
+        return list(owner.trainable_variables)
+
+    def build(self, variables):
+        if self.built:
+            return
+        members = {}
+        for group, (optimizer, owner) in self.groups.items():
+            for v in self._group_variables(owner):
+                key = self._var_key(v)
+                if key in members:
+                    raise ValueError(f"variable {v.path} is in groups {members[key]!r} and {group!r}; "
+                                     "each variable must have one optimizer")
+                members[key] = group
+        by_group = {g: [] for g in self.groups}
+        for v in variables:
+            group = members.get(self._var_key(v))
+            if group is None:
+                raise ValueError(
+                    f"trainable variable {v.path} belongs to no group of {self.name} "
+                    f"(groups: {', '.join(self.groups)}); add its layer to a group or make it non-trainable"
+                )
+            by_group[group].append(v)
+            self._owner_of[self._var_key(v)] = group
+        for group, (optimizer, _) in self.groups.items():
+            if by_group[group] and not optimizer.built:
+                optimizer.build(by_group[group])
+        super().build(variables)
+
+    @property
+    def variables(self):
+        own = self._variables[:]
+        for optimizer, _ in self.groups.values():
+            own.extend(optimizer.variables)
+        return own
+
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is None:
+            trainable_variables = self._trainable_variables
+        else:
+            trainable_variables = list(trainable_variables)
+            if not self.built:
+                self.build(trainable_variables)
+        routed = {g: ([], []) for g in self.groups}
+        for grad, var in zip(grads, trainable_variables):
+            if grad is None:
+                continue
+            g_list, v_list = routed[self._owner_of[self._var_key(var)]]
+            g_list.append(grad)
+            v_list.append(var)
+        for group, (g_list, v_list) in routed.items():
+            if v_list:
+                self.groups[group][0].apply(g_list, v_list)
+        self._iterations.assign_add(1)
+
+    def update_step(self, gradient, variable, learning_rate):  # every update goes through apply()
+        raise NotImplementedError
+
+    def get_config(self):
+        raise NotImplementedError("a MultiOptimizer is not serialized; rebuild it when loading the model")

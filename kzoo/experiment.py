@@ -6,6 +6,7 @@ Every argument is checked before any data is loaded or any step is taken, and
 outputs are written atomically at the end.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -14,61 +15,31 @@ import time
 
 import numpy as np
 
-# name -> summary
-METHODS = {
-    "supervised": "cross-entropy on the labeled examples only",
-    "vat": "Virtual Adversarial Training (Miyato et al.); --entmin W adds entropy minimization",
-    "rpt": "Random Perturbation Training: VAT's smoothness term along random directions",
-    "adversarial": "Adversarial training (Goodfellow et al.), --adv-norm l2|linf, labeled data",
-}
-
-# Per-method defaults; the papers' values where they transfer (α = 1, ξ = 1e-6,
-# K = 1). ε for VAT/RPT on digits: 1.0, from a sweep over {1, 2, 3} on digits
-# with 100 labels (see benchmarks/RESULTS.md for how it was chosen).
-DEFAULTS = {
-    "epsilon": {"vat": 1.0, "rpt": 1.0, "adversarial": 0.5},
-    "alpha": 1.0,
-    "xi": 1e-6,
-    "power_iterations": 1,
-    "entmin": 0.0,
-    "adv_norm": "l2",
-}
+from kzoo.methods import METHODS, get as get_method  # noqa: F401  (METHODS: public)
 
 
 class ConfigError(ValueError):
     """A run's configuration is invalid; raised before any work starts."""
 
 
-def build_regularizer(method, epsilon=None, alpha=None, xi=None, power_iterations=None,
-                      entmin=None, adv_norm=None, rampup_steps=0):
-    """The regularizer of ``method`` with its hyperparameters (None -> default)."""
-    from kzoo import regularizers as R
+def resolve_hyperparameters(method, hyperparameters=None):
+    """``(Method, resolved hyperparameters)``; ConfigError for an unknown method or a bad value."""
+    try:
+        spec = get_method(method)
+        return spec, spec.resolve(hyperparameters)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from e
 
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
-    alpha = DEFAULTS["alpha"] if alpha is None else alpha
-    entmin = DEFAULTS["entmin"] if entmin is None else entmin
-    if method != "vat" and entmin:
-        raise ConfigError("--entmin applies to vat only (VAT+EntMin)")
-    eps = DEFAULTS["epsilon"].get(method) if epsilon is None else epsilon
-    if method == "supervised":
-        return None
-    if method == "vat":
-        reg = R.VAT(
-            epsilon=eps,
-            alpha=alpha,
-            xi=DEFAULTS["xi"] if xi is None else xi,
-            power_iterations=DEFAULTS["power_iterations"] if power_iterations is None else power_iterations,
-            rampup_steps=rampup_steps,
-        )
-        if entmin:
-            reg = reg + R.EntropyMinimization(weight=entmin, rampup_steps=rampup_steps)
-        return reg
-    if method == "rpt":
-        return R.RPT(epsilon=eps, alpha=alpha, rampup_steps=rampup_steps)
-    return R.AdversarialTraining(
-        epsilon=eps, alpha=alpha, norm=adv_norm or DEFAULTS["adv_norm"], rampup_steps=rampup_steps
-    )
+
+def build_regularizer(method, **hyperparameters):
+    """The regularizer of ``method`` with its hyperparameters (missing or None -> default)."""
+    spec, hp = resolve_hyperparameters(method, hyperparameters)
+    if spec.build is None:
+        raise ConfigError(f"{method} trains with its own loop (a GAN); it has no regularizer to build")
+    try:
+        return spec.build(hp)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from e
 
 
 def _check_writable_target(path, what):
@@ -142,6 +113,96 @@ def evaluate_classifier(classifier, x, y, batch_size=512):
     return {"test_error": error, "test_nll": nll}
 
 
+@dataclasses.dataclass
+class RunContext:
+    """Everything a method's training loop gets: data, settings, hyperparameters.
+
+    ``train(ctx)`` of a :class:`kzoo.methods.Method` returns the trained plain
+    classifier (a Keras model from inputs to logits); ``ctx.callbacks`` (the step
+    timer, and whatever the caller adds) must be passed to every ``fit`` it calls.
+    The default loop, :func:`train_regularized`, is the one VAT and every other
+    regularizer-on-a-classifier method use.
+    """
+
+    method: object
+    hyperparameters: dict
+    dataset: object
+    x_l: object
+    y_l: object
+    x_u: object
+    model: str
+    width: float
+    steps: int
+    batch_labeled: int
+    batch_unlabeled: int
+    seed: int
+    learning_rate: float
+    decay_fraction: float
+    augment: object
+    jit_compile: object
+    verbose: int
+    callbacks: list = dataclasses.field(default_factory=list)
+    # filled in by the training loop for the result JSON
+    info: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def semi_supervised(self):
+        return self.method.is_semi_supervised(self.hyperparameters)
+
+    def make_classifier(self, **kwargs):
+        """A fresh classifier of the run's model on the dataset's shapes (kzoo.models)."""
+        from kzoo import models as kmodels
+
+        kw = {"input_shape": self.dataset.input_shape, "num_classes": self.dataset.num_classes}
+        if self.model != "mlp":
+            kw["width"] = self.width
+        kw.update(kwargs)
+        return kmodels.get(self.model, **kw)
+
+    def stream(self, semi_supervised=None):
+        """The run's endless batch stream (labeled + unlabeled, or labeled only)."""
+        from kzoo import data as kdata
+
+        semi = self.semi_supervised if semi_supervised is None else semi_supervised
+        nc = self.dataset.num_classes
+        if semi:
+            return kdata.semi_supervised(self.x_l, self.y_l, self.x_u, batch_labeled=self.batch_labeled,
+                                         batch_unlabeled=self.batch_unlabeled, num_classes=nc,
+                                         seed=self.seed, augment=self.augment)
+        return kdata.supervised(self.x_l, self.y_l, batch_size=self.batch_labeled, num_classes=nc,
+                                seed=self.seed, augment=self.augment)
+
+    def optimizer(self, learning_rate=None, **kwargs):
+        """Adam with the run's learning rate and linear decay over the last ``decay_fraction``."""
+        import keras
+
+        from kzoo.ops import LinearDecay
+
+        lr = self.learning_rate if learning_rate is None else learning_rate
+        schedule = LinearDecay(lr, self.steps, int(round(self.decay_fraction * self.steps)))
+        return keras.optimizers.Adam(schedule, **kwargs)
+
+    def fit(self, model, stream=None):
+        """``model.fit`` for ``steps`` optimizer steps in equal epochs, with the run's callbacks."""
+        epochs = _epochs_for(self.steps)
+        return model.fit(self.stream() if stream is None else stream, steps_per_epoch=self.steps // epochs,
+                         epochs=epochs, verbose=self.verbose, callbacks=list(self.callbacks),
+                         shuffle=False)
+
+
+def train_regularized(ctx):
+    """The default loop: ``kzoo.Regularized(classifier, regularizer).fit``; returns the classifier."""
+    from kzoo.core import Regularized
+
+    clf = ctx.make_classifier()
+    regularizer = ctx.method.build(ctx.hyperparameters)
+    ctx.info["regularizer"] = repr(regularizer) if regularizer is not None else None
+    net = Regularized(clf, regularizer, seed=ctx.seed)
+    net.compile(optimizer=ctx.optimizer(), metrics=["accuracy"], jit_compile=ctx.jit_compile)
+    ctx.fit(net)
+    return clf
+
+
 def run(
     method="vat",
     dataset="digits",
@@ -151,13 +212,7 @@ def run(
     batch_labeled=32,
     batch_unlabeled=128,
     seed=0,
-    epsilon=None,
-    alpha=None,
-    xi=None,
-    power_iterations=None,
-    entmin=None,
-    adv_norm=None,
-    rampup_steps=0,
+    hyperparameters=None,
     learning_rate=1e-3,
     decay_fraction=1 / 3,
     width=1.0,
@@ -167,12 +222,18 @@ def run(
     export=None,
     metrics_json=None,
     verbose=1,
+    **hyperparameter_kwargs,
 ):
-    """Train ``method`` on ``dataset`` with ``labels`` labeled examples; returns the metrics dict."""
+    """Train ``method`` on ``dataset`` with ``labels`` labeled examples; returns the metrics dict.
+
+    The method's hyperparameters come as ``hyperparameters={...}`` or as keyword
+    arguments (``epsilon=2.0``); None means the method's default.
+    """
     from kzoo import data as kdata
     from kzoo import models as kmodels
 
     # ---- validate everything before any work -------------------------------
+    spec, hp = resolve_hyperparameters(method, {**(hyperparameters or {}), **hyperparameter_kwargs})
     if dataset not in kdata.DATASETS:
         raise ConfigError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(kdata.DATASETS)}")
     if model not in kmodels.MODELS:
@@ -183,18 +244,12 @@ def run(
             raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
     if not 0 <= decay_fraction <= 1:
         raise ConfigError(f"decay_fraction must be in [0, 1], got {decay_fraction!r}")
-    try:
-        regularizer = build_regularizer(method, epsilon, alpha, xi, power_iterations, entmin,
-                                        adv_norm, rampup_steps)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(str(e)) from e
+    if spec.build is not None:
+        build_regularizer(method, **hp)  # the regularizer's own checks, before any data is loaded
     export = _check_writable_target(export, "export folder")
     metrics_json = _check_writable_target(metrics_json, "metrics file")
 
     import keras
-
-    from kzoo.core import Regularized
-    from kzoo.ops import LinearDecay
 
     ds = kdata.load(dataset, data_dir=data_dir, seed=seed)
     try:
@@ -202,33 +257,21 @@ def run(
                                            num_classes=ds.num_classes, seed=seed)
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    kmodels_kwargs = {"input_shape": ds.input_shape, "num_classes": ds.num_classes}
-    if model != "mlp":
-        kmodels_kwargs["width"] = width
+    timer = _step_timer()
+    ctx = RunContext(spec, hp, ds, x_l, y_l, x_u, model, width, int(steps), int(batch_labeled),
+                     int(batch_unlabeled), int(seed), learning_rate, decay_fraction, augment, jit_compile,
+                     verbose, callbacks=[timer])
     try:
-        clf = kmodels.get(model, **kmodels_kwargs)
+        ctx.make_classifier()  # the model's own checks (input shape, width) before training
     except ValueError as e:
         raise ConfigError(str(e)) from e
 
     # ---- train ---------------------------------------------------------------
     keras.utils.set_random_seed(seed)
-    semi = method not in ("supervised", "adversarial")
-    if semi:
-        stream = kdata.semi_supervised(x_l, y_l, x_u, batch_labeled=batch_labeled,
-                                       batch_unlabeled=batch_unlabeled, num_classes=ds.num_classes,
-                                       seed=seed, augment=augment)
-    else:
-        stream = kdata.supervised(x_l, y_l, batch_size=batch_labeled, num_classes=ds.num_classes,
-                                  seed=seed, augment=augment)
-    net = Regularized(clf, regularizer, seed=seed)
-    lr = LinearDecay(learning_rate, steps, int(round(decay_fraction * steps)))
-    net.compile(optimizer=keras.optimizers.Adam(lr), metrics=["accuracy"], jit_compile=jit_compile)
-    epochs = _epochs_for(steps)
-    timer = _step_timer()
-    net.fit(stream, steps_per_epoch=steps // epochs, epochs=epochs, verbose=verbose,
-            callbacks=[timer], shuffle=False)
+    clf = (spec.train or train_regularized)(ctx)
     train_seconds = timer.end - timer.start
     steady = timer.end - timer.first_step_end
+    semi = ctx.semi_supervised
     result = {
         "method": method,
         "dataset": dataset,
@@ -237,14 +280,8 @@ def run(
         "backend": keras.backend.backend(),
         "model": model,
         "hyperparameters": {
-            "regularizer": repr(regularizer) if regularizer is not None else None,
-            "epsilon": getattr(regularizer, "epsilon", None),
-            "alpha": alpha if alpha is not None else DEFAULTS["alpha"],
-            "xi": xi if xi is not None else DEFAULTS["xi"],
-            "power_iterations": power_iterations or DEFAULTS["power_iterations"],
-            "entmin": entmin or 0.0,
-            "adv_norm": adv_norm if method == "adversarial" else None,
-            "rampup_steps": rampup_steps,
+            **hp,
+            **ctx.info,
             "learning_rate": learning_rate,
             "decay_fraction": decay_fraction,
             "batch_labeled": batch_labeled,
@@ -256,13 +293,83 @@ def run(
         "train_seconds": round(train_seconds, 3),
         "steps_per_second": round((timer.steps - 1) / steady, 2) if timer.steps > 1 and steady > 0 else None,
     }
-    if regularizer is not None and hasattr(regularizer, "parts"):
-        result["hyperparameters"]["epsilon"] = regularizer.parts[0].epsilon
     result.update(evaluate_classifier(clf, ds.x_test, ds.y_test))
 
     # ---- outputs (atomic) ------------------------------------------------------
     if export:
-        result["export"] = net.export(export)
+        from kzoo.export import export_classifier
+
+        result["export"] = export_classifier(clf, export)  # the plain classifier, no regularizer
+    if metrics_json:
+        write_json_atomic(metrics_json, result)
+    return result
+
+
+# ----------------------------------------------------------------------------
+# Pretraining (kzoo pretrain NAME): generative models reused across runs
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class PretrainContext:
+    """What a :class:`kzoo.methods.Pretrainer` gets: unlabeled training inputs and settings.
+
+    ``export`` is the checked destination; save with :func:`kzoo.export.save_keras_atomic`.
+    """
+
+    pretrainer: object
+    hyperparameters: dict
+    dataset: object
+    steps: int
+    batch_size: int
+    learning_rate: object
+    seed: int
+    export: str
+    verbose: int
+    callbacks: list = dataclasses.field(default_factory=list)
+
+    def fit(self, model, stream):
+        """``model.fit`` for ``steps`` steps in equal epochs, with the run's callbacks."""
+        epochs = _epochs_for(self.steps)
+        return model.fit(stream, steps_per_epoch=self.steps // epochs, epochs=epochs, verbose=self.verbose,
+                         callbacks=list(self.callbacks), shuffle=False)
+
+
+def pretrain(name, dataset="digits", steps=2000, batch_size=128, learning_rate=None, seed=0, data_dir=None,
+             export=None, metrics_json=None, hyperparameters=None, verbose=1):
+    """Train the registered pretrainer ``name`` on ``dataset``'s inputs and save it to ``export``."""
+    from kzoo import data as kdata
+    from kzoo.methods import get_pretrainer
+
+    try:
+        spec = get_pretrainer(name)
+        hp = spec.resolve(hyperparameters)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from e
+    if dataset not in kdata.DATASETS:
+        raise ConfigError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(kdata.DATASETS)}")
+    for label, value in (("steps", steps), ("batch_size", batch_size)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{label} must be an integer >= 1, got {value!r}")
+    if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}")
+    if export is None:
+        raise ConfigError("pretrain needs --export: where to save the trained model")
+    export = _check_writable_target(export, "export file")
+    metrics_json = _check_writable_target(metrics_json, "metrics file")
+
+    import keras
+
+    ds = kdata.load(dataset, data_dir=data_dir, seed=seed)
+    timer = _step_timer()
+    ctx = PretrainContext(spec, hp, ds, int(steps), int(batch_size), learning_rate, int(seed), export,
+                          verbose, callbacks=[timer])
+    keras.utils.set_random_seed(seed)
+    metrics = spec.run(ctx) or {}
+    result = {"model": name, "dataset": dataset, "seed": int(seed), "backend": keras.backend.backend(),
+              "hyperparameters": hp, "steps": int(timer.steps) if hasattr(timer, "steps") else None,
+              "train_seconds": round(timer.end - timer.start, 3) if hasattr(timer, "end") else None,
+              "export": export, **metrics}
     if metrics_json:
         write_json_atomic(metrics_json, result)
     return result

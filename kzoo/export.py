@@ -66,3 +66,29 @@ def export_classifier(model, filepath, format="tf_saved_model", verbose=False, *
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return filepath
+
+
+def save_keras_atomic(model, filepath):
+    """``model.save(filepath)`` (Keras format) through a temporary file and an atomic rename.
+
+    An interrupted save never leaves a truncated model at ``filepath``, and a
+    previous model there survives until the new one is complete.
+    """
+    filepath = os.path.abspath(os.fspath(filepath))
+    if not filepath.endswith(".keras"):
+        raise ExportError(f"Keras models are saved as .keras files; got {filepath!r}")
+    parent = os.path.dirname(filepath)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot create the folder {parent}: {e.strerror}") from e
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=parent)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, filepath)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return filepath

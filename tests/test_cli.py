@@ -49,11 +49,11 @@ def test_train_writes_metrics_json(tmp_path, capsys):
         (["train", "vta"], "valid methods: supervised, vat"),
         (["train", "vat", "--dataset", "mnistt"], "valid datasets"),
         (["train", "vat", "--model", "resnet"], "valid models"),
-        (["train", "vat", "--epsilon", "0"], "epsilon must be"),
+        (["train", "vat", "--epsilon", "0"], "epsilon (--epsilon) of vat must be > 0"),
         (["train", "vat", "--power-iterations", "0"], "power_iterations"),
         (["train", "vat", "--labels", "5000"], "5000"),
         (["train", "vat", "--labels", "5"], "labels"),
-        (["train", "rpt", "--entmin", "1"], "entmin"),
+        (["train", "rpt", "--entmin", "1"], "--entmin does not apply to rpt"),
         (["train", "vat", "--steps", "0"], "steps"),
     ],
 )

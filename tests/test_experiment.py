@@ -1,17 +1,19 @@
 """kzoo.experiment: configuration checks, outputs written atomically."""
 
+import itertools
 import json
 import os
 
 import pytest
 
-from kzoo import experiment, regularizers
+from kzoo import experiment, methods, regularizers
 
 
 def test_build_regularizer_defaults_and_sum():
     assert experiment.build_regularizer("supervised") is None
     vat = experiment.build_regularizer("vat")
-    assert isinstance(vat, regularizers.VAT) and vat.epsilon == experiment.DEFAULTS["epsilon"]["vat"]
+    assert isinstance(vat, regularizers.VAT)
+    assert vat.epsilon == methods.get("vat").hyperparameter("epsilon").default == 1.0
     both = experiment.build_regularizer("vat", epsilon=0.5, entmin=2.0)
     assert both.loss_names == ("vat", "entmin") and both.weights == {"vat": 1.0, "entmin": 2.0}
     adv = experiment.build_regularizer("adversarial", adv_norm="linf", epsilon=0.1)
@@ -38,3 +40,57 @@ def test_run_supervised_two_moons_learns():
                             batch_labeled=64, verbose=0)
     assert result["train_steps"] == 1000  # enough for batch-norm moving statistics (momentum 0.99)
     assert result["test_error"] < 0.2  # chance is 0.5
+
+
+def test_hyperparameters_are_checked_against_their_declared_ranges():
+    spec = methods.get("vat")
+    assert spec.resolve({"epsilon": "2.5", "power_iterations": 2})["epsilon"] == 2.5
+    assert spec.resolve({"epsilon": None})["epsilon"] == 1.0  # None means the default
+    with pytest.raises(ValueError, match=r"epsilon \(--epsilon\) of vat must be > 0"):
+        spec.resolve({"epsilon": 0.0})
+    with pytest.raises(ValueError, match="must be an integer"):
+        spec.resolve({"power_iterations": 1.5})
+    with pytest.raises(ValueError, match="--adv-norm does not apply to vat"):
+        spec.resolve({"adv_norm": "l2"})
+    with pytest.raises(ValueError, match="must be one of l2, linf"):
+        methods.get("adversarial").resolve({"adv_norm": "l1"})
+    with pytest.raises(experiment.ConfigError, match="valid methods"):
+        experiment.build_regularizer("nope")
+
+
+def test_every_registered_method_builds_with_its_defaults():
+    for name, spec in methods.METHODS.items():
+        hp = spec.resolve()
+        assert set(hp) == {h.name for h in spec.hyperparameters}
+        if spec.build is not None:
+            reg = spec.build(hp)
+            assert reg is None or isinstance(reg, regularizers.Regularizer), name
+
+
+def test_pretrain_runs_a_registered_pretrainer_and_saves_atomically(tmp_path, monkeypatch):
+    import keras
+
+    from kzoo.export import save_keras_atomic
+
+    def run_autoencoder(ctx):
+        x = ctx.dataset.x_train.reshape(len(ctx.dataset.x_train), -1)
+        inp = keras.Input((x.shape[1],))
+        model = keras.Model(inp, keras.layers.Dense(x.shape[1])(keras.layers.Dense(ctx.hyperparameters["units"])(inp)))
+        model.compile(optimizer="adam", loss="mse")
+        ctx.fit(model, (b for b in itertools.repeat((x[:ctx.batch_size], x[:ctx.batch_size]))))
+        save_keras_atomic(model, ctx.export)
+        return {"final_loss": float(model.evaluate(x, x, verbose=0))}
+
+    spec = methods.Pretrainer("toy-ae", "toy autoencoder",
+                              (methods.Hyperparameter("units", 4, "code size", int, minimum=1),), run_autoencoder)
+    monkeypatch.setitem(methods.PRETRAINERS, "toy-ae", spec)
+    with pytest.raises(experiment.ConfigError, match="units"):
+        experiment.pretrain("toy-ae", export=str(tmp_path / "m.keras"), hyperparameters={"units": 0})
+    with pytest.raises(experiment.ConfigError, match="unknown model to pretrain"):
+        experiment.pretrain("nope", export=str(tmp_path / "m.keras"))
+    out = experiment.pretrain("toy-ae", steps=3, batch_size=16, export=str(tmp_path / "m.keras"),
+                              metrics_json=str(tmp_path / "m.json"), verbose=0)
+    assert out["steps"] == 3 and out["final_loss"] > 0
+    assert keras.models.load_model(out["export"]).output_shape == (None, 64)
+    assert json.loads((tmp_path / "m.json").read_text())["model"] == "toy-ae"
+    assert sorted(os.listdir(tmp_path)) == ["m.json", "m.keras"]  # no temporary files left

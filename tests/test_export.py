@@ -255,3 +255,25 @@ def test_functional_mixin_exports_without_seed_state(digits, tmp_path):
     np.testing.assert_allclose(served, model.predict(x, verbose=0), atol=1e-5, rtol=1e-5)
     assert len(info["variables"]) == 4  # two kernels, two biases
     assert not any("seed" in n for n in info["variables"])
+
+
+def test_save_keras_atomic_keeps_the_previous_model_when_saving_fails(tmp_path):
+    import keras
+
+    from kzoo.export import ExportError, save_keras_atomic
+
+    inp = keras.Input((3,))
+    model = keras.Model(inp, keras.layers.Dense(2)(inp))
+    path = tmp_path / "m.keras"
+    save_keras_atomic(model, path)
+    before = path.read_bytes()
+
+    class Broken(keras.Model):
+        def save(self, *a, **k):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_keras_atomic(Broken(), path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.keras"]
+    with pytest.raises(ExportError, match=".keras"):
+        save_keras_atomic(model, tmp_path / "m.h5")

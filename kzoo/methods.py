@@ -1,0 +1,259 @@
+"""The registry of trainable methods: what ``kzoo train``, ``kzoo tune`` and the benchmarks read.
+
+Each :class:`Method` declares its hyperparameters (name, default, type, range,
+help, a suggested tuning grid) and how to build its regularizer from them. The
+command line makes one flag per declared hyperparameter (``mixup_alpha`` ->
+``--mixup-alpha``), the tuner searches over them, and :func:`kzoo.experiment.run`
+validates them before any work starts.
+
+Importing this module needs neither Keras nor numpy: builders import their
+method family's module when called, so the command line can pick the backend
+first. A method family adds its entries with :func:`register` at the bottom of
+this file (one block per family).
+
+Two kinds of method:
+
+* a regularizer on a classifier trained by ``kzoo.Regularized(...).fit``:
+  ``build(hp) -> Regularizer or None`` (None: plain supervised);
+* a method with its own training loop (the GAN family, whose classifier is a
+  discriminator): ``train(ctx) -> classifier``, where ``ctx`` is a
+  :class:`kzoo.experiment.RunContext`; ``build`` is then unused.
+"""
+
+import dataclasses
+import math
+import typing
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameter:
+    """One hyperparameter of a method, with the range its paper allows.
+
+    ``minimum``/``maximum`` bound the value (``exclusive_minimum``: strictly
+    above ``minimum``); ``choices`` lists the allowed values of a categorical one;
+    ``grid`` is a suggested set of values for ``kzoo tune``.
+    """
+
+    name: str
+    default: typing.Any
+    help: str
+    type: type = float
+    minimum: typing.Optional[float] = None
+    exclusive_minimum: bool = False
+    maximum: typing.Optional[float] = None
+    choices: typing.Optional[tuple] = None
+    grid: typing.Optional[tuple] = None
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value, method):
+        """``value`` converted to this hyperparameter's type; ValueError naming it when invalid."""
+        where = f"{self.name} ({self.flag}) of {method}"
+        if value is None:
+            return None
+        if self.type is bool:
+            if isinstance(value, str):
+                low = value.lower()
+                if low not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(f"{where} must be true or false, got {value!r}")
+                return low in ("true", "1", "yes")
+            return bool(value)
+        try:
+            converted = self.type(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where} must be of type {self.type.__name__}, got {value!r}") from None
+        if self.type is int and isinstance(value, float) and value != int(value):
+            raise ValueError(f"{where} must be an integer, got {value!r}")
+        if self.choices is not None and converted not in self.choices:
+            raise ValueError(f"{where} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        if self.type in (int, float):
+            if not math.isfinite(converted):
+                raise ValueError(f"{where} must be finite, got {value!r}")
+            if self.minimum is not None:
+                low_ok = converted > self.minimum if self.exclusive_minimum else converted >= self.minimum
+                if not low_ok:
+                    op = ">" if self.exclusive_minimum else ">="
+                    raise ValueError(f"{where} must be {op} {self.minimum}, got {value!r}")
+            if self.maximum is not None and converted > self.maximum:
+                raise ValueError(f"{where} must be <= {self.maximum}, got {value!r}")
+        return converted
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A trainable method: its paper, its hyperparameters, and how to build or train it.
+
+    ``semi_supervised``: whether it trains on labeled + unlabeled batches (a
+    bool, or a function of the resolved hyperparameters).
+    """
+
+    name: str
+    summary: str
+    hyperparameters: tuple = ()
+    build: typing.Optional[typing.Callable] = None
+    train: typing.Optional[typing.Callable] = None
+    semi_supervised: typing.Union[bool, typing.Callable] = True
+    paper: str = ""
+
+    def hyperparameter(self, name):
+        for hp in self.hyperparameters:
+            if hp.name == name:
+                return hp
+        raise KeyError(name)
+
+    def resolve(self, given=None):
+        """All hyperparameters: ``given`` (None values ignored) over the defaults, checked.
+
+        Raises ValueError naming a hyperparameter this method does not take.
+        """
+        given = {k: v for k, v in (given or {}).items() if v is not None}
+        names = [hp.name for hp in self.hyperparameters]
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            flags = ", ".join("--" + u.replace("_", "-") for u in unknown)
+            takes = ", ".join(hp.flag for hp in self.hyperparameters) or "none"
+            raise ValueError(f"{flags} does not apply to {self.name} (its hyperparameters: {takes})")
+        return {hp.name: hp.check(given.get(hp.name, hp.default), self.name) for hp in self.hyperparameters}
+
+    def is_semi_supervised(self, hp):
+        return self.semi_supervised(hp) if callable(self.semi_supervised) else bool(self.semi_supervised)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrainer:
+    """A model trained without labels and saved for later runs (``kzoo pretrain NAME``).
+
+    ``run(ctx) -> dict`` trains on ``ctx.dataset``'s training inputs, saves the
+    model to ``ctx.export`` (atomically, Keras format) and returns its metrics
+    (e.g. bits/dim); ``ctx`` is a :class:`kzoo.experiment.PretrainContext`.
+    """
+
+    name: str
+    summary: str
+    hyperparameters: tuple = ()
+    run: typing.Optional[typing.Callable] = None
+    paper: str = ""
+
+    hyperparameter = Method.hyperparameter
+    resolve = Method.resolve
+
+
+METHODS = {}
+PRETRAINERS = {}
+
+
+def register_pretrainer(pretrainer):
+    if pretrainer.name in PRETRAINERS:
+        raise ValueError(f"pretrainer {pretrainer.name!r} is registered twice")
+    PRETRAINERS[pretrainer.name] = pretrainer
+    return pretrainer
+
+
+def get_pretrainer(name):
+    if name not in PRETRAINERS:
+        valid = ", ".join(PRETRAINERS) or "none registered"
+        raise ValueError(f"unknown model to pretrain {name!r}; valid: {valid}")
+    return PRETRAINERS[name]
+
+
+def register(method):
+    if method.name in METHODS:
+        raise ValueError(f"method {method.name!r} is registered twice")
+    if (method.build is None) == (method.train is None):
+        raise ValueError(f"method {method.name!r} needs exactly one of build= or train=")
+    METHODS[method.name] = method
+    return method
+
+
+def get(name):
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def all_hyperparameters(registry=None):
+    """name -> Hyperparameter over every method (first declaration wins; types must agree)."""
+    out = {}
+    for method in (METHODS if registry is None else registry).values():
+        for hp in method.hyperparameters:
+            seen = out.get(hp.name)
+            if seen is not None and seen.type is not hp.type:
+                raise TypeError(f"hyperparameter {hp.name!r} has type {seen.type.__name__} in one "
+                                f"method and {hp.type.__name__} in {method.name}")
+            out.setdefault(hp.name, hp)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Shared hyperparameter declarations (ranges from the papers)
+# ----------------------------------------------------------------------------
+
+
+def epsilon(default, help="perturbation radius ε (input units)", grid=(0.5, 1.0, 2.0, 4.0)):
+    return Hyperparameter("epsilon", default, help, float, minimum=0.0, exclusive_minimum=True, grid=grid)
+
+
+def alpha(default=1.0, help="regularizer weight α", grid=(0.3, 1.0, 3.0)):
+    return Hyperparameter("alpha", default, help, float, minimum=0.0, grid=grid)
+
+
+# ----------------------------------------------------------------------------
+# Supervised baseline and the VAT family (kzoo.vat)
+# ----------------------------------------------------------------------------
+
+
+def _no_regularizer(hp):
+    return None
+
+
+def _build_vat(hp):
+    from kzoo import vat
+
+    reg = vat.VAT(epsilon=hp["epsilon"], alpha=hp["alpha"], xi=hp["xi"],
+                  power_iterations=hp["power_iterations"], rampup_steps=hp["rampup_steps"])
+    if hp["entmin"]:
+        reg = reg + vat.EntropyMinimization(weight=hp["entmin"], rampup_steps=hp["rampup_steps"])
+    return reg
+
+
+def _build_rpt(hp):
+    from kzoo import vat
+
+    return vat.RPT(epsilon=hp["epsilon"], alpha=hp["alpha"], rampup_steps=hp["rampup_steps"])
+
+
+def _build_adversarial(hp):
+    from kzoo import vat
+
+    return vat.AdversarialTraining(epsilon=hp["epsilon"], alpha=hp["alpha"], norm=hp["adv_norm"],
+                                   rampup_steps=hp["rampup_steps"])
+
+
+RAMPUP = Hyperparameter("rampup_steps", 0, "sigmoid ramp-up of the regularizer weight over this many steps",
+                        int, minimum=0)
+_VAT_PAPER = "Miyato et al., Virtual Adversarial Training, TPAMI 2018"
+
+register(Method("supervised", "cross-entropy on the labeled examples only", (), _no_regularizer,
+                semi_supervised=False))
+# ε for VAT/RPT on digits: 1.0, from a sweep over {1, 2, 3} on digits with 100
+# labels (see benchmarks/RESULTS.md for how it was chosen).
+register(Method(
+    "vat", "Virtual Adversarial Training (Miyato et al.); --entmin W adds entropy minimization",
+    (epsilon(1.0), alpha(),
+     Hyperparameter("xi", 1e-6, "VAT finite-difference step ξ", float, minimum=0.0, exclusive_minimum=True),
+     Hyperparameter("power_iterations", 1, "VAT power iterations K", int, minimum=1, grid=(1, 2)),
+     Hyperparameter("entmin", 0.0, "VAT+EntMin: weight of entropy minimization", float, minimum=0.0,
+                    grid=(0.0, 1.0)),
+     RAMPUP),
+    _build_vat, paper=_VAT_PAPER))
+register(Method(
+    "rpt", "Random Perturbation Training: VAT's smoothness term along random directions",
+    (epsilon(1.0), alpha(), RAMPUP), _build_rpt, paper=_VAT_PAPER))
+register(Method(
+    "adversarial", "Adversarial training (Goodfellow et al.), --adv-norm l2|linf, labeled data",
+    (epsilon(0.5, grid=(0.1, 0.25, 0.5, 1.0)), alpha(),
+     Hyperparameter("adv_norm", "l2", "adversarial training norm", str, choices=("l2", "linf")),
+     RAMPUP),
+    _build_adversarial, semi_supervised=False, paper=_VAT_PAPER))
