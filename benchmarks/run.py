@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/run.py --quick               # 1 seed, fewer steps: a smoke run
     .venv/bin/python benchmarks/run.py --render-only         # rewrite RESULTS.md, measure nothing
 
-Each section's measurements are stored in benchmarks/results.json with the date
+Each section's measurements are stored in benchmarks/results/SECTION.json with the date
 and the command that made them; RESULTS.md is rendered from every stored
 section, and says for each when and by which command it was measured.
 
@@ -47,7 +47,7 @@ ACCURACY = {
     ],
 }
 LABELS = (30, 100)
-RESULTS_JSON = os.path.join(HERE, "results.json")
+RESULTS_DIR = os.path.join(HERE, "results")  # one JSON file per section
 
 def _child_env(backend):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
@@ -299,10 +299,14 @@ SECTIONS = {
 
 
 def load_results():
-    if not os.path.exists(RESULTS_JSON):
-        return {"sections": {}}
-    with open(RESULTS_JSON) as f:
-        return json.load(f)
+    """Every stored section, in the order of :data:`SECTIONS` (then any others, by name)."""
+    sections = {}
+    names = sorted(f[:-5] for f in os.listdir(RESULTS_DIR) if f.endswith(".json")) if os.path.isdir(RESULTS_DIR) else []
+    order = [n for n in SECTIONS if n in names] + [n for n in names if n not in SECTIONS]
+    for name in order:
+        with open(os.path.join(RESULTS_DIR, name + ".json")) as f:
+            sections[name] = json.load(f)
+    return {"sections": sections}
 
 
 def render(results):
@@ -310,7 +314,7 @@ def render(results):
     add = lines.append
     add("# kzoo benchmark results")
     add("")
-    add("Written by `benchmarks/run.py` from the measurements stored in `benchmarks/results.json`; each "
+    add("Written by `benchmarks/run.py` from the measurements stored in `benchmarks/results/`; each "
         "section says when it was measured and by which command. Re-measure everything with:")
     add("")
     add("```")
@@ -342,7 +346,7 @@ def main(argv=None):
     p.add_argument("--sections", default=",".join(SECTIONS),
                    help=f"comma list of sections to measure (default all): {', '.join(SECTIONS)}")
     p.add_argument("--render-only", action="store_true",
-                   help="rewrite RESULTS.md from benchmarks/results.json, measuring nothing")
+                   help="rewrite RESULTS.md from benchmarks/results/, measuring nothing")
     args = p.parse_args(argv)
     args.seeds = [0] if args.quick else [0, 1, 2]
     args.steps = 300 if args.quick else 1000
@@ -364,7 +368,9 @@ def main(argv=None):
                 "seconds": time.time() - t0, "settings": settings(args), "data": data,
             }
             # keep every finished section even if a later one fails
-            write_atomic(RESULTS_JSON, json.dumps(results, indent=1, default=str))
+            os.makedirs(RESULTS_DIR, exist_ok=True)
+            write_atomic(os.path.join(RESULTS_DIR, name + ".json"),
+                         json.dumps(results["sections"][name], indent=1, default=str))
     write_atomic(os.path.join(HERE, "RESULTS.md"), render(results))
     print(f"wrote {os.path.join(HERE, 'RESULTS.md')}", file=sys.stderr)
     return 0
