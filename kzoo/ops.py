@@ -32,6 +32,29 @@ def entropy_from_logits(logits):
     return -ops.sum(ops.exp(log_p) * log_p, axis=-1)
 
 
+def softplus(x):
+    """log(1 + exp(x)), stable for large |x|."""
+    return ops.softplus(x)
+
+
+def gan_discriminator_loss(real_logits, fake_logits):
+    """Per-example -log σ(D(x)) - log(1 - σ(D(G(z)))) on logits (Goodfellow et al.).
+
+    ``real_logits`` and ``fake_logits`` have one logit per example (any shape
+    with the batch first; the extra axes are summed).
+    """
+    return _sum_nonbatch(ops.softplus(-real_logits)) + _sum_nonbatch(ops.softplus(fake_logits))
+
+
+def gan_generator_loss(fake_logits):
+    """Per-example non-saturating generator loss -log σ(D(G(z))) (ALI paper §2.3, GAN paper §3)."""
+    return _sum_nonbatch(ops.softplus(-fake_logits))
+
+
+def _sum_nonbatch(x):
+    return ops.sum(x, axis=tuple(range(1, len(x.shape)))) if len(x.shape) > 1 else x
+
+
 def cross_entropy_from_logits(labels, logits):
     """Per-example cross-entropy for integer class labels."""
     return ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
