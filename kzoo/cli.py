@@ -28,6 +28,8 @@ def _parser():
     p = argparse.ArgumentParser(prog="kzoo", description="Regularized semi-supervised training in Keras 3.")
     sub = p.add_subparsers(dest="command", required=True)
 
+    sub.add_parser("bench", help="step time and peak memory per method, backend, jit and precision",
+                   add_help=False)
     m = sub.add_parser("methods", help="list the training methods")
     m.add_argument("--verbose", "-v", action="store_true", help="also list each method's hyperparameters")
     d = sub.add_parser("datasets", help="list the datasets and whether each is available offline")
@@ -75,6 +77,11 @@ def _parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own parser: kzoo bench --help
+        from kzoo.bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = _parser().parse_args(argv)
     if getattr(args, "backend", None):
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:

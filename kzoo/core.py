@@ -118,6 +118,12 @@ class Sum(Regularizer):
         return " + ".join(repr(p) for p in self.parts)
 
 
+def as_float32(logits):
+    """Logits in float32: under a mixed-precision policy the network computes in bfloat16/float16,
+    but softmax, divergences and losses are computed in float32 (as Keras' own losses do)."""
+    return logits if logits.dtype == "float32" else ops.cast(logits, "float32")
+
+
 def call_without_updates(model, x, training=True, frozen=False):
     """``model(x)`` that discards every state update (batch-norm statistics, ...).
 
@@ -153,8 +159,8 @@ class StepContext:
     training: bool = True
 
     def forward(self, x):
-        """Logits of a perturbed input (training mode by default); no state is updated."""
-        return call_without_updates(self.network, x, training=self.training)
+        """Logits of a perturbed input (training mode by default), in float32; no state is updated."""
+        return as_float32(call_without_updates(self.network, x, training=self.training))
 
     def inputs(self, which):
         """``(x, clean logits)`` for ``which`` in {"all", "labeled", "unlabeled"}.
@@ -290,11 +296,11 @@ class RegularizerMixin:
         if is_semi_supervised_batch(x):
             x_l, x_u = x[LABELED], x[UNLABELED]
             n_l = ops.shape(x_l)[0]
-            logits = self.network(ops.concatenate([x_l, x_u], axis=0), training=True)
+            logits = as_float32(self.network(ops.concatenate([x_l, x_u], axis=0), training=True))
             logits_l, logits_u = logits[:n_l], logits[n_l:]
         else:
             x_l, x_u, logits_u = x, None, None
-            logits_l = self.network(x_l, training=True)
+            logits_l = as_float32(self.network(x_l, training=True))
         loss = self.compute_loss(
             x=x_l, y=y, y_pred=logits_l, sample_weight=sample_weight, training=True
         )

@@ -321,3 +321,23 @@ def test_rampup_argument_checked():
         kzoo.Regularizer(rampup_steps=None)
     with pytest.raises(NotImplementedError):
         kzoo.Regularizer().terms(None)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16"])
+def test_vat_trains_under_mixed_precision_with_float32_losses(policy, digits):
+    """The network computes in bfloat16; logits, divergences and the loss stay float32."""
+    import kzoo
+
+    keras.config.set_dtype_policy(policy)
+    try:
+        keras.utils.set_random_seed(0)
+        clf = kzoo.models.mlp(input_shape=(64,), num_classes=10, hidden=(16,))
+        assert clf.layers[1].compute_dtype == "bfloat16"
+        model = kzoo.Regularized(clf, kzoo.regularizers.VAT(epsilon=1.0), seed=0)
+        model.compile(optimizer="adam")
+        stream = kzoo.data.semi_supervised(digits["x_l"], digits["y_l"], digits["x_u"], batch_labeled=8,
+                                           batch_unlabeled=16, seed=0)
+        logs = model.fit(stream, steps_per_epoch=3, epochs=1, verbose=0).history
+        assert np.isfinite(logs["loss"][0]) and np.isfinite(logs["vat"][0]) and logs["vat"][0] > 0
+    finally:
+        keras.config.set_dtype_policy("float32")
