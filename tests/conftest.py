@@ -112,3 +112,40 @@ def digits():
 def small_mlp(seeded):
     """A tiny batch-norm MLP on 64 inputs, 10 classes (kzoo.models.mlp)."""
     return kzoo.models.mlp(input_shape=(64,), num_classes=10, hidden=(16,))
+
+
+# ---------------------------------------------------------------------------
+# Offline stand-ins for the TFDS datasets (recipes' --full paths)
+# ---------------------------------------------------------------------------
+
+TFDS_NAMES = {"mnist": "mnist", "svhn": "svhn_cropped", "cifar10": "cifar10"}
+
+
+def write_tfds_metadata(data_dir, name, n):
+    """dataset_info.json of a prepared TFDS set with ``n`` train and test examples (no records)."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(TFDS_NAMES.get(name, name), data_dir=str(data_dir))
+    builder.info.set_splits(tfds.core.SplitDict([
+        tfds.core.SplitInfo(name=s, shard_lengths=[n], num_bytes=0, filename_template=None)
+        for s in ("train", "test")]))
+    os.makedirs(builder.data_dir, exist_ok=True)
+    builder.info.write_to_directory(builder.data_dir)
+
+
+@pytest.fixture
+def mock_tfds(tmp_path):
+    """``with mock_tfds("svhn", n) as data_dir:`` -- kzoo.data.load(name, data_dir=data_dir) returns
+    ``n`` random examples per split through tfds.testing.mock_data (no network, no records)."""
+    import contextlib
+
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    @contextlib.contextmanager
+    def make(name, n=64):
+        data_dir = tmp_path / "tfds"
+        write_tfds_metadata(data_dir, name, n)
+        with tfds.testing.mock_data(num_examples=n, data_dir=str(data_dir)):
+            yield str(data_dir)
+
+    return make

@@ -10,6 +10,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from conftest import write_tfds_metadata
+
 import kzoo.data as kd
 
 DATA_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -195,16 +197,6 @@ def test_absent_tfds_data_message(tmp_path, monkeypatch):
     assert kd.resolve_data_dir() == os.path.expanduser("~/tensorflow_datasets")
 
 
-def _write_tfds_metadata(tfds, data_dir, name, n):
-    builder = tfds.builder(name, data_dir=data_dir)
-    builder.info.set_splits(tfds.core.SplitDict([
-        tfds.core.SplitInfo(name=s, shard_lengths=[n], num_bytes=0,
-                            filename_template=None)
-        for s in ("train", "test")]))
-    os.makedirs(builder.data_dir, exist_ok=True)
-    builder.info.write_to_directory(builder.data_dir)
-
-
 @pytest.mark.parametrize("name,tfds_name,shape", [
     ("mnist", "mnist", (28, 28, 1)),
     ("svhn", "svhn_cropped", (32, 32, 3)),
@@ -214,7 +206,7 @@ def test_tfds_loading_with_mock(tmp_path, name, tfds_name, shape):
     data_dir = str(tmp_path)
     # Real metadata makes the mock use known split sizes (batch_size=-1
     # otherwise becomes sys.maxsize and crashes TF).
-    _write_tfds_metadata(tfds, data_dir, tfds_name, 7)
+    write_tfds_metadata(data_dir, tfds_name, 7)
     by = {d["name"]: d["offline"] for d in kd.list_datasets(data_dir)}
     assert by[name] is True
     # Metadata alone (no records): a one-line DatasetUnavailableError.
