@@ -29,3 +29,80 @@ def train_step(model, data):
     gradients = tape.gradient(loss, variables)
     model.optimizer.apply_gradients(zip(gradients, variables))
     return model._kzoo_update_metrics(out)
+
+
+# --------------------------------------------------------------------------
+# Several devices: tf.distribute
+# --------------------------------------------------------------------------
+
+
+def num_replicas():
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def scale_loss_for_distribution(value):
+    n = num_replicas()
+    return value if n == 1 else value * (1.0 / n)
+
+
+def unscale_loss_for_distribution(value):
+    n = num_replicas()
+    return value if n == 1 else value * float(n)
+
+
+def _logical_cpus(n):
+    """At least ``n`` logical CPU devices; splits the first physical CPU if the runtime is not started."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        if n > 1 and len(tf.config.get_logical_device_configuration(cpu) or [None]) < n:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError:  # the runtime has started: the devices are what they are
+        pass
+    logical = tf.config.list_logical_devices("CPU")
+    if len(logical) < n:
+        raise ValueError(
+            f"{n} CPU devices were asked for but TensorFlow has already started with {len(logical)}; "
+            "call kzoo.backend.setup_devices('mirrored', N) before any TensorFlow operation "
+            "(kzoo train --distribution mirrored --devices N does)")
+    return logical[:n]
+
+
+def _devices(devices):
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        logical = tf.config.list_logical_devices("GPU")
+        if devices is not None and devices > len(logical):
+            raise ValueError(f"{devices} devices were asked for but only {len(logical)} GPUs exist")
+        return logical[: devices or len(logical)]
+    return _logical_cpus(devices or 2)
+
+
+def setup_devices(kind, devices=None):
+    if kind == "mirrored":
+        return len(_devices(devices))
+    if kind == "multi-worker":
+        return 1
+    raise ValueError(f"distribution {kind!r} is not available on TensorFlow")
+
+
+def distribution_scope(kind, devices=None):
+    if kind == "mirrored":
+        strategy = tf.distribute.MirroredStrategy([d.name for d in _devices(devices)])
+    elif kind == "multi-worker":
+        if "TF_CONFIG" not in __import__("os").environ:
+            raise ValueError("multi-worker training reads the cluster from $TF_CONFIG, which is not set "
+                             "(see README: Several devices and machines)")
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        raise ValueError(f"distribution {kind!r} is not available on TensorFlow")
+    return strategy.scope()
+
+
+def is_chief():
+    strategy = tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0
+                                                         and "chief" not in resolver.cluster_spec().as_dict())
