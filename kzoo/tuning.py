@@ -310,7 +310,7 @@ def _search_distributed(config, workers, timeout, verbose):
             log.close()
         worker_roles = [r for r in procs if r != "chief"]
         while any(procs[r].poll() is None for r in worker_roles):
-            if procs["chief"].poll() is not None:
+            if procs["chief"].poll() not in (None, 0):  # 0: it served every trial and exited
                 raise RuntimeError(f"the tuning chief exited early (code {procs['chief'].returncode}); see "
                                    f"{os.path.join(directory, 'logs', 'chief.log')}")
             if time.monotonic() > deadline:
@@ -516,7 +516,6 @@ def add_parser(sub, train_parser):
     g.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import this module first (in every worker too), e.g. one registering your own methods")
     g.add_argument("--no-retrain", action="store_true", help="do not re-train and test the best configuration")
-    u.set_defaults(validation_labels=None)
     return u
 
 
@@ -535,9 +534,10 @@ def main(args):
                   "width": args.width, "augment": args.augment, "data_dir": args.data_dir, "jit_compile": jit,
                   "distribution": args.distribution, "devices": args.devices}
     try:
+        _import_all(args.imports)
         grid = parse_grid(args.method, args.grid)
         results = tune(args.method, grid=grid, fixed=_given_hyperparameters(args),
-                       validation_labels=args.validation_labels, executions=args.executions,
+                       validation_labels=args.validation_labels or None, executions=args.executions,
                        directory=args.directory, overwrite=args.overwrite, distributed=args.distributed,
                        workers=args.workers, timeout=args.timeout, tensorboard=args.tensorboard,
                        results_json=args.results_json, results_md=args.results_md, retrain=not args.no_retrain,
