@@ -118,8 +118,8 @@ class TrainingGuard(keras.callbacks.Callback):
 
     ``initial_step`` is the optimizer step the run resumes from (0 for a fresh
     run). ``directory`` None: no checkpoints (the divergence guard still runs).
-    ``write``: whether this process writes checkpoints (the chief of a
-    multi-worker run).
+    ``write``: whether this process keeps its checkpoints (the chief of a
+    multi-worker run; the other workers save to a scratch folder and delete it).
     """
 
     def __init__(self, total_steps, directory=None, every=100, initial_step=0, write=True):
@@ -148,7 +148,7 @@ class TrainingGuard(keras.callbacks.Callback):
                 self.diverged = (name, v, self.step)
                 self._net().stop_training = True
                 return
-        if self.directory and self.write and self.step % self.every == 0 and self.step < self.total_steps:
+        if self.directory and self.step % self.every == 0 and self.step < self.total_steps:
             self._save()
         if self.step >= self.total_steps:
             self._net().stop_training = True
@@ -159,8 +159,15 @@ class TrainingGuard(keras.callbacks.Callback):
             self.diverged = ("weights", float("nan"), self.step)
             model.stop_training = True
             return
-        save_checkpoint(model, self.directory, self.step)
-        self.last_saved = self.step
+        if self.write:
+            save_checkpoint(model, self.directory, self.step)
+            self.last_saved = self.step
+        else:  # multi-worker: every worker saves (reading distributed variables is collective), only the chief keeps
+            scratch = tempfile.mkdtemp(prefix="kzoo-worker-ckpt-")
+            try:
+                save_checkpoint(model, scratch, self.step)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
 
     def check(self):
         """Raise :class:`TrainingDiverged` if training stopped on a non-finite value."""

@@ -280,6 +280,10 @@ class RegularizerMixin:
             inputs = inputs[LABELED]
         return super().__call__(inputs, *args, **kwargs)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if not (kb.name() == "tensorflow" and kb._impl().symbolic_build(self, iterator, data_batch)):
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     # -- the train step -------------------------------------------------------
 
     def train_step(self, *args):

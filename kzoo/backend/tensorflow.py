@@ -28,7 +28,11 @@ def train_step(model, data):
     variables = model.trainable_weights
     gradients = tape.gradient(loss, variables)
     model.optimizer.apply_gradients(zip(gradients, variables))
-    return model._kzoo_update_metrics(out)
+    logs = model._kzoo_update_metrics(out)
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras 3.15 averages the logs over workers with reduce(axis=0), which needs a batch axis
+        logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+    return logs
 
 
 # --------------------------------------------------------------------------
@@ -80,22 +84,33 @@ def _devices(devices):
 def setup_devices(kind, devices=None):
     if kind == "mirrored":
         return len(_devices(devices))
-    if kind == "multi-worker":
+    if kind == "multi-worker":  # its collectives must be configured before the runtime starts
+        distribution_scope(kind)
         return 1
     raise ValueError(f"distribution {kind!r} is not available on TensorFlow")
 
 
+_STRATEGIES = {}
+
+
 def distribution_scope(kind, devices=None):
+    # One strategy per device set and process: a second MirroredStrategy over the
+    # same devices would reuse the first one's collective instance keys.
     if kind == "mirrored":
-        strategy = tf.distribute.MirroredStrategy([d.name for d in _devices(devices)])
+        names = tuple(d.name for d in _devices(devices))
+        key = (kind, names)
+        if key not in _STRATEGIES:
+            _STRATEGIES[key] = tf.distribute.MirroredStrategy(list(names))
     elif kind == "multi-worker":
         if "TF_CONFIG" not in __import__("os").environ:
             raise ValueError("multi-worker training reads the cluster from $TF_CONFIG, which is not set "
                              "(see README: Several devices and machines)")
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        key = (kind,)
+        if key not in _STRATEGIES:
+            _STRATEGIES[key] = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         raise ValueError(f"distribution {kind!r} is not available on TensorFlow")
-    return strategy.scope()
+    return _STRATEGIES[key].scope()
 
 
 def is_chief():
@@ -106,3 +121,27 @@ def is_chief():
     task_type, task_id = resolver.task_type, resolver.task_id
     return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0
                                                          and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def symbolic_build(model, iterator=None, data_batch=None):
+    """Keras' build-before-fit under MultiWorkerMirroredStrategy for nested (semi-supervised) batches.
+
+    Keras 3.15 averages the first distributed batch over replicas with one
+    ``strategy.reduce`` on the whole structure, which MultiWorkerMirroredStrategy
+    cannot do for a dict of per-replica tensors; reducing leaf by leaf can.
+    Returns False where Keras' own build applies.
+    """
+    strategy = getattr(model, "_distribute_strategy", None)
+    if iterator is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    from keras import tree as _tree
+
+    for _, _, it in iterator:
+        batch = next(it)
+        break
+    batch = _tree.map_structure(
+        lambda v: strategy.reduce("MEAN", v, axis=None) if isinstance(v, tf.distribute.DistributedValues) else v,
+        batch)
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    return True
