@@ -69,8 +69,8 @@ def export_classifier(model, filepath, format="tf_saved_model", verbose=False, *
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         full = getattr(e, "errno", None) == errno.ENOSPC or "no space left" in str(e).lower()
         hint = " (the disk is full: free space or export elsewhere)" if full else ""
-        kept = "the previous export there is unchanged" if os.path.exists(filepath) else "nothing was left at that path"
-        raise ExportError(f"export to {filepath} failed{hint}: {reason}; {kept}") from e
+        kept = " (the previous export there is unchanged)" if os.path.exists(filepath) else ""
+        raise ExportError(f"export to {filepath} failed{hint}: {reason}; nothing was left at that path{kept}") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return filepath
