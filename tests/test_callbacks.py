@@ -187,3 +187,18 @@ def test_export_failure_after_training_is_a_clear_cli_error(tmp_path, monkeypatc
     assert rc == 3
     assert "disk is full" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_tensorboard_logs_every_loss_term_and_metric(tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    experiment.run(method="vat", labels=20, steps=4, batch_labeled=8, batch_unlabeled=16, entmin=1.0,
+                   tensorboard=str(tmp_path), verbose=0)
+    tags = set()
+    for root, _, files in os.walk(tmp_path):
+        if any("tfevents" in f for f in files):
+            acc = event_accumulator.EventAccumulator(root, size_guidance={"tensors": 0, "scalars": 0})
+            acc.Reload()
+            tags |= set(acc.Tags()["tensors"]) | set(acc.Tags()["scalars"])
+    for name in ("loss", "vat", "entmin", "accuracy"):
+        assert f"epoch_{name}" in tags and f"batch_{name}" in tags, (name, sorted(tags))
