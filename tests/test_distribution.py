@@ -85,7 +85,7 @@ EQUIVALENCE = textwrap.dedent('''
            "plain": one_step(kb.distribution_scope(None), None)}
     # the run() entry point with the same distribution, through the command line
     from kzoo import cli
-    rc = cli.main(["train", "vat", "--labels", "20", "--steps", "3", "--batch-labeled", "8",
+    rc = cli.main(["train", "supervised", "--labels", "20", "--steps", "3", "--batch-labeled", "8",
                    "--batch-unlabeled", "16", "--distribution", kind, "--devices", "2", "--quiet",
                    "--metrics-json", sys.argv[2]])
     out["cli_rc"] = rc
