@@ -17,7 +17,7 @@ from kzoo import callbacks as kcb
 from kzoo import experiment, methods
 from kzoo.core import Regularizer
 
-RUN = ["vat", "--labels", "20", "--steps", "60", "--batch-labeled", "8", "--batch-unlabeled", "16",
+RUN = ["vat", "--labels", "20", "--steps", "120", "--batch-labeled", "8", "--batch-unlabeled", "16",
        "--seed", "3", "--quiet"]
 
 
@@ -32,11 +32,11 @@ def test_sigkill_then_same_command_resumes_to_the_same_steps(tmp_path):
     ckpt, out = tmp_path / "ckpt", tmp_path / "m.json"
     args = RUN + ["--checkpoint-dir", str(ckpt), "--checkpoint-every", "5", "--metrics-json", str(out)]
     proc = _kzoo(args)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     try:
         while kcb.latest_checkpoint(str(ckpt))[0] < 10:  # killed mid-run, some steps after a checkpoint
             assert proc.poll() is None, proc.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -45,20 +45,20 @@ def test_sigkill_then_same_command_resumes_to_the_same_steps(tmp_path):
             proc.kill()
             proc.wait()
     killed_at = kcb.latest_checkpoint(str(ckpt))[0]
-    assert 10 <= killed_at < 60
+    assert 10 <= killed_at < 120
     assert not out.exists()  # the metrics JSON is written at the end only
 
     resumed = _kzoo(args)
-    _, err = resumed.communicate(timeout=180)
+    _, err = resumed.communicate(timeout=400)
     assert resumed.returncode == 0, err[-3000:]
     result = json.loads(out.read_text())
-    assert result["train_steps"] == 60
+    assert result["train_steps"] == 120
     assert result["hyperparameters"]["resumed_from_step"] >= killed_at
     assert kcb.latest_checkpoint(str(ckpt)) == (0, None)  # cleaned up once the outputs are written
 
     # the uninterrupted run: same number of steps, and the same model (weights, optimizer, seed
     # state and the stream position all resumed), up to float round-off
-    plain = experiment.run(method="vat", labels=20, steps=60, batch_labeled=8, batch_unlabeled=16, seed=3,
+    plain = experiment.run(method="vat", labels=20, steps=120, batch_labeled=8, batch_unlabeled=16, seed=3,
                            verbose=0)
     assert plain["train_steps"] == result["train_steps"]
     assert result["test_nll"] == pytest.approx(plain["test_nll"], rel=1e-3)

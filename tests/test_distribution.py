@@ -93,7 +93,7 @@ EQUIVALENCE = textwrap.dedent('''
 ''')
 
 
-def _child(code, args, env_extra=None, timeout=240):
+def _child(code, args, env_extra=None, timeout=400):
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=BACKEND, **(env_extra or {}))
     proc = subprocess.run([sys.executable, "-c", code] + args, capture_output=True, text=True, env=env,
                           timeout=timeout)
@@ -177,7 +177,7 @@ def test_two_worker_processes_on_loopback_train_together(tmp_path):
              "--checkpoint-every", "2"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
-        outs = [p.communicate(timeout=150) for p in procs]
+        outs = [p.communicate(timeout=400) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:

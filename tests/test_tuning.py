@@ -175,9 +175,9 @@ def test_distributed_chief_and_two_workers_run_every_trial_exactly_once(fake_mod
     cmd = [sys.executable, "-m", "kzoo", "tune", "fake-manifold", "--import", "fake_kzoo_methods",
            "--grid", "epsilon=5,20", "eta=0.1,1", "--labels", "30", "--validation-labels", "10",
            "--steps", "2", "--batch-labeled", "8", "--batch-unlabeled", "16", "--distributed", "--workers", "2",
-           "--directory", str(directory), "--timeout", "150", "--no-retrain", "--results-json", str(out),
+           "--directory", str(directory), "--timeout", "400", "--no-retrain", "--results-json", str(out),
            "--quiet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=200,
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=450,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     logs = "".join((directory / "logs" / f).read_text()[-1500:] for f in os.listdir(directory / "logs"))
     assert proc.returncode == 0, proc.stderr[-2000:] + logs
