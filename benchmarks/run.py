@@ -284,6 +284,108 @@ def measure_fig1(args):
     return fig1_moons.main([])
 
 
+# ----------------------------------------------------------------------------
+# Tuning and several devices (issue 6)
+# ----------------------------------------------------------------------------
+
+TUNE_VAT = ["vat", "--dataset", "digits", "--labels", "100", "--grid", "epsilon=0.5,1,2,4", "alpha=0.3,1",
+            "--executions", "1"]
+TUNE_MANIFOLD = ["manifold", "--dataset", "digits", "--labels", "100", "--grid", "epsilon=5,20", "eta=0.1,1",
+                 "gamma=1e-4,1e-3", "--executions", "1"]
+
+
+def tune_run(argv, backend):
+    """One `kzoo tune` in a child process; its results JSON plus the command's wall time."""
+    out_path = os.path.join(HERE, f".tune-{argv[0]}.json")
+    cmd = [PY, "-m", "kzoo", "tune"] + argv + ["--backend", backend, "--results-json", out_path, "--quiet"]
+    t = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(backend), cwd=ROOT)
+    wall = time.time() - t
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    with open(out_path) as f:
+        data = json.load(f)
+    os.remove(out_path)
+    data["wall_seconds"] = round(wall, 1)
+    data["command"] = "kzoo tune " + " ".join(argv) + f" --backend {backend}"
+    return data
+
+
+def measure_tune_manifold(args):
+    from kzoo import methods
+
+    if "manifold" not in methods.METHODS:
+        return {"skipped": "no method named manifold is registered on this branch (the GAN family adds it)"}
+    return tune_run(TUNE_MANIFOLD, args.backend)
+
+
+def scaling_runs(steps, rounds):
+    results = []
+    for backend in ("tensorflow", "jax"):
+        out_path = os.path.join(HERE, f".scaling-{backend}.json")
+        cmd = [PY, os.path.join(HERE, "scaling.py"), "--steps", str(steps), "--rounds", str(rounds),
+               "--json", out_path]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(backend), cwd=ROOT)
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+        with open(out_path) as f:
+            results.append(json.load(f))
+        os.remove(out_path)
+        print(f"  scaling {backend} done", file=sys.stderr, flush=True)
+    return results
+
+
+def render_tune(sec, add, title):
+    data = sec["data"]
+    add(f"## {title}")
+    add("")
+    if data.get("skipped"):
+        add(f"Not measured: {data['skipped']}. `benchmarks/run.py --sections tune-manifold` runs "
+            f"`kzoo tune {' '.join(TUNE_MANIFOLD)}` once it is.")
+        add("")
+        return
+    sys.path.insert(0, ROOT)
+    from kzoo.tuning import markdown
+
+    add(f"`{data['command']}` ({data['run'].get('steps', 1000)} steps per trial, defaults of `kzoo train` "
+        f"otherwise, backend {data['backend']}): each trial trains on {data['labels'] - data['validation_labels']} "
+        f"labels and is scored on the other {data['validation_labels']} (a class-balanced validation split of "
+        "the labeled set; the test set is not used for the choice), then the best is re-trained on all "
+        f"{data['labels']} labels and tested. The whole command took {data['wall_seconds']:.0f} s "
+        f"({data['tuning_seconds']:.0f} s for the trials) on this shared 2-core machine. With {data['validation_labels']} "
+        "validation examples one error is "
+        f"{100 / data['validation_labels']:.0f} points, so many trials tie; ties are broken by validation NLL.")
+    add("")
+    for line in markdown(data).splitlines():
+        add(line)
+    add("")
+    add(f"_{_stamp(sec)}._")
+    add("")
+
+
+def render_scaling(sec, add):
+    add("## Several devices: steps per second with 1 and 2 devices")
+    add("")
+    add("VAT on digits (`kzoo.models.mlp`, 32 labeled + 128 unlabeled per step, global batch), "
+        "`benchmarks/scaling.py`: TensorFlow `MirroredStrategy` and JAX `keras.distribution.DataParallel`, "
+        f"{sec['data'][0]['steps']} timed steps per round, {sec['data'][0]['rounds']} rounds alternating "
+        "1 and 2 devices in one process, medians. **This machine has 2 CPU cores and no GPU: the 2 devices "
+        "are logical CPU devices sharing the same cores, so the table measures the overhead of splitting "
+        "each batch over replicas (and, on TensorFlow, of the all-reduce between them), not a speed-up.** "
+        "On GPUs the same commands (`--distribution mirrored|data-parallel --devices N`) put one replica "
+        "per GPU.")
+    add("")
+    add("| backend | distribution | steps/s, 1 device | steps/s, 2 devices | ratio 2/1 |")
+    add("|---|---|---|---|---|")
+    for res in sec["data"]:
+        one, two = res["rows"]
+        add(f"| {res['backend']} | {res['distribution']} | {one['steps_per_second']:.1f} | "
+            f"{two['steps_per_second']:.1f} | {res['ratio_2_to_1']:.2f} |")
+    add("")
+    add(f"_{_stamp(sec)}._")
+    add("")
+
+
 # name -> (measure(args) -> JSON-able data, render(section, add) or None, settings(args) -> dict).
 # The accuracy sections (acc-FAMILY, baselines) render together in one table.
 SECTIONS = {
@@ -295,6 +397,15 @@ SECTIONS = {
               lambda args: {"speed_steps": args.speed_steps}),
     "job": (lambda args: main_job(), render_job, lambda args: {}),
     "fig1": (measure_fig1, render_fig1, lambda args: {}),
+    "tune-vat": (lambda args: tune_run(TUNE_VAT, args.backend),
+                 lambda sec, add: render_tune(sec, add, "Grid search: VAT on digits (ε × α)"),
+                 lambda args: {"backend": args.backend}),
+    "tune-manifold": (measure_tune_manifold,
+                      lambda sec, add: render_tune(sec, add, "Grid search: GAN manifold regularization on digits "
+                                                   "(ε × η × γ)"),
+                      lambda args: {"backend": args.backend}),
+    "scaling": (lambda args: scaling_runs(20 if args.quick else 100, 2 if args.quick else 5), render_scaling,
+                lambda args: {}),
 }
 
 

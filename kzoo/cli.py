@@ -1,4 +1,4 @@
-"""Command line: ``kzoo train|methods|datasets`` (also ``python -m kzoo``).
+"""Command line: ``kzoo train|tune|methods|datasets|pretrain`` (also ``python -m kzoo``).
 
 The backend is chosen before Keras is imported, so ``--backend jax`` works on a
 machine without TensorFlow.
@@ -59,6 +59,22 @@ def _parser():
     t.add_argument("--metrics-json", default=None, help="write the run's metrics to this JSON file")
     t.add_argument("--export", default=None, help="export the trained classifier as a SavedModel here")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    f = t.add_argument_group("long runs and several devices")
+    f.add_argument("--checkpoint-dir", default=None,
+                   help="checkpoint here; rerunning the same command after a crash or kill resumes from it")
+    f.add_argument("--checkpoint-every", type=int, default=None, help="optimizer steps between checkpoints "
+                   "(default steps/20)")
+    f.add_argument("--distribution", default=None, choices=("mirrored", "data-parallel", "multi-worker"),
+                   help="several devices: mirrored (TensorFlow), data-parallel (JAX), multi-worker (TensorFlow, "
+                   "$TF_CONFIG)")
+    f.add_argument("--devices", type=int, default=None, help="number of devices (CPU-only: logical CPU devices)")
+    f.add_argument("--tensorboard", default=None, metavar="DIR", help="log every loss term and metric here")
+    f.add_argument("--validation-labels", type=int, default=0,
+                   help="hold out this many of the labeled examples and report the validation error")
+
+    from kzoo.tuning import add_parser as _add_tune_parser
+
+    _add_tune_parser(sub, t)
 
     q = sub.add_parser("pretrain", help="train a generative model without labels (VAE, Glow, GAN...) and save it")
     q.add_argument("model", help=f"one of: {', '.join(PRETRAINERS) or '(none yet)'}")
@@ -89,6 +105,10 @@ def main(argv=None):
             return 2
         os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if (getattr(args, "devices", None) or 0) > 1 and "jax" not in sys.modules:
+        # JAX on a CPU-only host: N host devices must be asked for before jax is imported
+        flag = f"--xla_force_host_platform_device_count={args.devices}"
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
 
     if args.command == "methods":
         from kzoo.methods import METHODS
@@ -110,6 +130,13 @@ def main(argv=None):
     from kzoo.data import DatasetUnavailableError
     from kzoo.experiment import ConfigError, run
 
+    if args.command == "tune":
+        from kzoo.tuning import main as tune_main
+
+        return tune_main(args)
+    from kzoo.callbacks import TrainingDiverged
+    from kzoo.export import ExportError
+
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     try:
         if args.command == "pretrain":
@@ -129,10 +156,16 @@ def main(argv=None):
             decay_fraction=args.decay_fraction, width=args.width, augment=args.augment,
             data_dir=args.data_dir, jit_compile=jit, export=args.export,
             metrics_json=args.metrics_json, verbose=0 if args.quiet else 1,
+            checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+            distribution=args.distribution, devices=args.devices, tensorboard=args.tensorboard,
+            validation_labels=args.validation_labels,
         )
     except (ConfigError, DatasetUnavailableError) as e:
         print(f"kzoo: error: {e}", file=sys.stderr)
         return 2
+    except (TrainingDiverged, ExportError) as e:
+        print(f"kzoo: error: {e}", file=sys.stderr)
+        return 3
     summary = {k: result[k] for k in ("method", "dataset", "labels", "seed", "backend", "model",
                                       "test_error", "test_nll", "train_steps", "train_seconds",
                                       "steps_per_second")}

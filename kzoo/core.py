@@ -43,7 +43,8 @@ class Regularizer:
     """Base class: a regularizer is its paper's hyperparameters plus ``terms``.
 
     Subclasses implement ``terms(ctx) -> {name: scalar}`` (unweighted values,
-    logged as they are) and set ``self.weights`` (name -> coefficient). The
+    logged as they are; means over the step's batch in plain ``keras.ops``, not
+    Keras ``Loss`` objects, which pre-scale for tf.distribute replicas) and set ``self.weights`` (name -> coefficient). The
     total loss is ``supervised + ramp(step) * sum(weight * term)`` where
     ``ramp`` is the sigmoid ramp-up over ``rampup_steps`` (0: none).
     """
@@ -285,6 +286,10 @@ class RegularizerMixin:
             inputs = inputs[LABELED]
         return super().__call__(inputs, *args, **kwargs)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if not (kb.name() == "tensorflow" and kb._impl().symbolic_build(self, iterator, data_batch)):
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     # -- the train step -------------------------------------------------------
 
     def train_step(self, *args):
@@ -308,11 +313,14 @@ class RegularizerMixin:
         if self.regularizer is not None:
             ctx = StepContext(self.network, x_l, y, x_u, logits_l, logits_u, self._kzoo_seed)
             reg_loss, terms = self.regularizer.weighted_loss(ctx, self.optimizer.iterations)
-            loss = loss + reg_loss
+            # compute_loss is scaled by 1/replicas under tf.distribute; the regularizer must be too,
+            # so that the gradients summed over replicas are those of the global batch.
+            loss = loss + kb.scale_loss_for_distribution(reg_loss)
         return StepOutput(loss, x_l, y, logits_l, sample_weight, terms)
 
     def _kzoo_update_metrics(self, out):
-        self._loss_tracker.update_state(out.loss, sample_weight=ops.shape(out.x)[0])
+        self._loss_tracker.update_state(kb.unscale_loss_for_distribution(out.loss),
+                                        sample_weight=ops.shape(out.x)[0])
         for name, value in out.terms.items():
             self._kzoo_trackers[name].update_state(value)
         return self.compute_metrics(out.x, out.y, out.y_pred, sample_weight=out.sample_weight)

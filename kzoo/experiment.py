@@ -7,6 +7,7 @@ outputs are written atomically at the end.
 """
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -86,6 +87,9 @@ def _step_timer():
     import keras
 
     class StepTimer(keras.callbacks.Callback):
+        start = end = first_step_end = None
+        steps = 0
+
         def on_train_begin(self, logs=None):
             self.start = time.perf_counter()
             self.first_step_end = None
@@ -102,15 +106,26 @@ def _step_timer():
     return StepTimer()
 
 
-def evaluate_classifier(classifier, x, y, batch_size=512):
-    """Test error and mean negative log-likelihood (nats) of a logits classifier."""
+def evaluate_classifier(classifier, x, y, batch_size=512, prefix="test"):
+    """Error and mean negative log-likelihood (nats) of a logits classifier (``{prefix}_error``...)."""
     logits = classifier.predict(x, batch_size=batch_size, verbose=0)
     logits = np.asarray(logits, dtype=np.float64)
     log_p = logits - logits.max(axis=1, keepdims=True)
     log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
     nll = float(-log_p[np.arange(len(y)), y].mean())
     error = float((logits.argmax(axis=1) != y).mean())
-    return {"test_error": error, "test_nll": nll}
+    return {f"{prefix}_error": error, f"{prefix}_nll": nll}
+
+
+def _skip_batches(stream, n):
+    """``stream`` without its first ``n`` batches (a resumed run continues where the killed one stopped)."""
+    if hasattr(stream, "skip") and hasattr(stream, "element_spec"):  # tf.data.Dataset
+        return stream.skip(n)
+
+    def rest():
+        yield from itertools.islice(iter(stream), n, None)
+
+    return rest()
 
 
 @dataclasses.dataclass
@@ -122,6 +137,13 @@ class RunContext:
     timer, and whatever the caller adds) must be passed to every ``fit`` it calls.
     The default loop, :func:`train_regularized`, is the one VAT and every other
     regularizer-on-a-classifier method use.
+
+    ``x_val``/``y_val``: the validation split carved out of the labeled set
+    (None without ``validation_labels``); the run evaluates the returned
+    classifier on it. :meth:`fit` adds the fault-tolerance callback (checkpoints
+    in ``checkpoint_dir``, resume, divergence guard) and TensorBoard logging; a
+    method's loop gets them by calling ``ctx.fit`` once for its ``steps`` steps.
+    The run builds everything inside its distribution scope (several devices).
     """
 
     method: object
@@ -144,6 +166,13 @@ class RunContext:
     callbacks: list = dataclasses.field(default_factory=list)
     # filled in by the training loop for the result JSON
     info: dict = dataclasses.field(default_factory=dict)
+    x_val: object = None
+    y_val: object = None
+    checkpoint_dir: object = None
+    checkpoint_every: int = 100
+    tensorboard: object = None
+    is_chief: bool = True
+    guards: list = dataclasses.field(default_factory=list)
 
     @property
     def semi_supervised(self):
@@ -183,11 +212,40 @@ class RunContext:
         return keras.optimizers.Adam(schedule, **kwargs)
 
     def fit(self, model, stream=None):
-        """``model.fit`` for ``steps`` optimizer steps in equal epochs, with the run's callbacks."""
+        """``model.fit`` (compiled, built) for ``steps`` optimizer steps in equal epochs, with the run's callbacks.
+
+        With ``checkpoint_dir``: resumes from its latest checkpoint (weights,
+        optimizer, seed state; the stream skips the batches already consumed)
+        and checkpoints every ``checkpoint_every`` steps. Raises
+        :class:`kzoo.callbacks.TrainingDiverged` when a loss became NaN/inf.
+        """
+        from kzoo import callbacks as kcb
+
+        stream = self.stream() if stream is None else stream
         epochs = _epochs_for(self.steps)
-        return model.fit(self.stream() if stream is None else stream, steps_per_epoch=self.steps // epochs,
-                         epochs=epochs, verbose=self.verbose, callbacks=list(self.callbacks),
-                         shuffle=False)
+        per_epoch = self.steps // epochs
+        start = 0
+        if self.checkpoint_dir:
+            start, path = kcb.latest_checkpoint(self.checkpoint_dir)
+            if path is not None:
+                start = kcb.restore_checkpoint(model, path)
+                self.info["resumed_from_step"] = start
+                if self.verbose:
+                    print(f"kzoo: resuming from the checkpoint at step {start} in {self.checkpoint_dir}")
+        guard = kcb.TrainingGuard(self.steps, self.checkpoint_dir, self.checkpoint_every, start,
+                                  write=self.is_chief)
+        self.guards.append(guard)
+        if start >= self.steps:
+            return None
+        if start:
+            stream = _skip_batches(stream, start)
+        callbacks = list(self.callbacks) + [guard]
+        if self.tensorboard:
+            callbacks.append(kcb.tensorboard(self.tensorboard, self.steps))
+        history = model.fit(stream, steps_per_epoch=per_epoch, epochs=epochs, initial_epoch=start // per_epoch,
+                            verbose=self.verbose, callbacks=callbacks, shuffle=False)
+        guard.check()
+        return history
 
 
 def train_regularized(ctx):
@@ -222,12 +280,28 @@ def run(
     export=None,
     metrics_json=None,
     verbose=1,
+    validation_labels=0,
+    test=True,
+    checkpoint_dir=None,
+    checkpoint_every=None,
+    distribution=None,
+    devices=None,
+    tensorboard=None,
     **hyperparameter_kwargs,
 ):
     """Train ``method`` on ``dataset`` with ``labels`` labeled examples; returns the metrics dict.
 
     The method's hyperparameters come as ``hyperparameters={...}`` or as keyword
     arguments (``epsilon=2.0``); None means the method's default.
+
+    ``validation_labels=V``: V of the ``labels`` labeled examples (class-balanced)
+    are held out, neither trained on nor in the unlabeled pool; the result has
+    ``val_error``/``val_nll``. ``test=False``: the test set is not evaluated
+    (tuning trials). ``checkpoint_dir``: checkpoint every ``checkpoint_every``
+    steps (default steps/20) and resume from it when the same run is started
+    again (see :mod:`kzoo.callbacks`). ``distribution``: "mirrored" (TensorFlow),
+    "data-parallel" (JAX) on ``devices`` devices, or "multi-worker" (TensorFlow,
+    $TF_CONFIG). ``tensorboard``: a log folder for every loss term and metric.
     """
     from kzoo import data as kdata
     from kzoo import models as kmodels
@@ -246,21 +320,46 @@ def run(
         raise ConfigError(f"decay_fraction must be in [0, 1], got {decay_fraction!r}")
     if spec.build is not None:
         build_regularizer(method, **hp)  # the regularizer's own checks, before any data is loaded
+    if not isinstance(validation_labels, (int, np.integer)) or not 0 <= validation_labels < labels:
+        raise ConfigError(f"validation_labels must be an integer in [0, labels={labels}), got {validation_labels!r}")
+    if checkpoint_every is None:
+        checkpoint_every = max(1, int(steps) // 20)
+    if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
+        raise ConfigError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
     export = _check_writable_target(export, "export folder")
     metrics_json = _check_writable_target(metrics_json, "metrics file")
+    config = {"method": method, "dataset": dataset, "labels": int(labels), "model": model, "steps": int(steps),
+              "batch_labeled": int(batch_labeled), "batch_unlabeled": int(batch_unlabeled), "seed": int(seed),
+              "hyperparameters": hp, "learning_rate": learning_rate, "decay_fraction": decay_fraction,
+              "width": width, "augment": augment, "validation_labels": int(validation_labels)}
+    if checkpoint_dir is not None:
+        checkpoint_dir = _check_checkpoint_dir(checkpoint_dir, config)
 
     import keras
 
-    ds = kdata.load(dataset, data_dir=data_dir, seed=seed)
+    from kzoo import backend as kb
+
     try:
-        x_l, y_l, x_u = kdata.labeled_split(ds.x_train, ds.y_train, labels,
-                                           num_classes=ds.num_classes, seed=seed)
+        kb.check_distribution(distribution, devices)
+        n_devices = kb.setup_devices(distribution, devices) if distribution else 1
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    for name, value in (("batch_labeled", batch_labeled), ("batch_unlabeled", batch_unlabeled)):
+        if value % n_devices:
+            raise ConfigError(f"{name}={value} must be a multiple of the {n_devices} devices "
+                              "(each replica gets an equal share of the global batch)")
+
+    ds = kdata.load(dataset, data_dir=data_dir, seed=seed)
+    try:
+        x_l, y_l, x_u, x_val, y_val = _split(ds, labels, validation_labels, seed)
+    except ValueError as e:
+        where = f" (validation split of {validation_labels} of the {labels} labels)" if validation_labels else ""
+        raise ConfigError(f"{e}{where}") from e
     timer = _step_timer()
     ctx = RunContext(spec, hp, ds, x_l, y_l, x_u, model, width, int(steps), int(batch_labeled),
                      int(batch_unlabeled), int(seed), learning_rate, decay_fraction, augment, jit_compile,
-                     verbose, callbacks=[timer])
+                     verbose, callbacks=[timer], x_val=x_val, y_val=y_val, checkpoint_dir=checkpoint_dir,
+                     checkpoint_every=int(checkpoint_every), tensorboard=tensorboard)
     try:
         ctx.make_classifier()  # the model's own checks (input shape, width) before training
     except ValueError as e:
@@ -268,9 +367,12 @@ def run(
 
     # ---- train ---------------------------------------------------------------
     keras.utils.set_random_seed(seed)
-    clf = (spec.train or train_regularized)(ctx)
-    train_seconds = timer.end - timer.start
-    steady = timer.end - timer.first_step_end
+    with kb.distribution_scope(distribution, devices):
+        ctx.is_chief = kb.is_chief()
+        clf = (spec.train or train_regularized)(ctx)
+    ran = getattr(timer, "end", None) is not None
+    train_seconds = timer.end - timer.start if ran else 0.0
+    steady = timer.end - timer.first_step_end if ran and timer.first_step_end else 0.0
     semi = ctx.semi_supervised
     result = {
         "method": method,
@@ -289,20 +391,76 @@ def run(
             "augment": augment,
             "jit_compile": jit_compile,
         },
-        "train_steps": int(timer.steps),
+        # optimizer steps of the whole run (a resumed run counts those before the interruption)
+        "train_steps": int(ctx.guards[-1].step if ctx.guards else timer.steps),
         "train_seconds": round(train_seconds, 3),
         "steps_per_second": round((timer.steps - 1) / steady, 2) if timer.steps > 1 and steady > 0 else None,
     }
-    result.update(evaluate_classifier(clf, ds.x_test, ds.y_test))
+    if validation_labels:
+        result["validation_labels"] = int(validation_labels)
+        result.update(evaluate_classifier(clf, x_val, y_val, prefix="val"))
+    if distribution:
+        result["distribution"] = {"kind": distribution, "devices": n_devices}
+    if test:
+        result.update(evaluate_classifier(clf, ds.x_test, ds.y_test))
 
-    # ---- outputs (atomic) ------------------------------------------------------
-    if export:
-        from kzoo.export import export_classifier
+    # ---- outputs (atomic; only the chief writes in multi-worker training) -----
+    if ctx.is_chief:
+        if export:
+            from kzoo.export import export_classifier
 
-        result["export"] = export_classifier(clf, export)  # the plain classifier, no regularizer
-    if metrics_json:
-        write_json_atomic(metrics_json, result)
+            result["export"] = export_classifier(clf, export)  # the plain classifier, no regularizer
+        if metrics_json:
+            write_json_atomic(metrics_json, result)
+        if checkpoint_dir:
+            from kzoo.callbacks import clear_checkpoints
+
+            clear_checkpoints(checkpoint_dir)  # the run is complete; its outputs are written
     return result
+
+
+def _split(ds, labels, validation_labels, seed):
+    """``(x_l, y_l, x_u, x_val, y_val)``: the labeled subset, minus a class-balanced validation split.
+
+    Without a validation split this is ``kzoo.data.labeled_split`` (the unlabeled
+    pool is every training input); with one, the validation examples are also
+    removed from the unlabeled pool, so nothing of them is trained on.
+    """
+    from kzoo import data as kdata
+
+    nc = ds.num_classes
+    idx_l, y_l, _ = kdata.labeled_split(np.arange(len(ds.x_train)), ds.y_train, labels, num_classes=nc, seed=seed)
+    if not validation_labels:
+        return ds.x_train[idx_l], y_l, ds.x_train, None, None
+    idx_val, y_val, idx_l = kdata.labeled_split(idx_l, y_l, validation_labels, num_classes=nc, seed=seed + 1,
+                                                unlabeled_includes_labeled=False)
+    keep = np.ones(len(ds.x_train), dtype=bool)
+    keep[idx_val] = False
+    y_train = np.asarray(ds.y_train)
+    if y_train.ndim > 1:
+        y_train = y_train.argmax(axis=-1)
+    return ds.x_train[idx_l], y_train[idx_l].astype(np.int32), ds.x_train[keep], ds.x_train[idx_val], y_val
+
+
+def _check_checkpoint_dir(path, config):
+    """The checkpoint folder, checked writable; ConfigError if it holds another run's checkpoints."""
+    from kzoo.callbacks import latest_checkpoint
+
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"checkpoint folder {path} is an existing file, not a folder")
+    _check_writable_target(os.path.join(path, "run.json"), "checkpoint folder")
+    stamp = os.path.join(path, "run.json")
+    current = json.loads(json.dumps(config, default=str))
+    if latest_checkpoint(path)[1] is not None and os.path.isfile(stamp):
+        with open(stamp) as f:
+            previous = json.load(f)
+        if previous != current:
+            diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+            raise ConfigError(f"checkpoint folder {path} holds a run with other settings ({', '.join(diff)} "
+                              "differ); rerun the same command to resume it, or use another --checkpoint-dir")
+    write_json_atomic(stamp, current)
+    return path
 
 
 # ----------------------------------------------------------------------------

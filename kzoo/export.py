@@ -8,6 +8,7 @@ export never leaves a half-written model where the final one should be, and a
 previous export at the same path survives until the new one is whole.
 """
 
+import errno
 import os
 import shutil
 import tempfile
@@ -47,7 +48,10 @@ def export_classifier(model, filepath, format="tf_saved_model", verbose=False, *
             "or save the Keras model with model.save('model.keras')"
         ) from e
     filepath, parent = _check_destination(filepath)
-    tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
+    try:
+        tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
+    except OSError as e:
+        raise ExportError(f"cannot export to {filepath}: {e.strerror} in {parent}") from e
     staged = os.path.join(tmp, "model")
     try:
         keras.Model.export(model, staged, format=format, verbose=verbose, **kwargs)
@@ -61,8 +65,12 @@ def export_classifier(model, filepath, format="tf_saved_model", verbose=False, *
             if old is not None:  # put the previous export back before tmp is removed
                 os.replace(old, filepath)
             raise
-    except OSError as e:
-        raise ExportError(f"export to {filepath} failed ({e}); nothing was left at that path") from e
+    except Exception as e:  # OSError, or TensorFlow's own errors while writing the SavedModel
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        full = getattr(e, "errno", None) == errno.ENOSPC or "no space left" in str(e).lower()
+        hint = " (the disk is full: free space or export elsewhere)" if full else ""
+        kept = " (the previous export there is unchanged)" if os.path.exists(filepath) else ""
+        raise ExportError(f"export to {filepath} failed{hint}: {reason}; nothing was left at that path{kept}") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return filepath

@@ -54,3 +54,78 @@ def jvp(fn, x, v):
 def train_step_function():
     """The backend's ``train_step`` for :class:`kzoo.RegularizerMixin` models."""
     return _impl().train_step
+
+
+# --------------------------------------------------------------------------
+# Several devices: replica-aware loss scaling and distribution scopes
+# --------------------------------------------------------------------------
+
+# kind -> the backend that implements it
+DISTRIBUTIONS = {
+    "mirrored": "tensorflow",      # tf.distribute.MirroredStrategy, one machine, several devices
+    "multi-worker": "tensorflow",  # tf.distribute.MultiWorkerMirroredStrategy, TF_CONFIG
+    "data-parallel": "jax",        # keras.distribution.DataParallel
+}
+
+
+def check_distribution(kind, devices=None, backend=None):
+    """ValueError when ``kind`` is unknown or not available on the backend (before any work)."""
+    if kind is None:
+        if devices not in (None, 1):
+            raise ValueError("--devices needs --distribution (mirrored on TensorFlow, data-parallel on JAX)")
+        return None
+    backend = backend or name()
+    if kind not in DISTRIBUTIONS:
+        raise ValueError(f"unknown distribution {kind!r}; valid: {', '.join(DISTRIBUTIONS)}")
+    if DISTRIBUTIONS[kind] != backend:
+        other = [k for k, b in DISTRIBUTIONS.items() if b == backend]
+        raise ValueError(f"distribution {kind!r} needs the {DISTRIBUTIONS[kind]} backend; on {backend} "
+                         f"use {' or '.join(other)} (or --backend {DISTRIBUTIONS[kind]})")
+    if devices is not None and (not isinstance(devices, int) or devices < 1):
+        raise ValueError(f"devices must be an integer >= 1, got {devices!r}")
+    return kind
+
+
+def setup_devices(kind, devices=None):
+    """Make ``devices`` devices available for ``kind`` (logical CPU devices on a CPU-only host).
+
+    Must run before the backend's runtime starts (TensorFlow: before the first
+    operation; JAX: ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` before
+    importing jax, which ``kzoo train --devices N`` sets). Returns the number of devices.
+    """
+    return _impl().setup_devices(kind, devices)
+
+
+def distribution_scope(kind, devices=None):
+    """Context manager: models, optimizers and ``fit`` inside it train on several devices."""
+    import contextlib
+
+    if kind is None:
+        return contextlib.nullcontext()
+    return _impl().distribution_scope(kind, devices)
+
+
+def num_replicas():
+    """How many replicas the current train step's batch is split over (1 outside a distribution)."""
+    return _impl().num_replicas()
+
+
+def scale_loss_for_distribution(value):
+    """A per-replica loss scaled so that summing gradients over replicas gives the global-batch gradient.
+
+    ``compile``'s loss (``compute_loss``) is already scaled by Keras; every other
+    term added to it in a train step (the regularizers' ``weighted_loss``, a GAN's
+    own losses) must go through this function. Identity where the backend
+    computes on the global batch (JAX, one device).
+    """
+    return _impl().scale_loss_for_distribution(value)
+
+
+def unscale_loss_for_distribution(value):
+    """Inverse of :func:`scale_loss_for_distribution` (for logging a per-replica loss)."""
+    return _impl().unscale_loss_for_distribution(value)
+
+
+def is_chief():
+    """Whether this process writes outputs (checkpoints, exports) in multi-worker training."""
+    return _impl().is_chief()

@@ -57,3 +57,48 @@ def train_step(model, state, data):
         logs = model._kzoo_update_metrics(out)
     metrics_vars = _new_values(scope, model.metrics_variables, metrics_vars)
     return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+
+# --------------------------------------------------------------------------
+# Several devices: keras.distribution on JAX (the train step sees the global
+# batch, sharded by XLA, so no loss needs rescaling)
+# --------------------------------------------------------------------------
+
+
+def num_replicas():
+    return 1
+
+
+def scale_loss_for_distribution(value):
+    return value
+
+
+def unscale_loss_for_distribution(value):
+    return value
+
+
+def _devices(devices):
+    available = keras.distribution.list_devices()
+    n = devices or len(available)
+    if n > len(available):
+        raise ValueError(
+            f"{n} devices were asked for but JAX sees {len(available)}; on a CPU-only host set "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={n} before jax is imported "
+            "(kzoo train --devices N does)")
+    return available[:n]
+
+
+def setup_devices(kind, devices=None):
+    if kind != "data-parallel":
+        raise ValueError(f"distribution {kind!r} is not available on JAX")
+    return len(_devices(devices))
+
+
+def distribution_scope(kind, devices=None):
+    if kind != "data-parallel":
+        raise ValueError(f"distribution {kind!r} is not available on JAX")
+    return keras.distribution.DataParallel(devices=_devices(devices)).scope()
+
+
+def is_chief():
+    return jax.process_index() == 0

@@ -1,0 +1,188 @@
+"""Fault tolerance for long runs: step-exact checkpoints, divergence guard, TensorBoard.
+
+:class:`TrainingGuard` is what ``kzoo train --checkpoint-dir DIR`` adds to every
+``fit`` of a run (:meth:`kzoo.experiment.RunContext.fit`). It plays the role of
+``keras.callbacks.BackupAndRestore(save_freq=N)`` with three differences that a
+killed run needs:
+
+* it resumes at the exact optimizer step of the last checkpoint (Keras'
+  callback resumes at the start of the interrupted epoch), so a killed and
+  resumed run takes the same number of optimizer steps as an uninterrupted one;
+* a checkpoint is one folder ``ckpt-STEP`` written under a temporary name and
+  renamed into place, so a SIGKILL while saving leaves the previous checkpoint
+  intact, never a half-written one; the state not in ``model.weights`` (random
+  seed generators of the regularizers and dropout) is saved too;
+* every step's logged losses are checked: a NaN or infinite loss stops training
+  (:class:`TrainingDiverged`), and the last checkpoint written (from before the
+  divergence: weights are checked finite before any save) is kept.
+
+The data stream is not part of a checkpoint: on resume, ``RunContext.fit``
+rebuilds it from the run's seed and skips the batches already consumed, so the
+resumed run sees the batches the uninterrupted run would have seen.
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+
+_CKPT = re.compile(r"^ckpt-(\d+)$")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; training was stopped."""
+
+
+def _scalar(value):
+    value = getattr(value, "value", value)
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    return np.asarray(keras.ops.convert_to_numpy(value) if not isinstance(value, np.ndarray) else value)
+
+
+def latest_checkpoint(directory):
+    """``(step, path)`` of the newest complete checkpoint in ``directory``, or ``(0, None)``."""
+    if not directory or not os.path.isdir(directory):
+        return 0, None
+    best = (0, None)
+    for entry in os.listdir(directory):
+        m = _CKPT.match(entry)
+        path = os.path.join(directory, entry)
+        if m and os.path.isfile(os.path.join(path, "meta.json")) and int(m.group(1)) >= best[0]:
+            best = (int(m.group(1)), path)
+    return best
+
+
+def _extra_variables(model):
+    """Variables of ``model`` outside ``model.weights`` (seed generator states), in a stable order."""
+    in_weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in in_weights]
+
+
+def save_checkpoint(model, directory, step):
+    """Write ``model``'s weights, optimizer and seed state as ``directory/ckpt-STEP``, atomically."""
+    os.makedirs(directory, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-ckpt-", dir=directory)
+    try:
+        model.save_weights(os.path.join(tmp, "model.weights.h5"))
+        extra = _extra_variables(model)
+        np.savez(os.path.join(tmp, "state.npz"), *[_scalar(v) for v in extra])
+        with open(os.path.join(tmp, "meta.json"), "w") as f:
+            json.dump({"step": int(step), "extra": [v.path for v in extra]}, f)
+        final = os.path.join(directory, f"ckpt-{int(step):09d}")
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for entry in os.listdir(directory):  # older checkpoints, once the new one is in place
+        m = _CKPT.match(entry)
+        if m and int(m.group(1)) < step:
+            shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
+    return final
+
+
+def restore_checkpoint(model, path):
+    """Load a checkpoint written by :func:`save_checkpoint` into the compiled ``model``; returns its step."""
+    if not model.built:
+        raise ValueError("the model must be built (called on a batch) before a checkpoint can be restored")
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(path, "model.weights.h5"))
+    with open(os.path.join(path, "meta.json")) as f:
+        meta = json.load(f)
+    extra = _extra_variables(model)
+    with np.load(os.path.join(path, "state.npz")) as saved:
+        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    if [v.path for v in extra] == meta["extra"]:
+        for v, value in zip(extra, values):
+            v.assign(value)
+    return int(meta["step"])
+
+
+def clear_checkpoints(directory):
+    """Remove this run's checkpoints (after its outputs are written); the folder stays."""
+    if directory and os.path.isdir(directory):
+        for entry in os.listdir(directory):
+            if _CKPT.match(entry) or entry.startswith(".tmp-ckpt-"):
+                shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
+
+
+class TrainingGuard(keras.callbacks.Callback):
+    """Stop at ``total_steps`` optimizer steps, stop on a non-finite loss, checkpoint every ``every`` steps.
+
+    ``initial_step`` is the optimizer step the run resumes from (0 for a fresh
+    run). ``directory`` None: no checkpoints (the divergence guard still runs).
+    ``write``: whether this process keeps its checkpoints (the chief of a
+    multi-worker run; the other workers save to a scratch folder and delete it).
+    """
+
+    def __init__(self, total_steps, directory=None, every=100, initial_step=0, write=True):
+        super().__init__()
+        self.total_steps = int(total_steps)
+        self.directory = directory
+        self.every = max(1, int(every))
+        self.step = int(initial_step)
+        self.write = write
+        self.diverged = None
+        self.last_saved = None
+
+    def _net(self):
+        # self._model, not self.model: on JAX reading self.model syncs the whole
+        # training state back to the variables, which is needed only to save.
+        return self._model
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        for name, value in (logs or {}).items():
+            try:
+                v = float(_scalar(value))
+            except (TypeError, ValueError):
+                continue
+            if not np.isfinite(v):
+                self.diverged = (name, v, self.step)
+                self._net().stop_training = True
+                return
+        if self.directory and self.step % self.every == 0 and self.step < self.total_steps:
+            self._save()
+        if self.step >= self.total_steps:
+            self._net().stop_training = True
+
+    def _save(self):
+        model = self.model  # synced state on JAX
+        if not all(np.all(np.isfinite(_scalar(w))) for w in model.trainable_weights):
+            self.diverged = ("weights", float("nan"), self.step)
+            model.stop_training = True
+            return
+        if self.write:
+            save_checkpoint(model, self.directory, self.step)
+            self.last_saved = self.step
+        else:  # multi-worker: every worker saves (reading distributed variables is collective), only the chief keeps
+            scratch = tempfile.mkdtemp(prefix="kzoo-worker-ckpt-")
+            try:
+                save_checkpoint(model, scratch, self.step)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def check(self):
+        """Raise :class:`TrainingDiverged` if training stopped on a non-finite value."""
+        if self.diverged is None:
+            return
+        name, value, step = self.diverged
+        kept = latest_checkpoint(self.directory)[0] if self.directory else 0
+        where = (f"the last good checkpoint (step {kept}) is kept in {self.directory}" if kept
+                 else "no checkpoint was written" + ("" if self.directory else " (no --checkpoint-dir)"))
+        raise TrainingDiverged(
+            f"training diverged: {name} became {value} at optimizer step {step}; training stopped and "
+            f"{where}. Lower the learning rate or the regularizer's weight/radius and start again.")
+
+
+def tensorboard(log_dir, steps):
+    """``keras.callbacks.TensorBoard`` logging every loss term and metric about 200 times per run."""
+    return keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=max(1, int(steps) // 200),
+                                       write_graph=False, profile_batch=0)

@@ -1,0 +1,551 @@
+"""Hyperparameter grid search over any registered method, with keras-tuner.
+
+    kzoo tune vat --dataset digits --labels 100 --grid epsilon=0.5,1,2,4 alpha=0.3,1 --results-json tune.json
+    kzoo tune vat ... --distributed --workers 2      # keras-tuner chief + 2 worker processes on 127.0.0.1
+
+Every trial is one :func:`kzoo.experiment.run` of the method with one point of
+the grid, trained on the labeled set minus a class-balanced validation split
+(``validation_labels``, default 20% of the labels) and scored by its error on
+that split; the test set is never looked at while tuning (``test=False``).
+The grid is keras-tuner's :class:`keras_tuner.GridSearch` over one ``Choice``
+per tuned hyperparameter: the values given with ``--grid NAME=V1,V2`` (checked
+against the method's declared ranges), or each hyperparameter's declared
+``grid`` when no ``--grid`` is given. The best configuration (lowest validation
+error, ties broken by validation NLL) is then re-trained on all ``labels``
+labeled examples and tested. Results (every trial, its validation error and
+NLL, time and worker; the best; its test error) go to JSON and markdown.
+
+Distributed mode uses keras-tuner's own chief/worker mechanism: one chief
+process holds the oracle and serves it over gRPC on 127.0.0.1 (the environment
+variables ``KERASTUNER_TUNER_ID``/``KERASTUNER_ORACLE_IP``/``KERASTUNER_ORACLE_PORT``
+of its documentation), the workers ask it for trials and report back. One kzoo
+command starts them, waits (bounded by ``timeout``), stops them and collects
+the results from the chief's project folder. Each trial execution leaves a
+record in ``DIRECTORY/executions/`` (which worker ran it, when, its metrics),
+from which the table is built and which shows that every trial ran once.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from kzoo.experiment import ConfigError, resolve_hyperparameters, write_json_atomic
+
+OBJECTIVE = "val_error"
+PROJECT = "oracle"
+# run() arguments a tuning run passes through to every trial
+RUN_ARGUMENTS = ("dataset", "labels", "model", "steps", "batch_labeled", "batch_unlabeled", "seed",
+                 "learning_rate", "decay_fraction", "width", "augment", "data_dir", "jit_compile",
+                 "distribution", "devices")
+
+
+# ----------------------------------------------------------------------------
+# The grid
+# ----------------------------------------------------------------------------
+
+
+def parse_grid(method, items):
+    """``["epsilon=0.5,1", "alpha=0.3,1"]`` -> ``{"epsilon": (0.5, 1.0), "alpha": (0.3, 1.0)}``.
+
+    Values are converted and range-checked with the method's
+    :meth:`kzoo.methods.Hyperparameter.check`; ConfigError names what is wrong.
+    """
+    spec, _ = resolve_hyperparameters(method)
+    grid = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"--grid takes NAME=V1,V2,...; got {item!r}")
+        name, _, values = item.partition("=")
+        name = name.strip().lstrip("-").replace("-", "_")
+        try:
+            hp = spec.hyperparameter(name)
+        except KeyError:
+            takes = ", ".join(h.name for h in spec.hyperparameters) or "none"
+            raise ConfigError(f"--grid {name}: {method} has no hyperparameter {name!r} (its hyperparameters: "
+                              f"{takes})") from None
+        if name in grid:
+            raise ConfigError(f"--grid gives {name} twice")
+        raw = [v.strip() for v in values.split(",")]
+        if not values.strip() or any(v == "" for v in raw):
+            raise ConfigError(f"--grid {name}= needs comma-separated values, got {values!r}")
+        try:
+            checked = tuple(hp.check(v, method) for v in raw)
+        except ValueError as e:
+            raise ConfigError(f"--grid: {e}") from None
+        if len(set(checked)) != len(checked):
+            raise ConfigError(f"--grid {name} repeats a value: {values}")
+        grid[name] = checked
+    return grid
+
+
+def default_grid(method):
+    """Each declared hyperparameter's suggested ``grid`` (those without one are not tuned)."""
+    spec, _ = resolve_hyperparameters(method)
+    return {hp.name: tuple(hp.grid) for hp in spec.hyperparameters if hp.grid}
+
+
+def grid_size(grid):
+    n = 1
+    for values in grid.values():
+        n *= len(values)
+    return n
+
+
+def _search_space(grid):
+    import keras_tuner
+
+    hps = keras_tuner.HyperParameters()
+    for name, values in grid.items():
+        hps.Choice(name, list(values), ordered=False)
+    return hps
+
+
+def _tuner(config, directory):
+    """keras-tuner's GridSearch over ``config["grid"]``; each trial is :func:`run_trial`."""
+    import keras_tuner
+
+    class KzooGridSearch(keras_tuner.GridSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            return run_trial(config, trial.trial_id, dict(trial.hyperparameters.values), self.tuner_id)
+
+    return KzooGridSearch(
+        hypermodel=None,
+        objective=keras_tuner.Objective(OBJECTIVE, direction="min"),
+        hyperparameters=_search_space(config["grid"]),
+        max_trials=None,
+        max_consecutive_failed_trials=grid_size(config["grid"]) + 1,  # a failed trial is reported, not fatal
+        directory=directory,
+        project_name=PROJECT,
+        overwrite=False,
+    )
+
+
+# ----------------------------------------------------------------------------
+# One trial
+# ----------------------------------------------------------------------------
+
+
+def run_trial(config, trial_id, values, tuner_id="tuner0"):
+    """Train ``config``'s method with the grid point ``values`` on the validation split; its metrics.
+
+    ``executions`` > 1 repeats it with seeds seed, seed+1, ... (each a different
+    labeled subset, validation split and initialization) and averages.
+    """
+    from kzoo.experiment import run
+
+    spec, _ = resolve_hyperparameters(config["method"])
+    values = {k: spec.hyperparameter(k).check(v, config["method"]) for k, v in values.items()}
+    started = time.time()
+    errors, nlls, seconds = [], [], []
+    for e in range(config["executions"]):
+        kwargs = dict(config["run"])
+        kwargs["seed"] = kwargs.get("seed", 0) + e
+        if config.get("tensorboard"):
+            kwargs["tensorboard"] = os.path.join(config["tensorboard"], f"trial_{trial_id}",
+                                                 f"execution_{e}")
+        result = run(method=config["method"], hyperparameters={**config["fixed"], **values},
+                     validation_labels=config["validation_labels"], test=False, verbose=0, **kwargs)
+        errors.append(result["val_error"])
+        nlls.append(result["val_nll"])
+        seconds.append(result["train_seconds"])
+    metrics = {"val_error": sum(errors) / len(errors), "val_nll": sum(nlls) / len(nlls),
+               "train_seconds": sum(seconds)}
+    record = {"trial_id": trial_id, "hyperparameters": values, "tuner_id": tuner_id, "pid": os.getpid(),
+              "started": started, "ended": time.time(), "val_errors": errors, **metrics}
+    folder = os.path.join(config["directory"], "executions")
+    os.makedirs(folder, exist_ok=True)
+    write_json_atomic(os.path.join(folder, f"trial_{trial_id}-{tuner_id}-{os.getpid()}-{time.time_ns()}.json"),
+                      record)
+    print(f"kzoo tune: trial {trial_id} {values}: validation error {100 * metrics['val_error']:.2f}% "
+          f"({tuner_id}, {time.time() - started:.1f} s)", flush=True)
+    return metrics
+
+
+# ----------------------------------------------------------------------------
+# Collecting results
+# ----------------------------------------------------------------------------
+
+
+def collect(config):
+    """The trials of a finished search, from the oracle's files and the execution records."""
+    directory = config["directory"]
+    project = os.path.join(directory, PROJECT)
+    executions = {}
+    folder = os.path.join(directory, "executions")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+        if name.endswith(".json") and not name.startswith("."):
+            with open(os.path.join(folder, name)) as f:
+                rec = json.load(f)
+            executions.setdefault(rec["trial_id"], []).append(rec)
+    trials = []
+    for name in sorted(os.listdir(project)) if os.path.isdir(project) else ():
+        path = os.path.join(project, name, "trial.json")
+        if not (name.startswith("trial_") and os.path.isfile(path)):
+            continue
+        with open(path) as f:
+            state = json.load(f)
+        trial_id = state["trial_id"]
+        metrics = state.get("metrics", {}).get("metrics", {})
+
+        def last(metric):
+            obs = metrics.get(metric, {}).get("observations", [])
+            return float(obs[-1]["value"][0]) if obs else None
+
+        recs = executions.get(trial_id, [])
+        trials.append({
+            "trial_id": trial_id,
+            "hyperparameters": state["hyperparameters"]["values"],
+            "status": state["status"],
+            "val_error": last("val_error"),
+            "val_nll": last("val_nll"),
+            "train_seconds": last("train_seconds"),
+            "seconds": round(recs[-1]["ended"] - recs[-1]["started"], 2) if recs else None,
+            "worker": recs[-1]["tuner_id"] if recs else None,
+            "runs": len(recs),
+            "message": (state.get("message") or "").strip().splitlines()[-1:] or None,
+        })
+    return trials
+
+
+def best_trial(trials):
+    done = [t for t in trials if t["status"] == "COMPLETED" and t["val_error"] is not None]
+    if not done:
+        return None
+    return min(done, key=lambda t: (t["val_error"], t["val_nll"] if t["val_nll"] is not None else float("inf")))
+
+
+def markdown(results):
+    """The results table (every trial, its validation error, the best) as markdown."""
+    names = list(results["grid"])
+    head = ["trial"] + names + ["val. error", "val. NLL", "seconds", "worker", "status"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    best = (results.get("best") or {}).get("trial_id")
+    for t in results["trials"]:
+        mark = "**" if t["trial_id"] == best else ""
+        err = f"{100 * t['val_error']:.2f}%" if t["val_error"] is not None else "—"
+        nll = f"{t['val_nll']:.3f}" if t["val_nll"] is not None else "—"
+        row = [f"{mark}{t['trial_id']}{mark}"] + [f"{t['hyperparameters'].get(n)}" for n in names] + [
+            f"{mark}{err}{mark}", nll, f"{t['seconds']}" if t["seconds"] is not None else "—",
+            t["worker"] or "—", t["status"]]
+        lines.append("| " + " | ".join(row) + " |")
+    r = results
+    out = [f"Grid search of **{r['method']}** on {r['dataset']} with {r['labels']} labels: "
+           f"{len(r['trials'])} trials, validation split of {r['validation_labels']} of the labeled examples "
+           f"({r['executions']} execution(s) per trial), {r['tuning_seconds']:.0f} s"
+           + (f" with {r['distributed']['workers']} worker processes" if r.get("distributed") else "") + ".", "",
+           *lines, ""]
+    if r.get("best"):
+        b = r["best"]
+        out.append(f"Best (lowest validation error, ties broken by NLL): "
+                   + ", ".join(f"{k}={v}" for k, v in b["hyperparameters"].items())
+                   + f", validation error {100 * b['val_error']:.2f}%.")
+    if r.get("final"):
+        f = r["final"]
+        out.append(f"Re-trained on all {r['labels']} labeled examples: test error {100 * f['test_error']:.2f}% "
+                   f"(NLL {f['test_nll']:.3f}), {f['train_seconds']:.0f} s.")
+    return "\n".join(out) + "\n"
+
+
+# ----------------------------------------------------------------------------
+# The search, in-process or distributed
+# ----------------------------------------------------------------------------
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc, grace=5.0):
+    """Stop one child process we started: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=grace)
+
+
+def _process_main(config_path):
+    """Entry point of a chief or worker process (its role is in KERASTUNER_TUNER_ID)."""
+    with open(config_path) as f:
+        config = json.load(f)
+    role = os.environ["KERASTUNER_TUNER_ID"]
+    _import_all(config.get("imports", ()))
+    directory = config["directory"] if role == "chief" else os.path.join(config["directory"], "workers", role)
+    tuner = _tuner(config, directory)
+    tuner.search()  # the chief serves the oracle until the workers are done; a worker runs trials
+    return 0
+
+
+def _search_distributed(config, workers, timeout, verbose):
+    directory = config["directory"]
+    os.makedirs(os.path.join(directory, "logs"), exist_ok=True)
+    config_path = os.path.join(directory, "kzoo_tune.json")
+    port = _free_port()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port),
+               PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    import keras
+
+    env["KERAS_BACKEND"] = keras.backend.backend()
+    code = "import sys; from kzoo.tuning import _process_main; sys.exit(_process_main(sys.argv[1]))"
+    procs, failed = {}, {}
+    deadline = time.monotonic() + timeout
+    try:
+        for role in ["chief"] + [f"tuner{i}" for i in range(1, workers + 1)]:
+            log = open(os.path.join(directory, "logs", f"{role}.log"), "w")
+            procs[role] = subprocess.Popen([sys.executable, "-c", code, config_path],
+                                           env=dict(env, KERASTUNER_TUNER_ID=role), stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            log.close()
+        worker_roles = [r for r in procs if r != "chief"]
+        while any(procs[r].poll() is None for r in worker_roles):
+            if procs["chief"].poll() not in (None, 0):  # 0: it served every trial and exited
+                raise RuntimeError(f"the tuning chief exited early (code {procs['chief'].returncode}); see "
+                                   f"{os.path.join(directory, 'logs', 'chief.log')}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"distributed tuning did not finish within {timeout:.0f} s (--timeout); "
+                                   f"the finished trials are kept in {directory}")
+            time.sleep(0.2)
+        failed = {r: procs[r].returncode for r in worker_roles if procs[r].returncode != 0}
+        if failed and verbose:
+            print(f"kzoo tune: workers failed: {failed}; see {os.path.join(directory, 'logs')}", file=sys.stderr)
+        try:  # the chief notices that every worker is done; it may poll slowly, so it is not waited for long
+            procs["chief"].wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            pass
+    finally:
+        for proc in procs.values():
+            _stop(proc)
+    return {"workers": workers, "port": port, "failed_workers": failed}
+
+
+def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, directory=None,
+         overwrite=False, distributed=False, workers=2, timeout=24 * 3600, tensorboard=None,
+         results_json=None, results_md=None, retrain=True, export=None, metrics_json=None, verbose=1,
+         imports=(), **run_kwargs):
+    """Grid-search ``method``'s hyperparameters; returns the results dict (see the module docstring).
+
+    ``grid``: ``{name: values}`` (None: each hyperparameter's declared grid);
+    ``fixed``: other hyperparameters held at a value; ``run_kwargs``: run()
+    arguments (dataset, labels, steps, ...). ``directory`` keeps the search
+    (a rerun resumes it; ``overwrite`` starts again); None: a temporary folder.
+    ``imports``: modules imported first, here and in every worker process
+    (modules that register methods of your own with :func:`kzoo.methods.register`).
+    """
+    _import_all(imports)
+    from kzoo import experiment
+
+    t_start = time.time()
+    spec, _ = resolve_hyperparameters(method)
+    unknown = sorted(set(run_kwargs) - set(RUN_ARGUMENTS))
+    if unknown:
+        raise ConfigError(f"tune does not take {', '.join(unknown)}")
+    grid = default_grid(method) if not grid else {k: tuple(v) for k, v in grid.items()}
+    if not grid:
+        raise ConfigError(f"{method} declares no hyperparameter grid; give one with --grid NAME=V1,V2")
+    fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        raise ConfigError(f"{', '.join(both)} is both fixed (--{both[0].replace('_', '-')}) and in --grid")
+    for name, values in grid.items():  # every grid point is a valid configuration, before any work
+        for v in values:
+            resolve_hyperparameters(method, {**fixed, name: v})
+    labels = run_kwargs.get("labels", 100)
+    from kzoo import data as kdata
+
+    dataset = run_kwargs.get("dataset", "digits")
+    if dataset not in kdata.DATASETS:
+        raise ConfigError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(kdata.DATASETS)}")
+    ds = kdata.load(dataset, data_dir=run_kwargs.get("data_dir"), seed=run_kwargs.get("seed", 0))
+    if validation_labels is None:  # 20% of the labels, at least one per class
+        validation_labels = max(ds.num_classes, round(0.2 * labels))
+    if not isinstance(validation_labels, int) or not 1 <= validation_labels < labels:
+        raise ConfigError(f"validation_labels must be in [1, labels={labels}), got {validation_labels!r}")
+    for e in range(executions if isinstance(executions, int) else 1):
+        try:
+            experiment._split(ds, labels, validation_labels, run_kwargs.get("seed", 0) + e)
+        except ValueError as err:
+            raise ConfigError(f"--labels {labels} with --validation-labels {validation_labels}: {err}") from None
+    if not isinstance(executions, int) or executions < 1:
+        raise ConfigError(f"executions must be an integer >= 1, got {executions!r}")
+    if distributed and (not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if not timeout or timeout <= 0:
+        raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+    for path, what in ((results_json, "results file"), (results_md, "results file"),
+                       (metrics_json, "metrics file"), (export, "export folder")):
+        experiment._check_writable_target(path, what)
+
+    own_directory = directory is None
+    directory = tempfile.mkdtemp(prefix="kzoo-tune-") if own_directory else os.path.abspath(directory)
+    if overwrite and not own_directory and os.path.isdir(directory):
+        for name in (PROJECT, "executions", "workers", "logs"):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
+    config = {"method": method, "grid": {k: list(v) for k, v in grid.items()}, "fixed": fixed,
+              "validation_labels": int(validation_labels), "executions": int(executions),
+              "run": run_kwargs, "directory": directory,
+              "tensorboard": os.path.abspath(tensorboard) if tensorboard else None, "imports": list(imports)}
+    stamp = os.path.join(directory, "kzoo_tune.json")
+    if os.path.isfile(stamp):
+        with open(stamp) as f:
+            previous = json.load(f)
+        if {k: v for k, v in previous.items() if k != "tensorboard"} != \
+                {k: v for k, v in json.loads(json.dumps(config)).items() if k != "tensorboard"}:
+            raise ConfigError(f"{directory} holds a search with other settings; use another --directory "
+                              "or --overwrite")
+    write_json_atomic(stamp, config)
+
+    try:
+        if verbose:
+            print(f"kzoo tune: {method}, {grid_size(grid)} trials over "
+                  + ", ".join(f"{k} in {list(v)}" for k, v in grid.items()) + f"; search folder {directory}",
+                  flush=True)
+        t_search = time.time()
+        dist = None
+        if distributed:
+            dist = _search_distributed(config, workers, timeout, verbose)
+        else:
+            with _quiet_tuner(verbose):
+                _tuner(config, directory).search()
+        tuning_seconds = time.time() - t_search
+        trials = collect(config)
+        best = best_trial(trials)
+        import keras
+
+        results = {"method": method, "dataset": run_kwargs.get("dataset", "digits"), "labels": labels,
+                   "validation_labels": int(validation_labels), "executions": int(executions),
+                   "backend": keras.backend.backend(),
+                   "grid": config["grid"], "fixed_hyperparameters": fixed,
+                   "run": {k: v for k, v in run_kwargs.items()}, "trials": trials,
+                   "best": best, "tuning_seconds": round(tuning_seconds, 2), "distributed": dist,
+                   "directory": None if own_directory else directory}
+        if best is None:
+            raise ConfigError(f"no trial of {method} completed; see the trial messages in {directory}"
+                              + "".join(f"\n  trial {t['trial_id']}: {t['message']}" for t in trials[:3]))
+        if retrain:
+            final = experiment.run(method=method, hyperparameters={**fixed, **best["hyperparameters"]},
+                                   export=export, metrics_json=metrics_json, verbose=verbose, **run_kwargs)
+            results["final"] = {k: final[k] for k in ("test_error", "test_nll", "train_steps", "train_seconds")}
+            if final.get("export"):
+                results["final"]["export"] = final["export"]
+        results["total_seconds"] = round(time.time() - t_start, 2)
+        if results_json:
+            write_json_atomic(results_json, results)
+        if results_md:
+            _write_text_atomic(results_md, markdown(results))
+        return results
+    finally:
+        if own_directory:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _import_all(modules):
+    import importlib
+
+    for name in modules or ():
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ConfigError(f"--import {name}: {e}") from e
+
+
+@contextlib.contextmanager
+def _quiet_tuner(verbose):
+    """keras-tuner prints a search summary per trial; kzoo prints its own line per trial instead."""
+    if verbose > 1:
+        yield
+        return
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        yield
+
+
+def _write_text_atomic(path, text):
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------------
+# Command line: kzoo tune
+# ----------------------------------------------------------------------------
+
+
+def add_parser(sub, train_parser):
+    """``kzoo tune``: the flags of ``kzoo train`` plus the search's own."""
+    u = sub.add_parser("tune", parents=[train_parser], add_help=False,
+                       help="grid-search a method's hyperparameters on a validation split (keras-tuner)",
+                       description="Grid search over a method's hyperparameters with keras-tuner; trials are "
+                       "scored on a validation split of the labeled set, the best is re-trained on all labels "
+                       "and tested. --export/--metrics-json apply to that final run.")
+    g = u.add_argument_group("search")
+    g.add_argument("--grid", nargs="+", action="extend", default=[], metavar="NAME=V1,V2",
+                   help="values to try per hyperparameter (default: each hyperparameter's declared grid)")
+    g.add_argument("--executions", type=int, default=1, help="runs per trial (seeds seed, seed+1, ...), averaged")
+    g.add_argument("--directory", default=None, help="keep the search here (a rerun resumes it); "
+                   "default: a temporary folder")
+    g.add_argument("--overwrite", action="store_true", help="start the search in --directory again")
+    g.add_argument("--distributed", action="store_true",
+                   help="keras-tuner chief/worker mode: a chief and --workers worker processes on 127.0.0.1")
+    g.add_argument("--workers", type=int, default=2, help="worker processes with --distributed (default 2)")
+    g.add_argument("--timeout", type=float, default=24 * 3600, help="give up after this many seconds")
+    g.add_argument("--results-json", default=None, help="write the results (every trial, the best) here")
+    g.add_argument("--results-md", default=None, help="write the results table as markdown here")
+    g.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import this module first (in every worker too), e.g. one registering your own methods")
+    g.add_argument("--no-retrain", action="store_true", help="do not re-train and test the best configuration")
+    return u
+
+
+def main(args):
+    from kzoo.cli import _given_hyperparameters
+    from kzoo.data import DatasetUnavailableError
+
+    if args.checkpoint_dir:
+        print("kzoo: error: --checkpoint-dir is for kzoo train; a search resumes from its --directory",
+              file=sys.stderr)
+        return 2
+    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    run_kwargs = {"dataset": args.dataset, "labels": args.labels, "model": args.model, "steps": args.steps,
+                  "batch_labeled": args.batch_labeled, "batch_unlabeled": args.batch_unlabeled,
+                  "seed": args.seed, "learning_rate": args.learning_rate, "decay_fraction": args.decay_fraction,
+                  "width": args.width, "augment": args.augment, "data_dir": args.data_dir, "jit_compile": jit,
+                  "distribution": args.distribution, "devices": args.devices}
+    try:
+        _import_all(args.imports)
+        grid = parse_grid(args.method, args.grid)
+        results = tune(args.method, grid=grid, fixed=_given_hyperparameters(args),
+                       validation_labels=args.validation_labels or None, executions=args.executions,
+                       directory=args.directory, overwrite=args.overwrite, distributed=args.distributed,
+                       workers=args.workers, timeout=args.timeout, tensorboard=args.tensorboard,
+                       results_json=args.results_json, results_md=args.results_md, retrain=not args.no_retrain,
+                       export=args.export, metrics_json=args.metrics_json, verbose=0 if args.quiet else 1,
+                       imports=args.imports, **run_kwargs)
+    except (ConfigError, DatasetUnavailableError, TimeoutError, RuntimeError) as e:
+        print(f"kzoo: error: {e}", file=sys.stderr)
+        return 2
+    print(markdown(results))
+    return 0
+

@@ -1,0 +1,204 @@
+"""Fault tolerance: SIGKILL and resume, divergence guard, checkpoints, exports that fail midway."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from conftest import REPO
+
+from kzoo import callbacks as kcb
+from kzoo import experiment, methods
+from kzoo.core import Regularizer
+
+RUN = ["vat", "--labels", "20", "--steps", "120", "--batch-labeled", "8", "--batch-unlabeled", "16",
+       "--seed", "3", "--quiet"]
+
+
+def _kzoo(args, **kw):
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.Popen([sys.executable, "-m", "kzoo", "train"] + args, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_sigkill_then_same_command_resumes_to_the_same_steps(tmp_path):
+    """kill -9 after a checkpoint exists; the same command finishes with the uninterrupted run's steps."""
+    ckpt, out = tmp_path / "ckpt", tmp_path / "m.json"
+    args = RUN + ["--checkpoint-dir", str(ckpt), "--checkpoint-every", "5", "--metrics-json", str(out)]
+    proc = _kzoo(args)
+    deadline = time.monotonic() + 300
+    try:
+        while kcb.latest_checkpoint(str(ckpt))[0] < 10:  # killed mid-run, some steps after a checkpoint
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    killed_at = kcb.latest_checkpoint(str(ckpt))[0]
+    assert 10 <= killed_at < 120
+    assert not out.exists()  # the metrics JSON is written at the end only
+
+    resumed = _kzoo(args)
+    _, err = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, err[-3000:]
+    result = json.loads(out.read_text())
+    assert result["train_steps"] == 120
+    assert result["hyperparameters"]["resumed_from_step"] >= killed_at
+    assert kcb.latest_checkpoint(str(ckpt)) == (0, None)  # cleaned up once the outputs are written
+
+    # the uninterrupted run: same number of steps, and the same model (weights, optimizer, seed
+    # state and the stream position all resumed), up to float round-off
+    plain = experiment.run(method="vat", labels=20, steps=120, batch_labeled=8, batch_unlabeled=16, seed=3,
+                           verbose=0)
+    assert plain["train_steps"] == result["train_steps"]
+    assert result["test_nll"] == pytest.approx(plain["test_nll"], rel=1e-3)
+
+
+class _NanAfter(Regularizer):
+    """0 until optimizer step ``at``, NaN from then on."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+        self.weights = {"bomb": 1.0}
+
+    def terms(self, ctx):
+        return {}
+
+    def weighted_loss(self, ctx, step):
+        value = keras.ops.where(keras.ops.greater_equal(step, self.at), float("nan"), 0.0)
+        return value, {"bomb": value}
+
+
+@pytest.fixture
+def bomb_method(monkeypatch):
+    spec = methods.Method("bomb", "NaN from step 12 on", (), lambda hp: _NanAfter(12), semi_supervised=False)
+    monkeypatch.setitem(methods.METHODS, "bomb", spec)
+    return spec
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, bomb_method):
+    ckpt, out = tmp_path / "ckpt", tmp_path / "m.json"
+    with pytest.raises(kcb.TrainingDiverged) as e:
+        experiment.run(method="bomb", labels=20, steps=40, batch_labeled=8, checkpoint_dir=str(ckpt),
+                       checkpoint_every=5, metrics_json=str(out), verbose=0)
+    msg = str(e.value)
+    # iterations 0..11 are finite; the 13th step (iterations == 12) is the first NaN
+    assert "at optimizer step 13" in msg and "last good checkpoint (step 10)" in msg and str(ckpt) in msg
+    assert "nan" in msg
+    assert kcb.latest_checkpoint(str(ckpt))[0] == 10
+    assert not out.exists()
+    # the kept checkpoint is good: every saved array (weights, optimizer state) is finite
+    import h5py
+
+    with h5py.File(os.path.join(kcb.latest_checkpoint(str(ckpt))[1], "model.weights.h5")) as f:
+        arrays = []
+        f.visititems(lambda n, o: arrays.append(np.asarray(o)) if isinstance(o, h5py.Dataset) else None)
+    assert arrays and all(np.all(np.isfinite(a)) for a in arrays)
+
+
+def test_nan_without_checkpoint_dir_is_reported_by_the_cli(bomb_method, capsys):
+    from kzoo import cli
+
+    assert cli.main(["train", "bomb", "--labels", "20", "--steps", "30", "--batch-labeled", "8", "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("kzoo: error: training diverged") and "no checkpoint was written" in err
+
+
+def test_checkpoint_folder_of_another_run_is_refused_before_training(tmp_path, monkeypatch):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "run.json").write_text(json.dumps({"method": "vat", "steps": 999}))
+    os.makedirs(ckpt / "ckpt-000000010")
+    (ckpt / "ckpt-000000010" / "meta.json").write_text("{}")
+    import kzoo.core
+
+    monkeypatch.setattr(kzoo.core.Regularized, "fit", lambda *a, **k: pytest.fail("fit was called"))
+    with pytest.raises(experiment.ConfigError, match="holds a run with other settings.*steps"):
+        experiment.run(method="vat", labels=20, steps=5, checkpoint_dir=str(ckpt), verbose=0)
+
+
+def test_checkpoint_is_atomic_and_replaces_the_previous_one(tmp_path, small_mlp):
+    from kzoo.core import Regularized
+
+    net = Regularized(small_mlp, None, seed=1)
+    net.compile(optimizer="adam")
+    net.optimizer.build(net.trainable_variables)
+    kcb.save_checkpoint(net, str(tmp_path), 5)
+    first = [np.array(keras.ops.convert_to_numpy(w)) for w in net.weights]
+    net.weights[0].assign(net.weights[0] + 1.0)
+    net._kzoo_seed.state.assign(np.array([7, 9], dtype=net._kzoo_seed.state.dtype))
+    kcb.save_checkpoint(net, str(tmp_path), 10)
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-000000010"]
+    # a save interrupted before its rename leaves only a hidden temporary folder, which is ignored
+    os.makedirs(tmp_path / ".tmp-ckpt-dead")
+    assert kcb.latest_checkpoint(str(tmp_path))[0] == 10
+    net.weights[0].assign(first[0])
+    net._kzoo_seed.state.assign(np.array([0, 0], dtype=net._kzoo_seed.state.dtype))
+    assert kcb.restore_checkpoint(net, kcb.latest_checkpoint(str(tmp_path))[1]) == 10
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(net.weights[0]), first[0] + 1.0)
+    assert list(keras.ops.convert_to_numpy(net._kzoo_seed.state)) == [7, 9]  # seed state outside weights
+
+
+def _failing_export(written):
+    def export(model, path, **kwargs):
+        os.makedirs(path)
+        with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+            f.write(b"partial")
+        written.append(path)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    return export
+
+
+def test_export_on_a_full_disk_fails_clearly_and_leaves_no_partial_savedmodel(tmp_path, monkeypatch, small_mlp):
+    from kzoo.export import ExportError, export_classifier
+
+    written = []
+    monkeypatch.setattr(keras.Model, "export", _failing_export(written))
+    dest = tmp_path / "model"
+    with pytest.raises(ExportError, match="disk is full.*nothing was left at that path"):
+        export_classifier(small_mlp, str(dest))
+    assert written and not dest.exists() and os.listdir(tmp_path) == []
+
+    dest.mkdir()  # a previous export survives a failed one
+    (dest / "saved_model.pb").write_bytes(b"previous")
+    with pytest.raises(ExportError, match="previous export there is unchanged"):
+        export_classifier(small_mlp, str(dest))
+    assert (dest / "saved_model.pb").read_bytes() == b"previous" and os.listdir(tmp_path) == ["model"]
+
+
+def test_export_failure_after_training_is_a_clear_cli_error(tmp_path, monkeypatch, capsys):
+    from kzoo import cli
+
+    monkeypatch.setattr(keras.Model, "export", _failing_export([]))
+    rc = cli.main(["train", "supervised", "--labels", "20", "--steps", "2", "--batch-labeled", "8", "--quiet",
+                   "--export", str(tmp_path / "m"), "--metrics-json", str(tmp_path / "m.json")])
+    assert rc == 3
+    assert "disk is full" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_tensorboard_logs_every_loss_term_and_metric(tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    experiment.run(method="vat", labels=20, steps=4, batch_labeled=8, batch_unlabeled=16, entmin=1.0,
+                   tensorboard=str(tmp_path), verbose=0)
+    tags = set()
+    for root, _, files in os.walk(tmp_path):
+        if any("tfevents" in f for f in files):
+            acc = event_accumulator.EventAccumulator(root, size_guidance={"tensors": 0, "scalars": 0})
+            acc.Reload()
+            tags |= set(acc.Tags()["tensors"]) | set(acc.Tags()["scalars"])
+    for name in ("loss", "vat", "entmin", "accuracy"):
+        assert f"epoch_{name}" in tags and f"batch_{name}" in tags, (name, sorted(tags))

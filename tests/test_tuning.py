@@ -1,0 +1,198 @@
+"""kzoo.tuning: grids from the declared hyperparameters, validation split, tables, distributed mode."""
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from kzoo import cli, experiment, methods, tuning
+
+# A method with its own (tiny) training loop and the GAN manifold regularizer's
+# hyperparameter names: `kzoo tune manifold --grid epsilon=5,20 eta=0.1,1 gamma=1e-4,1e-3`
+# must work for any registered method, without knowing its name.
+FAKE_METHODS = textwrap.dedent('''
+    from kzoo import methods
+
+    CALLS = []
+
+
+    def _train(ctx):
+        import kzoo
+
+        CALLS.append({"hp": dict(ctx.hyperparameters), "n_l": len(ctx.x_l), "n_u": len(ctx.x_u),
+                      "val": None if ctx.x_val is None else len(ctx.x_val)})
+        clf = ctx.make_classifier(hidden=(8,))
+        net = kzoo.Regularized(clf, None, seed=ctx.seed)
+        net.compile(optimizer=ctx.optimizer(), jit_compile=False)
+        ctx.fit(net)
+        return clf
+
+
+    METHOD = methods.Method("fake-manifold", "a GAN-like method with its own loop", (
+        methods.Hyperparameter("epsilon", 20.0, "radius", float, minimum=0.0, exclusive_minimum=True),
+        methods.Hyperparameter("eta", 1.0, "step", float, minimum=0.0, grid=(0.1, 1.0)),
+        methods.Hyperparameter("gamma", 1e-3, "weight", float, minimum=0.0, grid=(1e-4, 1e-3))), train=_train)
+    methods.METHODS.setdefault(METHOD.name, METHOD)
+''')
+
+
+@pytest.fixture
+def fake_module(tmp_path, monkeypatch):
+    """The fake method, importable as ``fake_kzoo_methods`` here and in child processes."""
+    import importlib
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "fake_kzoo_methods.py").write_text(FAKE_METHODS)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([REPO, str(folder)]))
+    sys.modules.pop("fake_kzoo_methods", None)
+    module = importlib.import_module("fake_kzoo_methods")
+    yield module
+    methods.METHODS.pop("fake-manifold", None)
+    sys.modules.pop("fake_kzoo_methods", None)
+
+
+def test_parse_grid_converts_and_checks_against_the_declared_ranges():
+    grid = tuning.parse_grid("vat", ["epsilon=0.5,1,2", "alpha=0.3,1", "power-iterations=1,2"])
+    assert grid == {"epsilon": (0.5, 1.0, 2.0), "alpha": (0.3, 1.0), "power_iterations": (1, 2)}
+    assert all(type(v) is int for v in grid["power_iterations"])
+    for items, message in [(["epsilon=0,1"], "epsilon (--epsilon) of vat must be > 0"),
+                           (["eta=0.1"], "vat has no hyperparameter 'eta'"),
+                           (["epsilon"], "NAME=V1,V2"),
+                           (["epsilon=1,"], "comma-separated"),
+                           (["epsilon=1,1.0"], "repeats a value"),
+                           (["epsilon=1", "epsilon=2"], "twice"),
+                           (["power_iterations=1.5"], "must be of type int")]:
+        with pytest.raises(experiment.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            tuning.parse_grid("vat", items)
+
+
+def test_default_grid_is_what_each_method_declares():
+    for name, spec in methods.METHODS.items():
+        expected = {hp.name: tuple(hp.grid) for hp in spec.hyperparameters if hp.grid}
+        assert tuning.default_grid(name) == expected
+    assert tuning.default_grid("vat")["epsilon"] == (0.5, 1.0, 2.0, 4.0)
+    with pytest.raises(experiment.ConfigError, match="declares no hyperparameter grid"):
+        tuning.tune("supervised", labels=30)
+
+
+def test_validation_split_comes_from_the_labeled_set_only():
+    from kzoo import data as kdata
+
+    ds = kdata.load("digits", flatten=True)
+    x_l, y_l, x_u, x_val, y_val = experiment._split(ds, 60, 20, seed=4)
+    assert len(x_l) == 40 and len(x_val) == 20 and np.bincount(y_val, minlength=10).tolist() == [2] * 10
+    full_l, full_y, _ = kdata.labeled_split(ds.x_train, ds.y_train, 60, num_classes=10, seed=4)
+    rows = lambda a: {r.tobytes() for r in a.reshape(len(a), -1)}  # noqa: E731
+    assert rows(x_val) | rows(x_l) == rows(full_l)  # train + validation = the labeled subset
+    assert not rows(x_val) & rows(x_l) and not rows(x_val) & rows(x_u)  # never trained on
+    assert len(x_u) == len(ds.x_train) - 20
+    assert not rows(x_val) & rows(ds.x_test)
+    # without a validation split: exactly kzoo.data.labeled_split (the runs before this issue)
+    x0, y0, u0, v0, _ = experiment._split(ds, 60, 0, seed=4)
+    np.testing.assert_array_equal(x0, full_l)
+    np.testing.assert_array_equal(y0, full_y)
+    assert u0 is ds.x_train and v0 is None
+
+
+def test_best_trial_breaks_ties_by_nll_and_the_table_marks_it():
+    trials = [
+        {"trial_id": "0", "hyperparameters": {"epsilon": 1.0}, "status": "COMPLETED", "val_error": 0.1,
+         "val_nll": 0.5, "seconds": 1.0, "worker": "tuner0", "runs": 1, "message": None},
+        {"trial_id": "1", "hyperparameters": {"epsilon": 2.0}, "status": "COMPLETED", "val_error": 0.1,
+         "val_nll": 0.3, "seconds": 1.0, "worker": "tuner0", "runs": 1, "message": None},
+        {"trial_id": "2", "hyperparameters": {"epsilon": 4.0}, "status": "FAILED", "val_error": None,
+         "val_nll": None, "seconds": None, "worker": None, "runs": 0, "message": ["boom"]},
+    ]
+    best = tuning.best_trial(trials)
+    assert best["trial_id"] == "1"
+    md = tuning.markdown({"method": "vat", "dataset": "digits", "labels": 100, "validation_labels": 20,
+                          "executions": 1, "tuning_seconds": 3.0, "grid": {"epsilon": [1.0, 2.0, 4.0]},
+                          "trials": trials, "best": best, "final": {"test_error": 0.05, "test_nll": 0.2,
+                                                                     "train_seconds": 2.0}})
+    assert "| **1** | 2.0 | **10.00%** | 0.300 |" in md and "| 2 | 4.0 | — |" in md
+    assert "test error 5.00%" in md
+
+
+def test_tune_any_registered_method_with_its_own_loop(fake_module, tmp_path, monkeypatch, capsys):
+    """The GAN manifold command line, on a fake method: every grid point once, validation only, best retrained."""
+    seen = []
+    real_evaluate = experiment.evaluate_classifier
+
+    def spy(clf, x, y, batch_size=512, prefix="test"):
+        seen.append(prefix)
+        return real_evaluate(clf, x, y, batch_size, prefix)
+
+    monkeypatch.setattr(experiment, "evaluate_classifier", spy)
+    out, md, tb = tmp_path / "tune.json", tmp_path / "tune.md", tmp_path / "tb"
+    rc = cli.main(["tune", "fake-manifold", "--grid", "epsilon=5,20", "eta=0.1,1", "gamma=1e-4,1e-3",
+                   "--labels", "30", "--validation-labels", "10", "--steps", "2", "--batch-labeled", "8",
+                   "--batch-unlabeled", "16", "--results-json", str(out), "--results-md", str(md),
+                   "--tensorboard", str(tb), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    results = json.loads(out.read_text())
+    grid = list(itertools.product([5.0, 20.0], [0.1, 1.0], [1e-4, 1e-3]))
+    assert len(results["trials"]) == 8
+    tried = sorted(tuple(t["hyperparameters"][k] for k in ("epsilon", "eta", "gamma")) for t in results["trials"])
+    assert tried == sorted(grid)
+    assert all(t["status"] == "COMPLETED" and 0 <= t["val_error"] <= 1 and t["runs"] == 1
+               for t in results["trials"])
+    assert results["best"] == tuning.best_trial(results["trials"])
+    # 8 trials trained on 20 labels, validated on 10 held-out ones; then the best on all 30, tested once
+    calls = fake_module.CALLS
+    assert [(c["n_l"], c["val"]) for c in calls] == [(20, 10)] * 8 + [(30, None)]
+    assert calls[-1]["hp"] == {**results["best"]["hyperparameters"]}
+    assert seen == ["val"] * 8 + ["test"]
+    assert 0 <= results["final"]["test_error"] <= 1
+    text = md.read_text()
+    assert text.count("| COMPLETED |") == 8 and "Re-trained on all 30 labeled examples" in text
+    # TensorBoard: one log folder per trial, with event files
+    for t in results["trials"]:
+        folder = tb / f"trial_{t['trial_id']}" / "execution_0"
+        assert any("tfevents" in f for _, _, files in os.walk(folder) for f in files), folder
+
+
+def test_tune_errors_before_any_trial(capsys):
+    assert cli.main(["tune", "vat", "--grid", "epsilon=-1", "--quiet"]) == 2
+    assert "epsilon (--epsilon) of vat must be > 0" in capsys.readouterr().err
+    assert cli.main(["tune", "vat", "--grid", "epsilon=1,2", "--epsilon", "2", "--quiet"]) == 2
+    assert "both fixed" in capsys.readouterr().err
+    assert cli.main(["tune", "vat", "--grid", "epsilon=1", "--labels", "30", "--validation-labels", "5",
+                     "--quiet"]) == 2
+    assert "at least one label per class" in capsys.readouterr().err
+
+
+def test_distributed_chief_and_two_workers_run_every_trial_exactly_once(fake_module, tmp_path):
+    """One kzoo command: keras-tuner's chief on 127.0.0.1 and two worker processes."""
+    directory, out = tmp_path / "search", tmp_path / "tune.json"
+    cmd = [sys.executable, "-m", "kzoo", "tune", "fake-manifold", "--import", "fake_kzoo_methods",
+           "--grid", "epsilon=5,20", "eta=0.1,1", "--labels", "30", "--validation-labels", "10",
+           "--steps", "2", "--batch-labeled", "8", "--batch-unlabeled", "16", "--distributed", "--workers", "2",
+           "--directory", str(directory), "--timeout", "400", "--no-retrain", "--results-json", str(out),
+           "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=450,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    logs = "".join((directory / "logs" / f).read_text()[-1500:] for f in os.listdir(directory / "logs"))
+    assert proc.returncode == 0, proc.stderr[-2000:] + logs
+    results = json.loads(out.read_text())
+    assert results["distributed"]["workers"] == 2 and results["distributed"]["failed_workers"] == {}
+    records = [json.loads((directory / "executions" / f).read_text())
+               for f in os.listdir(directory / "executions")]
+    by_trial = {}
+    for r in records:
+        by_trial.setdefault(r["trial_id"], []).append(r)
+    assert len(by_trial) == 4 and all(len(v) == 1 for v in by_trial.values())  # every trial exactly once
+    tried = sorted((r["hyperparameters"]["epsilon"], r["hyperparameters"]["eta"]) for r in records)
+    assert tried == sorted(itertools.product([5.0, 20.0], [0.1, 1.0]))
+    assert {r["tuner_id"] for r in records} <= {"tuner1", "tuner2"}  # run by the workers, not the chief
+    assert all(t["status"] == "COMPLETED" for t in results["trials"])
+    for r in records:  # every process it started has ended
+        with pytest.raises(ProcessLookupError):
+            os.kill(r["pid"], 0)
