@@ -105,3 +105,12 @@ def _check(input_shape, num_classes):
         raise ValueError(f"input_shape must be a tuple of positive sizes, got {input_shape!r}")
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes!r}")
+
+
+def __getattr__(name):
+    # kzoo.models.VAE / kzoo.models.Glow: the LVAT transformers (kzoo.lvat), imported on first use
+    if name in ("VAE", "Glow"):
+        from kzoo import lvat
+
+        return getattr(lvat, name)
+    raise AttributeError(f"module 'kzoo.models' has no attribute {name!r}")
