@@ -61,16 +61,16 @@ def tfp(what="this"):
     backend = name()
     if backend != "tensorflow":
         raise UnsupportedBackendError(
-            f"{what} needs TensorFlow Probability on the TensorFlow backend; the active Keras backend is "
-            f"{backend!r}, and TFP's JAX substrate does not work with the installed jax. Run with "
+            f"TensorFlow Probability on the TensorFlow backend is needed for {what}; the active Keras "
+            f"backend is {backend!r}, and TFP's JAX substrate does not work with the installed jax. Run with "
             "KERAS_BACKEND=tensorflow (or --backend tensorflow)."
         )
     try:
         import tensorflow_probability
     except ImportError as e:
         raise UnsupportedBackendError(
-            f"{what} needs tensorflow-probability (and tf-keras): pip install tensorflow-probability tf-keras "
-            f"({e})"
+            f"tensorflow-probability (and tf-keras) is needed for {what}: pip install tensorflow-probability "
+            f"tf-keras ({e})"
         ) from e
     return tensorflow_probability
 
