@@ -791,6 +791,10 @@ def build_regularizer(kind, hp):
     reg = LVAT(transformer, epsilon=hp["epsilon"], alpha=hp["alpha"], xi=hp["xi"],
                power_iterations=hp["power_iterations"], rampup_steps=hp["rampup_steps"])
     reg.transformer_path = path
+    if hp.get("entmin"):
+        from kzoo.vat import EntropyMinimization
+
+        reg = reg + EntropyMinimization(weight=hp["entmin"], rampup_steps=hp["rampup_steps"])
     return reg
 
 

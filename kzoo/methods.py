@@ -294,6 +294,8 @@ def _lvat_hyperparameters(grid):
         Hyperparameter("power_iterations", 1, "power iterations K", int, minimum=1, grid=(1, 2)),
         Hyperparameter("transformer", None, "LVAT: the saved transformer (kzoo pretrain vae|glow --export PATH)",
                        str),
+        Hyperparameter("entmin", 0.0, "weight of entropy minimization added to LVAT (not in the LVAT paper)",
+                       float, minimum=0.0, grid=(0.0, 1.0)),
         RAMPUP,
     )
 

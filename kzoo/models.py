@@ -6,6 +6,9 @@
   average pool). ``input_shape`` is configurable so they also run on 8x8 digits:
   the third block's 3x3 conv is "valid" (6x6 on 32x32 inputs) when the feature
   map allows it and "same" otherwise; ``width`` scales every channel count.
+
+``kzoo.models.VAE`` and ``kzoo.models.Glow`` are the LVAT paper's generative
+"transformers" (defined in :mod:`kzoo.lvat`, loaded on first use; TensorFlow backend).
 """
 
 import keras

@@ -386,5 +386,7 @@ def test_pretrain_then_train_lvat_glow_end_to_end(tmp_path):
     out = kzoo.experiment.run(method="lvat-glow", transformer=export, labels=30, steps=2, verbose=0,
                               batch_labeled=16, batch_unlabeled=16, jit_compile=False)
     assert 0 <= out["test_error"] <= 1 and out["hyperparameters"]["transformer"] == export
+    with_entmin = kzoo.experiment.build_regularizer("lvat-glow", transformer=export, entmin=1.0)
+    assert with_entmin.loss_names == ("lvat", "entmin") and with_entmin.weights["entmin"] == 1.0
     # a VAE file given to lvat-glow, and a mismatched kind on the command line: clear errors, exit 2
     assert cli.main(["train", "lvat-vae", "--transformer", export, "--steps", "1", "--quiet"]) == 2
