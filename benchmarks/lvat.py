@@ -210,8 +210,8 @@ def render_speed(sec, add):
     add("")
     add("Caveat: this was measured while the 2-core machine ran several other benchmarks (load average "
         "about 20), so even interleaved rounds disagree widely (see the per-round ratios); read the "
-        "medians as rough: LVAT-VAE costs about 1.3× a VAT step and LVAT-Glow about 2× (without XLA; "
-        "XLA did not make the transformer's part faster).")
+        "medians as rough: LVAT-VAE costs about 1.3× a VAT step and LVAT-Glow about 2× (both with and "
+        "without XLA; the absolute times with XLA were slower here, but load changed between the two).")
     add("")
     add("An LVAT step adds to VAT's work one encoder pass, and the decoder twice (forward and backward in the "
         "power iteration, forward for x_adv) — for Glow the inverse flow, whose 1x1 convolutions solve "
