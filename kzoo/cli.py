@@ -137,7 +137,7 @@ def main(argv=None):
     from kzoo.callbacks import TrainingDiverged
     from kzoo.export import ExportError
 
-    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    jit = {"auto": "auto", "true": True, "false": False}[getattr(args, "jit_compile", "auto")]  # pretrain has none
     try:
         if args.command == "pretrain":
             from kzoo.experiment import pretrain

@@ -368,6 +368,9 @@ class Regularized(RegularizerMixin, keras.Model):
             )
         super().__init__(regularizer=regularizer, seed=seed, **kwargs)
         self.classifier = classifier
+        check = getattr(regularizer, "check_network", None)
+        if check is not None:  # e.g. LVAT: its transformer must take the classifier's inputs
+            check(classifier)
         if classifier.built:
             self.built = True
 

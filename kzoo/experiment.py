@@ -255,7 +255,10 @@ def train_regularized(ctx):
     clf = ctx.make_classifier()
     regularizer = ctx.method.build(ctx.hyperparameters)
     ctx.info["regularizer"] = repr(regularizer) if regularizer is not None else None
-    net = Regularized(clf, regularizer, seed=ctx.seed)
+    try:
+        net = Regularized(clf, regularizer, seed=ctx.seed)
+    except ValueError as e:  # the regularizer does not fit the classifier (e.g. LVAT's input shape)
+        raise ConfigError(str(e)) from e
     net.compile(optimizer=ctx.optimizer(), metrics=["accuracy"], jit_compile=ctx.jit_compile)
     ctx.fit(net)
     return clf

@@ -257,3 +257,65 @@ register(Method(
      Hyperparameter("adv_norm", "l2", "adversarial training norm", str, choices=("l2", "linf")),
      RAMPUP),
     _build_adversarial, semi_supervised=False, paper=_VAT_PAPER))
+
+
+# ----------------------------------------------------------------------------
+# Latent-space VAT (kzoo.lvat): LVAT-VAE, LVAT-Glow and their transformers
+# ----------------------------------------------------------------------------
+
+_LVAT_PAPER = "Osada et al., Regularization with Latent Space Virtual Adversarial Training"
+
+
+def _lvat_builder(kind):
+    def build(hp):
+        from kzoo import lvat
+
+        return lvat.build_regularizer(kind, hp)
+
+    return build
+
+
+def _lvat_pretrainer(kind):
+    def run(ctx):
+        from kzoo import lvat
+
+        return lvat.pretrain(kind, ctx)
+
+    return run
+
+
+def _lvat_hyperparameters(grid):
+    return (
+        epsilon(1.0, help="LVAT: perturbation radius ε in the transformer's latent space (latent units)",
+                grid=grid),
+        alpha(),
+        Hyperparameter("xi", 1e-6, "finite-difference step ξ of the power iteration", float, minimum=0.0,
+                       exclusive_minimum=True),
+        Hyperparameter("power_iterations", 1, "power iterations K", int, minimum=1, grid=(1, 2)),
+        Hyperparameter("transformer", None, "LVAT: the saved transformer (kzoo pretrain vae|glow --export PATH)",
+                       str),
+        Hyperparameter("entmin", 0.0, "weight of entropy minimization added to LVAT (not in the LVAT paper)",
+                       float, minimum=0.0, grid=(0.0, 1.0)),
+        RAMPUP,
+    )
+
+
+# ε grids from the paper (Sec. 5.2.2): VAE {0.1, ..., 15} (1.5 and 1.0 chosen), Glow {0.5, 1.0, 1.5} (1.0).
+register(Method(
+    "lvat-vae", "Latent-space VAT through a pretrained VAE (Osada et al.); TensorFlow backend",
+    _lvat_hyperparameters((0.25, 0.5, 1.0, 1.5, 3.0, 5.0)), _lvat_builder("vae"), paper=_LVAT_PAPER))
+register(Method(
+    "lvat-glow", "Latent-space VAT through a pretrained Glow (Osada et al.); TensorFlow backend",
+    _lvat_hyperparameters((0.5, 1.0, 1.5)), _lvat_builder("glow"), paper=_LVAT_PAPER))
+register_pretrainer(Pretrainer(
+    "vae", "VAE transformer for lvat-vae (LVAT paper, Table 2, scaled to the input); TensorFlow backend",
+    (Hyperparameter("latent_dim", 16, "VAE latent dimension (paper: 128 on 32x32x3)", int, minimum=1),
+     Hyperparameter("channels", 32, "VAE channels of the first conv (paper: 128)", int, minimum=1),
+     Hyperparameter("likelihood", "normal", "VAE likelihood p(x|z)", str, choices=("normal", "bernoulli"))),
+    run=_lvat_pretrainer("vae"), paper=_LVAT_PAPER))
+register_pretrainer(Pretrainer(
+    "glow", "Glow transformer for lvat-glow (Kingma & Dhariwal); TensorFlow backend",
+    (Hyperparameter("levels", 2, "Glow levels L (paper: 3 on 32x32)", int, minimum=1),
+     Hyperparameter("depth", 4, "Glow steps per level K (paper: 22)", int, minimum=1),
+     Hyperparameter("hidden_channels", 64, "Glow coupling network channels", int, minimum=1)),
+    run=_lvat_pretrainer("glow"), paper=_LVAT_PAPER))

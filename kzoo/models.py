@@ -6,6 +6,9 @@
   average pool). ``input_shape`` is configurable so they also run on 8x8 digits:
   the third block's 3x3 conv is "valid" (6x6 on 32x32 inputs) when the feature
   map allows it and "same" otherwise; ``width`` scales every channel count.
+
+``kzoo.models.VAE`` and ``kzoo.models.Glow`` are the LVAT paper's generative
+"transformers" (defined in :mod:`kzoo.lvat`, loaded on first use; TensorFlow backend).
 """
 
 import keras
@@ -105,3 +108,12 @@ def _check(input_shape, num_classes):
         raise ValueError(f"input_shape must be a tuple of positive sizes, got {input_shape!r}")
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes!r}")
+
+
+def __getattr__(name):
+    # kzoo.models.VAE / kzoo.models.Glow: the LVAT transformers (kzoo.lvat), imported on first use
+    if name in ("VAE", "Glow"):
+        from kzoo import lvat
+
+        return getattr(lvat, name)
+    raise AttributeError(f"module 'kzoo.models' has no attribute {name!r}")

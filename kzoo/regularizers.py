@@ -6,5 +6,6 @@ the public namespace and the registry that the CLI and tuner read.
 
 from kzoo.core import Regularizer, Sum
 from kzoo.vat import RPT, VAT, AdversarialTraining, EntropyMinimization
+from kzoo.lvat import LVAT  # needs TensorFlow Probability when built (TensorFlow backend), not on import
 
-__all__ = ["Regularizer", "Sum", "VAT", "RPT", "AdversarialTraining", "EntropyMinimization"]
+__all__ = ["Regularizer", "Sum", "VAT", "RPT", "AdversarialTraining", "EntropyMinimization", "LVAT"]

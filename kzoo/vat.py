@@ -50,8 +50,13 @@ def finite_difference_step(x, xi, relative_floor=True):
 
 
 def power_iteration(ctx, x, logits, xi, iterations, seed_generator, hvp="finite_difference",
-                    relative_xi_floor=True):
+                    relative_xi_floor=True, perturbed=None):
     """Approximate the dominant eigenvector of the Hessian of KL(p(x) || p(x + r)) at r=0.
+
+    ``perturbed(r)``: the logits of the input perturbed by ``r`` (default
+    ``ctx.forward(x + r)``, VAT); ``x`` is then the point ``r`` lives at and
+    whose shape it has, e.g. LVAT's latent z with
+    ``perturbed = lambda r: ctx.forward(Dec(z + r))``.
 
     ``hvp="finite_difference"`` is the paper's Eq. (13): H d ≈ ∇_r D(r)|_{r=ξd} / ξ,
     with ξ floored as in :func:`finite_difference_step`.
@@ -63,19 +68,24 @@ def power_iteration(ctx, x, logits, xi, iterations, seed_generator, hvp="finite_
     p_logits = ops.stop_gradient(logits)
     d = keras.random.normal(ops.shape(x), seed=seed_generator, dtype=x.dtype)
     if hvp == "exact":
+        # the Jacobian of r -> logits at r = 0 (for VAT: of ctx.forward at x)
+        fn, at = (ctx.forward, x) if perturbed is None else (perturbed, ops.zeros_like(x))
         p = ops.softmax(p_logits, axis=-1)
         for _ in range(iterations):
             d = kops.l2_normalize(d)
-            u = ctx.jvp(ctx.forward, x, d)
+            u = ctx.jvp(fn, at, d)
             w = ops.stop_gradient(p * u - p * ops.sum(p * u, axis=-1, keepdims=True))
-            d = ctx.grad(lambda z: ops.sum(w * ctx.forward(z)), x)
+            d = ctx.grad(lambda z: ops.sum(w * fn(z)), at)
         return kops.l2_normalize(d)
+    if perturbed is None:
+        def perturbed(r):
+            return ctx.forward(x + r)
     step = finite_difference_step(x, xi, relative_xi_floor)
     for _ in range(iterations):
         d = step * kops.l2_normalize(d)
 
         def divergence(r):
-            return ops.sum(kops.kl_from_logits(p_logits, ctx.forward(x + r)))
+            return ops.sum(kops.kl_from_logits(p_logits, perturbed(r)))
 
         d = ctx.grad(divergence, d)
     return kops.l2_normalize(d)

@@ -51,6 +51,30 @@ def jvp(fn, x, v):
     return _impl().jvp(fn, x, v)
 
 
+def tfp(what="this"):
+    """``tensorflow_probability`` for the active backend, or a clear error naming what is missing.
+
+    Only the TensorFlow backend is supported: TFP 0.25's JAX substrate
+    (``tensorflow_probability.substrates.jax``) does not import with the pinned
+    jax 0.10 (it uses the removed ``jax.interpreters.xla.pytype_aval_mappings``).
+    """
+    backend = name()
+    if backend != "tensorflow":
+        raise UnsupportedBackendError(
+            f"TensorFlow Probability on the TensorFlow backend is needed for {what}; the active Keras "
+            f"backend is {backend!r}, and TFP's JAX substrate does not work with the installed jax. Run with "
+            "KERAS_BACKEND=tensorflow (or --backend tensorflow)."
+        )
+    try:
+        import tensorflow_probability
+    except ImportError as e:
+        raise UnsupportedBackendError(
+            f"tensorflow-probability (and tf-keras) is needed for {what}: pip install tensorflow-probability "
+            f"tf-keras ({e})"
+        ) from e
+    return tensorflow_probability
+
+
 def train_step_function():
     """The backend's ``train_step`` for :class:`kzoo.RegularizerMixin` models."""
     return _impl().train_step
