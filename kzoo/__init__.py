@@ -15,7 +15,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("backend", "core", "data", "experiment", "export", "gan", "models", "ops", "regularizers", "vat")
+_SUBMODULES = ("ali", "backend", "core", "data", "experiment", "export", "gan", "models", "ops", "regularizers", "vat")
 _FROM_CORE = ("Regularized", "RegularizerMixin", "Regularizer", "StepContext", "MultiOptimizer",
               "call_without_updates")
 

@@ -169,10 +169,12 @@ class ALI(keras.Model):
     # -- compile / config -----------------------------------------------------
 
     def compile(self, discriminator_optimizer="adam", generator_optimizer="adam", **kwargs):
-        generator_vars = list(self.encoder.trainable_variables) + list(self.decoder.trainable_variables)
+        # Encoder + decoder are one group (§2.3). They are handed over as a layer, not as a list of
+        # variables: a list stored inside the MultiOptimizer would be tracked as optimizer variables,
+        # and on JAX their stale copies would overwrite the updated weights after each step.
         optimizer = MultiOptimizer({
             "discriminator": (discriminator_optimizer, self.discriminator),
-            "generator": (generator_optimizer, generator_vars),  # encoder + decoder: one group (§2.3)
+            "generator": (generator_optimizer, _Generator(self.encoder, self.decoder)),
         })
         super().compile(optimizer=optimizer, **kwargs)
 
@@ -265,12 +267,32 @@ class ALI(keras.Model):
     def train_step(self, *args):
         return kb.train_step_function()(self, *args)
 
-    def fit(self, *args, callbacks=None, **kwargs):
-        """``keras.Model.fit`` that stops with a clear error when a loss becomes NaN or infinite."""
+    def fit(self, x=None, *args, callbacks=None, **kwargs):
+        """``keras.Model.fit`` that checks the data's shape first and stops with a clear error on NaN losses."""
+        if isinstance(x, dict) and is_semi_supervised_batch(x):
+            for key in (LABELED, UNLABELED):
+                self._check_data(np.asarray(x[key]), f"{key} inputs")
+        elif isinstance(x, np.ndarray):
+            self._check_data(x)
         callbacks = list(callbacks or [])
         if not any(isinstance(c, StopOnNaN) for c in callbacks):
             callbacks.append(StopOnNaN())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        state = list({id(v): v for v in list(self.variables) + list(self.metrics_variables)
+                      + list(getattr(self.optimizer, "variables", []))}.values())
+        snapshot = [ops.convert_to_numpy(v) for v in state]
+        try:
+            return super().fit(x, *args, callbacks=callbacks, **kwargs)
+        except Exception:
+            # an error inside the first step (e.g. data of the wrong shape from a generator) can leave the
+            # variables without values on some backends; put back what was there before this fit
+            for v, value in zip(state, snapshot):
+                try:
+                    ops.convert_to_numpy(v)
+                except Exception:
+                    v.assign(value)
+            raise
 
     def _real_logit(self, logits):
         # K+1-way discriminator with the fake logit fixed at 0: log D/(1-D) = logsumexp(l)
@@ -327,6 +349,15 @@ class ALI(keras.Model):
         for name, value in out.terms.items():
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
+
+
+class _Generator(layers.Layer):
+    """Encoder and decoder as one layer: the generator's optimizer group."""
+
+    def __init__(self, encoder, decoder):
+        super().__init__(name="ali_generator")
+        self.encoder, self.decoder = encoder, decoder
+        self.built = True
 
 
 class StopOnNaN(keras.callbacks.Callback):
@@ -554,3 +585,162 @@ def networks_for(input_shape, latent_dim=None, num_classes=None, deterministic=F
         return networks_mlp(input_shape[0], latent_dim=latent_dim or 2, num_classes=num_classes,
                             deterministic=deterministic, width=width, **kwargs)
     raise ValueError(f"ALI has default networks for images (h, w, c) and vectors (d,), got input shape {input_shape}")
+
+
+# --------------------------------------------------------------------------
+# Figures: reconstructions and interpolations (images), Fig. 8-style scatter (2-D)
+# --------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig, path):
+    import os
+    import tempfile
+
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=os.path.dirname(path))
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _tile(images, rows, cols):
+    """(rows*cols, h, w, c) images -> one (rows*h, cols*w) array with 1-pixel gaps."""
+    h, w = images.shape[1:3]
+    out = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1))
+    for i, img in enumerate(images[: rows * cols]):
+        r, c = divmod(i, cols)
+        out[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = np.clip(img.mean(-1), 0, 1)
+    return out
+
+
+def plot_images(model, x, path, n=32, steps=8, seed=0):
+    """PNG of samples, reconstructions (odd columns: inputs, even: G_x(z), z ~ q(z|x)) and interpolations."""
+    plt = _pyplot()
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x)[rng.permutation(len(x))]
+    n = min(n, len(x) // 2 * 2)
+    samples = model.sample(n)
+    rec = model.reconstruct(x[:n])
+    pairs = np.stack([x[:n], rec], 1).reshape((2 * n,) + x.shape[1:])
+    k = min(6, len(x) // 2)
+    inter = model.interpolate(x[:k], x[k:2 * k], steps)
+    inter = np.concatenate([x[:k, None], inter, x[k:2 * k, None]], 1).reshape((-1,) + x.shape[1:])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
+    for ax, img, title in zip(axes, (_tile(samples, n // 8, 8), _tile(pairs, 2 * n // 8, 8),
+                                     _tile(inter, k, steps + 2)),
+                              ("samples G_x(z), z ~ N(0, I)", "reconstructions (odd cols: x, even: G_x(G_z(x)))",
+                               f"interpolations (ends: x1, x2; {steps} decoded latents between)")):
+        ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    path = _save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_2d(model, x, path, n=2000, seed=0, title=None, centers=None):
+    """Fig. 8-style panels: data x ~ q(x), encodings G_z(x), reconstructions, samples G_x(z).
+
+    Points are coloured by their nearest mixture component (``centers``,
+    default the 25-Gaussian grid) so encodings and reconstructions can be traced.
+    """
+    from kzoo.data import GAUSSIANS25_CENTERS
+
+    plt = _pyplot()
+    centers = GAUSSIANS25_CENTERS if centers is None else np.asarray(centers)
+    x = np.asarray(x)[np.random.default_rng(seed).permutation(len(x))[:n]]
+    colour = ((x[:, None] - centers[None]) ** 2).sum(-1).argmin(1)
+    z = model.encode(x, sample=True)
+    rec = model.decode(z)
+    samples = model.sample(len(x))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.4))
+    panels = [(x, colour, "data x ~ q(x)"), (z, colour, "encodings z ~ q(z|x)"),
+              (rec, colour, "reconstructions G_x(G_z(x))"), (samples, None, "samples G_x(z), z ~ N(0, I)")]
+    for ax, (pts, c, name) in zip(axes, panels):
+        ax.scatter(pts[:, 0], pts[:, 1], c=c if c is not None else "k", cmap="tab20", s=3, alpha=0.6)
+        if name != "encodings z ~ q(z|x)":
+            ax.scatter(centers[:, 0], centers[:, 1], marker="+", c="r", s=30, linewidths=0.8)
+            ax.set_xlim(-6, 6)
+            ax.set_ylim(-6, 6)
+        ax.set_title(name, fontsize=9)
+        ax.set_aspect("equal")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = _save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------
+# Training loops of the registered method (ali-ssl) and pretrainer (ali)
+# --------------------------------------------------------------------------
+
+
+def train_semi_supervised(ctx):
+    """``kzoo train ali-ssl``: the K+1-way joint discriminator is the classifier; returns it (plain)."""
+    hp, ds = ctx.hyperparameters, ctx.dataset
+    enc, dec, disc = networks_for(ds.input_shape, latent_dim=hp["latent_dim"] or None, num_classes=ds.num_classes,
+                                  deterministic=hp["deterministic"], width=ctx.width)
+    model = ALI(enc, dec, disc, unsupervised_weight=hp["unsup_weight"], seed=ctx.seed)
+    model.compile(discriminator_optimizer=ctx.optimizer(beta_1=hp["beta1"]),
+                  generator_optimizer=ctx.optimizer(beta_1=hp["beta1"]), jit_compile=ctx.jit_compile)
+    ctx.info["networks"] = (f"kzoo.ali.networks_{'conv' if len(ds.input_shape) == 3 else 'mlp'} "
+                            f"(latent {model.latent_dim}, {'deterministic' if not model.stochastic else 'Gaussian'} "
+                            f"encoder; --model is not used)")
+    ctx.fit(model, ctx.stream(semi_supervised=True))
+    return model.classifier()
+
+
+def pretrain(ctx):
+    """``kzoo pretrain ali``: unsupervised ALI on the dataset's training inputs; saved with :func:`save`.
+
+    Also writes a PNG next to the export (2-D data: a Fig. 8-style scatter;
+    images: samples, reconstructions and interpolations) and returns the test
+    reconstruction error and, on gaussians25, the covered modes (§4.5).
+    """
+    from kzoo import data as kdata
+
+    hp, ds = ctx.hyperparameters, ctx.dataset
+    if len(ds.input_shape) not in (1, 3):
+        raise ValueError(f"ALI has networks for images and vectors; {ds.name} has inputs of shape {ds.input_shape}")
+    lr = 2e-4 if ctx.learning_rate is None else ctx.learning_rate
+    enc, dec, disc = networks_for(ds.input_shape, latent_dim=hp["latent_dim"] or None,
+                                  deterministic=hp["deterministic"], width=hp["ali_width"])
+    model = ALI(enc, dec, disc, seed=ctx.seed)
+    model.compile(discriminator_optimizer=keras.optimizers.Adam(lr, beta_1=hp["beta1"]),
+                  generator_optimizer=keras.optimizers.Adam(lr, beta_1=hp["beta1"]))
+    stream = kdata.supervised(ds.x_train, ds.y_train, batch_size=ctx.batch_size, num_classes=ds.num_classes,
+                              seed=ctx.seed)  # labels are ignored by unsupervised ALI
+    history = ctx.fit(model, stream).history
+    save(model, ctx.export)
+    metrics = {"learning_rate": lr, "latent_dim": model.latent_dim,
+               **{k: float(v[-1]) for k, v in history.items()}}
+    rec = model.reconstruct(ds.x_test, sample=False)
+    metrics["test_reconstruction_mse"] = float(np.mean((rec - ds.x_test) ** 2))
+    figure = ctx.export[: -len(".keras")] + ".png"
+    if ds.name == "gaussians25":
+        samples = model.sample(10_000)
+        metrics["covered_modes"] = covered_modes(samples)
+        metrics["covered_modes_3std"] = covered_modes(samples, radius=3)
+        metrics["figure"] = plot_2d(model, ds.x_test, figure, title=f"ALI on gaussians25: "
+                                    f"{metrics['covered_modes']}/25 modes covered (10,000 samples)")
+    elif len(ds.input_shape) == 3:
+        metrics["figure"] = plot_images(model, ds.x_test, figure)
+    elif ds.input_shape == (2,):
+        metrics["figure"] = plot_2d(model, ds.x_test, figure, centers=np.zeros((1, 2)))
+    return metrics

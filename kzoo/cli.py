@@ -103,7 +103,7 @@ def main(argv=None):
     from kzoo.data import DatasetUnavailableError
     from kzoo.experiment import ConfigError, run
 
-    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    jit = {"auto": "auto", "true": True, "false": False}[getattr(args, "jit_compile", "auto")]  # pretrain has none
     try:
         if args.command == "pretrain":
             from kzoo.experiment import pretrain
