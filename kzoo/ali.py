@@ -454,7 +454,7 @@ def _check_arch(latent_dim, width, num_classes):
 
 
 def networks_mlp(input_dim=2, latent_dim=2, hidden=400, decoder_layers=4, disc_hidden=200, maxout_pieces=5,
-                 num_classes=None, deterministic=False, init_std=0.02, dropout=0.0, width=1.0):
+                 num_classes=None, deterministic=False, init_std=0.02, dropout=0.0, width=1.0, input_noise=0.0):
     """Encoder, decoder and joint discriminator for vector data (the ALI authors' 25-Gaussian model).
 
     The paper's toy experiment (§4.5) follows the authors' released code: encoder
@@ -462,10 +462,18 @@ def networks_mlp(input_dim=2, latent_dim=2, hidden=400, decoder_layers=4, disc_h
     linear output; discriminator on ``concat(x, z)``: 3 maxout layers of 200
     units × 5 pieces, one logit; weights N(0, 0.02²), zero biases. ``width``
     scales every hidden size. ``num_classes``: K logits (semi-supervised).
+    ``input_dim`` may also be an image shape ``(h, w, c)``: the networks then
+    flatten it, and the decoder ends in a sigmoid (images in [0, 1]) reshaped to it.
+    ``input_noise``: std of Gaussian noise on the discriminator's x in training
+    (Salimans et al.'s MLP discriminator uses 0.3).
     """
     _check_arch(latent_dim, width, num_classes)
-    if int(input_dim) < 1 or int(decoder_layers) < 1:
+    shape = (int(input_dim),) if np.ndim(input_dim) == 0 else tuple(int(s) for s in input_dim)
+    flat = int(np.prod(shape))
+    if flat < 1 or int(decoder_layers) < 1:
         raise ValueError(f"input_dim and decoder_layers must be >= 1, got {input_dim}, {decoder_layers}")
+    _check_finite_positive("input_noise", input_noise, allow_zero=True)
+    image = len(shape) > 1
     hid = max(1, int(round(hidden * width)))
     dhid = max(1, int(round(disc_hidden * width)))
     init = _init(init_std)
@@ -477,19 +485,30 @@ def networks_mlp(input_dim=2, latent_dim=2, hidden=400, decoder_layers=4, disc_h
             h = layers.ReLU(name=f"{tag}_relu{i + 1}")(h)
         return h
 
-    x = keras.Input((input_dim,), name="x")
-    encoder = keras.Model(x, _encoder_heads(stack(x, 2, "enc"), latent_dim, deterministic, init, "encoder"),
-                          name="encoder")
+    def flatten(x, tag):
+        return layers.Flatten(name=f"{tag}_flatten")(x) if image else x
+
+    x = keras.Input(shape, name="x")
+    encoder = keras.Model(x, _encoder_heads(stack(flatten(x, "enc"), 2, "enc"), latent_dim, deterministic, init,
+                                            "encoder"), name="encoder")
     z = keras.Input((latent_dim,), name="z")
-    decoder = keras.Model(z, layers.Dense(input_dim, kernel_initializer=init, name="x_out")(
-        stack(z, int(decoder_layers), "dec")), name="decoder")
-    discriminator = _maxout_discriminator([keras.Input((input_dim,), name="x"), keras.Input((latent_dim,), name="z")],
-                                          dhid, maxout_pieces, num_classes, init, dropout, "discriminator")
+    out = layers.Dense(flat, activation="sigmoid" if image else None, kernel_initializer=init, name="x_out")(
+        stack(z, int(decoder_layers), "dec"))
+    if image:
+        out = layers.Reshape(shape, name="x_image")(out)
+    decoder = keras.Model(z, out, name="decoder")
+    xd, zd = keras.Input(shape, name="x"), keras.Input((latent_dim,), name="z")
+    hx = flatten(xd, "d")
+    if input_noise:
+        hx = layers.GaussianNoise(input_noise, name="x_noise")(hx)
+    discriminator = _maxout_discriminator([xd, zd], dhid, maxout_pieces, num_classes, init, dropout, "discriminator",
+                                          features=[hx, zd])
     return encoder, decoder, discriminator
 
 
-def _maxout_discriminator(inputs, hidden, pieces, num_classes, init, dropout, name, concat=True):
-    h = layers.Concatenate(name="xz")(inputs) if concat else inputs
+def _maxout_discriminator(inputs, hidden, pieces, num_classes, init, dropout, name, concat=True, features=None):
+    features = inputs if features is None else features
+    h = layers.Concatenate(name="xz")(features) if concat else features
     for i in range(3):
         if dropout:
             h = layers.Dropout(dropout, name=f"drop{i + 1}")(h)
@@ -575,9 +594,27 @@ def networks_conv(input_shape=(8, 8, 1), latent_dim=32, num_classes=None, determ
     return encoder, decoder, discriminator
 
 
-def networks_for(input_shape, latent_dim=None, num_classes=None, deterministic=False, width=1.0, **kwargs):
-    """The default networks for a dataset's input shape: conv for images, MLP for vectors."""
+ARCHITECTURES = ("auto", "conv", "mlp")
+
+
+def networks_for(input_shape, latent_dim=None, num_classes=None, deterministic=False, width=1.0, architecture="auto",
+                 **kwargs):
+    """The default networks for a dataset's input shape.
+
+    ``architecture="auto"`` and ``"mlp"``: :func:`networks_mlp` (on images it
+    flattens them, uses 32 latents and puts Gaussian noise of std 0.3 on the
+    discriminator's input, as Salimans et al.'s MLP discriminator); ``"conv"``:
+    :func:`networks_conv` (images only). "auto" picks the MLP on images too: on
+    CPU it trains about 4× faster per step than the conv model, and on digits
+    its adversarial game stays balanced (D(real) and D(fake) near 0.5) where the
+    conv discriminator wins outright (D(fake) → 0) at the default learning rate.
+    """
     input_shape = tuple(input_shape)
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
+    if len(input_shape) == 3 and architecture in ("auto", "mlp"):
+        return networks_mlp(input_shape, latent_dim=latent_dim or 32, num_classes=num_classes,
+                            deterministic=deterministic, width=width, input_noise=0.3, **kwargs)
     if len(input_shape) == 3:
         return networks_conv(input_shape, latent_dim=latent_dim or 32, num_classes=num_classes,
                              deterministic=deterministic, width=width, **kwargs)
@@ -695,11 +732,11 @@ def train_semi_supervised(ctx):
     """``kzoo train ali-ssl``: the K+1-way joint discriminator is the classifier; returns it (plain)."""
     hp, ds = ctx.hyperparameters, ctx.dataset
     enc, dec, disc = networks_for(ds.input_shape, latent_dim=hp["latent_dim"] or None, num_classes=ds.num_classes,
-                                  deterministic=hp["deterministic"], width=ctx.width)
+                                  deterministic=hp["deterministic"], width=ctx.width, architecture=hp["ali_arch"])
     model = ALI(enc, dec, disc, unsupervised_weight=hp["unsup_weight"], seed=ctx.seed)
     model.compile(discriminator_optimizer=ctx.optimizer(beta_1=hp["beta1"]),
                   generator_optimizer=ctx.optimizer(beta_1=hp["beta1"]), jit_compile=ctx.jit_compile)
-    ctx.info["networks"] = (f"kzoo.ali.networks_{'conv' if len(ds.input_shape) == 3 else 'mlp'} "
+    ctx.info["networks"] = (f"kzoo.ali.networks_{'conv' if 'dx_conv1' in [l.name for l in disc.layers] else 'mlp'} "
                             f"(latent {model.latent_dim}, {'deterministic' if not model.stochastic else 'Gaussian'} "
                             f"encoder; --model is not used)")
     ctx.fit(model, ctx.stream(semi_supervised=True))
@@ -720,7 +757,8 @@ def pretrain(ctx):
         raise ValueError(f"ALI has networks for images and vectors; {ds.name} has inputs of shape {ds.input_shape}")
     lr = 2e-4 if ctx.learning_rate is None else ctx.learning_rate
     enc, dec, disc = networks_for(ds.input_shape, latent_dim=hp["latent_dim"] or None,
-                                  deterministic=hp["deterministic"], width=hp["ali_width"])
+                                  deterministic=hp["deterministic"], width=hp["ali_width"],
+                                  architecture=hp["ali_arch"])
     model = ALI(enc, dec, disc, seed=ctx.seed)
     model.compile(discriminator_optimizer=keras.optimizers.Adam(lr, beta_1=hp["beta1"]),
                   generator_optimizer=keras.optimizers.Adam(lr, beta_1=hp["beta1"]))

@@ -273,6 +273,8 @@ def _ali_hyperparameters():
         Hyperparameter("beta1", 0.5, "ALI: Adam β1 of both players (paper 0.5)", float, minimum=0.0,
                        maximum=0.999, grid=(0.5, 0.8)),
         Hyperparameter("deterministic", False, "BiGAN: deterministic encoder instead of ALI's Gaussian one", bool),
+        Hyperparameter("ali_arch", "auto", "ALI networks: auto (= mlp), conv (the paper's SVHN "
+                       "model scaled down) or mlp (flattened inputs)", str, choices=("auto", "conv", "mlp")),
     )
 
 

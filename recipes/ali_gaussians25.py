@@ -1,7 +1,8 @@
 """ALI paper recipe (Dumoulin et al., ICLR 2017, §4.5): mode coverage of ALI vs GAN on 25 Gaussians.
 
     python recipes/ali_gaussians25.py                 # 10 seeds × (ALI, GAN), CPU minutes
-    python recipes/ali_gaussians25.py --full          # the authors' widths, lr 1e-4, 200 epochs of 100k points
+    python recipes/ali_gaussians25.py --full          # the authors' widths, 200 epochs of 100k points
+    python recipes/ali_gaussians25.py --full --fixed  # ... and the authors' lr 1e-4, β1 0.8, init std 0.02
 
 The data is the 2-D mixture of 25 Gaussians on the grid {-4,-2,0,2,4}² with std
 0.05 (``kzoo.data.load("gaussians25")``), 100,000 training points as in the
@@ -83,7 +84,8 @@ def main(argv=None):
     p.add_argument("--width", type=float, default=None, help="scale of the hidden sizes (default 0.5; --full 1)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--n-train", type=int, default=100_000, help="training points (paper: 100,000)")
-    p.add_argument("--full", action="store_true", help="the authors' widths, 200 epochs, lr 1e-4, β1 0.8")
+    p.add_argument("--full", action="store_true", help="the authors' widths and 200 epochs (with --fixed: "
+                   "their lr 1e-4, β1 0.8, init std 0.02)")
     p.add_argument("--fixed", action="store_true", help="one hyperparameter setting for every run")
     p.add_argument("--out", default="ali_gaussians25", help="output prefix: PREFIX.json, PREFIX.png, PREFIX_fig8.png")
     p.add_argument("--backend", choices=("tensorflow", "jax"), default=None)

@@ -39,10 +39,11 @@ X = np.array([[1.0, 2.0], [-1.0, 0.5], [0.0, -3.0], [2.0, 2.0]])
 class FixedNoiseALI(kali.ALI):
     """ALI whose ε and prior z are the fixed arrays above (so the step can be computed by hand)."""
 
+    sizes = {"eps": 4, "prior": 4}  # batch sizes of the step (static: TF traces generator batches as dynamic)
+
     def _normal(self, shape, what):
         values = EPS if what == "eps" else PRIOR
-        n = shape[0]
-        return ops.convert_to_tensor(values[-n:, None].astype("float32"))
+        return ops.convert_to_tensor(values[-self.sizes[what]:, None].astype("float32"))
 
 
 def _const(v):
@@ -116,6 +117,7 @@ def test_semi_supervised_step_matches_the_k_plus_1_losses_by_hand():
     k = 3
     enc, dec, disc, w_full, b_full = _linear_nets(num_classes=k)
     model = FixedNoiseALI(enc, dec, disc, unsupervised_weight=0.7, seed=0)
+    model.sizes = {"eps": 4, "prior": 2}  # 2 labeled + 2 unlabeled real inputs, 2 prior samples
     lr_d = 0.1
     model.compile(discriminator_optimizer=keras.optimizers.SGD(lr_d), generator_optimizer=keras.optimizers.SGD(0.0))
     x_l, y_l, x_u = X[:2], np.array([2, 0]), X[2:]
@@ -250,6 +252,11 @@ def test_architectures_have_the_advertised_shapes():
     enc, dec, disc = kali.networks_mlp(deterministic=True, width=0.1)
     model = kali.ALI(enc, dec, disc)
     assert not model.stochastic and model.num_classes is None and model.latent_dim == 2
+    enc, dec, disc = kali.networks_for((8, 8, 1), num_classes=10, width=0.1)  # auto: flattening MLP
+    model = kali.ALI(enc, dec, disc)
+    assert model.latent_dim == 32 and dec.output_shape == (None, 8, 8, 1) and disc.get_layer("x_noise").stddev == 0.3
+    with pytest.raises(ValueError, match="architecture must be one of auto, conv, mlp"):
+        kali.networks_for((8, 8, 1), architecture="resnet")
 
 
 def test_save_and_load_round_trip(tmp_path):
