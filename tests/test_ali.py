@@ -298,3 +298,23 @@ def test_kzoo_pretrain_ali_on_gaussians25(tmp_path):
     assert os.path.exists(result["figure"]) and result["figure"].endswith("ali_g25.png")
     back = kali.load(out)
     assert back.sample(10).shape == (10, 2)
+
+
+def test_mode_coverage_recipe_runs_end_to_end(tmp_path):
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("ali_g25", os.path.join(REPO, "recipes", "ali_gaussians25.py"))
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    out = str(tmp_path / "g25")
+    res = recipe.main(["--seeds", "1", "--steps", "2", "--width", "0.05", "--n-train", "300", "--out", out])
+    assert {r["model"] for r in res["runs"]} == {"ali", "gan"} and len(res["runs"]) == 2
+    for kind in ("ali", "gan"):
+        assert 0 <= res["summary"][kind]["mean"] <= 25
+    # paired comparison: both models of a run get the same randomized hyperparameters
+    a, g = (next(r for r in res["runs"] if r["model"] == k and r["seed"] == 0) for k in ("ali", "gan"))
+    assert a["learning_rate"] == g["learning_rate"] and a["init_std"] == g["init_std"]
+    assert recipe.draw_hyperparameters(0) != recipe.draw_hyperparameters(1)
+    assert os.path.exists(out + ".png") and os.path.exists(out + "_fig8.png") and os.path.exists(out + ".json")
