@@ -755,6 +755,8 @@ def pretrain(ctx):
     hp, ds = ctx.hyperparameters, ctx.dataset
     if len(ds.input_shape) not in (1, 3):
         raise ValueError(f"ALI has networks for images and vectors; {ds.name} has inputs of shape {ds.input_shape}")
+    # ``--export saved_models/ali_g25`` (the issue's spelling) means saved_models/ali_g25.keras
+    export = ctx.export if str(ctx.export).endswith(".keras") else str(ctx.export) + ".keras"
     lr = 2e-4 if ctx.learning_rate is None else ctx.learning_rate
     enc, dec, disc = networks_for(ds.input_shape, latent_dim=hp["latent_dim"] or None,
                                   deterministic=hp["deterministic"], width=hp["ali_width"],
@@ -765,12 +767,12 @@ def pretrain(ctx):
     stream = kdata.supervised(ds.x_train, ds.y_train, batch_size=ctx.batch_size, num_classes=ds.num_classes,
                               seed=ctx.seed)  # labels are ignored by unsupervised ALI
     history = ctx.fit(model, stream).history
-    save(model, ctx.export)
-    metrics = {"learning_rate": lr, "latent_dim": model.latent_dim,
+    save(model, export)
+    metrics = {"export": export, "learning_rate": lr, "latent_dim": model.latent_dim,
                **{k: float(v[-1]) for k, v in history.items()}}
     rec = model.reconstruct(ds.x_test, sample=False)
     metrics["test_reconstruction_mse"] = float(np.mean((rec - ds.x_test) ** 2))
-    figure = ctx.export[: -len(".keras")] + ".png"
+    figure = export[: -len(".keras")] + ".png"
     if ds.name == "gaussians25":
         samples = model.sample(10_000)
         metrics["covered_modes"] = covered_modes(samples)

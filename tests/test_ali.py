@@ -288,14 +288,15 @@ def test_kzoo_train_ali_ssl_exports_a_plain_classifier(tmp_path):
 def test_kzoo_pretrain_ali_on_gaussians25(tmp_path):
     from kzoo.cli import main
 
-    out = tmp_path / "ali_g25.keras"
+    out = tmp_path / "ali_g25.keras"  # given without the suffix, as in the command
     metrics = tmp_path / "m.json"
     rc = main(["pretrain", "ali", "--dataset", "gaussians25", "--steps", "5", "--batch-size", "32", "--ali-width", "0.05",
-               "--export", str(out), "--metrics-json", str(metrics), "--quiet"])
+               "--export", str(tmp_path / "ali_g25"), "--metrics-json", str(metrics), "--quiet"])
     assert rc == 0
     result = json.loads(metrics.read_text())
     assert 1 <= result["covered_modes"] <= 25 and result["latent_dim"] == 2
     assert os.path.exists(result["figure"]) and result["figure"].endswith("ali_g25.png")
+    assert result["export"] == str(out)
     back = kali.load(out)
     assert back.sample(10).shape == (10, 2)
 
