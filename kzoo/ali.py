@@ -709,7 +709,8 @@ def plot_2d(model, x, path, n=2000, seed=0, title=None, centers=None):
     panels = [(x, colour, "data x ~ q(x)"), (z, colour, "encodings z ~ q(z|x)"),
               (rec, colour, "reconstructions G_x(G_z(x))"), (samples, None, "samples G_x(z), z ~ N(0, I)")]
     for ax, (pts, c, name) in zip(axes, panels):
-        ax.scatter(pts[:, 0], pts[:, 1], c=c if c is not None else "k", cmap="tab20", s=3, alpha=0.6)
+        colours = {"c": c, "cmap": "tab20"} if c is not None else {"c": "k"}
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.6, **colours)
         if name != "encodings z ~ q(z|x)":
             ax.scatter(centers[:, 0], centers[:, 1], marker="+", c="r", s=30, linewidths=0.8)
             ax.set_xlim(-6, 6)
