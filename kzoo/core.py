@@ -419,7 +419,10 @@ class MultiOptimizer(keras.optimizers.Optimizer):
         super().__init__(learning_rate=0.0, name=name)
         if not isinstance(groups, dict) or not groups:
             raise ValueError("groups must be a non-empty dict: name -> (optimizer, variables or layer)")
-        self.groups = {}
+        # Set past Optimizer.__setattr__: its tracker would adopt the variables of a
+        # group given as a list as this optimizer's own state, and on JAX the stale
+        # copies threaded through fit would then overwrite the trained weights.
+        object.__setattr__(self, "groups", {})
         for group, spec in groups.items():
             try:
                 optimizer, owner = spec

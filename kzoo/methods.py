@@ -319,3 +319,46 @@ register_pretrainer(Pretrainer(
      Hyperparameter("depth", 4, "Glow steps per level K (paper: 22)", int, minimum=1),
      Hyperparameter("hidden_channels", 64, "Glow coupling network channels", int, minimum=1)),
     run=_lvat_pretrainer("glow"), paper=_LVAT_PAPER))
+# ALI / BiGAN (kzoo.ali): semi-supervised K+1-way joint discriminator; unsupervised pretraining
+# ----------------------------------------------------------------------------
+
+_ALI_PAPER = "Dumoulin et al., Adversarially Learned Inference, ICLR 2017"
+
+
+def _ali_hyperparameters():
+    return (
+        Hyperparameter("latent_dim", 0, "ALI latent size (0: 32 for images, 2 for 2-D data)", int, minimum=0,
+                       grid=(16, 32, 64)),
+        Hyperparameter("beta1", 0.5, "ALI: Adam β1 of both players (paper 0.5)", float, minimum=0.0,
+                       maximum=0.999, grid=(0.5, 0.8)),
+        Hyperparameter("deterministic", False, "BiGAN: deterministic encoder instead of ALI's Gaussian one", bool),
+        Hyperparameter("ali_arch", "auto", "ALI networks: auto (= mlp), conv (the paper's SVHN "
+                       "model scaled down) or mlp (flattened inputs)", str, choices=("auto", "conv", "mlp")),
+    )
+
+
+def _train_ali_ssl(ctx):
+    from kzoo import ali
+
+    return ali.train_semi_supervised(ctx)
+
+
+def _pretrain_ali(ctx):
+    from kzoo import ali
+
+    return ali.pretrain(ctx)
+
+
+register(Method(
+    "ali-ssl", "semi-supervised ALI: K+1-way joint discriminator D(x, z) is the classifier (z = encoder mean)",
+    _ali_hyperparameters() + (
+        Hyperparameter("unsup_weight", 1.0, "ALI-SSL: weight of the adversarial loss in the discriminator's",
+                       float, minimum=0.0, grid=(0.3, 1.0, 3.0)),
+    ),
+    train=_train_ali_ssl, paper=_ALI_PAPER))
+register_pretrainer(Pretrainer(
+    "ali", "ALI/BiGAN encoder + decoder + joint discriminator, saved as .keras (kzoo.ali.load)",
+    _ali_hyperparameters() + (
+        Hyperparameter("ali_width", 1.0, "ALI: scale of every hidden size of the networks", float, minimum=0.0,
+                       exclusive_minimum=True),
+    ), run=_pretrain_ali, paper=_ALI_PAPER))

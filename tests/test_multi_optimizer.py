@@ -56,11 +56,13 @@ class TwoPlayer(keras.Model):
         return {k: v for k, v in out.terms.items()}
 
 
-def test_each_group_gets_the_gradient_of_its_own_loss_and_its_own_optimizer():
+@pytest.mark.parametrize("as_list", [False, True], ids=["layers", "variable-lists"])
+def test_each_group_gets_the_gradient_of_its_own_loss_and_its_own_optimizer(as_list):
     model = TwoPlayer()
     model.build((None, 1))
-    opt = kzoo.MultiOptimizer({"a": (keras.optimizers.SGD(0.1), model.a),
-                               "b": (keras.optimizers.SGD(0.01), model.b)})
+    owners = (list(model.a.trainable_variables), list(model.b.trainable_variables)) if as_list else (model.a, model.b)
+    opt = kzoo.MultiOptimizer({"a": (keras.optimizers.SGD(0.1), owners[0]),
+                               "b": (keras.optimizers.SGD(0.01), owners[1])})
     model.compile(optimizer=opt)
     x = np.zeros((1, 1), "float32")
     model.fit(x, x, epochs=1, batch_size=1, verbose=0)
@@ -73,6 +75,7 @@ def test_each_group_gets_the_gradient_of_its_own_loss_and_its_own_optimizer():
     # every member's state is the optimizer's state (JAX threads it through fit)
     paths = {v.path for v in opt.variables}
     assert {v.path for m in opt.optimizers.values() for v in m.variables} <= paths
+    assert not {v.path for v in model.trainable_variables} & paths  # model weights are not optimizer state
 
 
 def test_adam_members_keep_their_own_moments_over_several_steps():

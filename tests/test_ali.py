@@ -1,0 +1,321 @@
+"""kzoo.ali: ALI/BiGAN gradients checked by hand (float64 numpy), semi-supervised losses, shapes, I/O, CLI."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from keras import layers, ops
+
+from kzoo import ali as kali
+from kzoo import data as kdata
+from tests.conftest import np_log_softmax, np_softmax, to_np
+
+
+def _sig(t):
+    return 1.0 / (1.0 + np.exp(-t))
+
+
+def _softplus(t):
+    return np.logaddexp(0.0, t)
+
+
+# ---------------------------------------------------------------------------
+# A tiny linear ALI whose every gradient is written by hand
+# ---------------------------------------------------------------------------
+
+A0 = np.array([0.4, -0.3])  # encoder mean: μ = x·a
+C0 = np.array([0.2, 0.1])  # encoder log-std: log σ = x·c
+B0 = np.array([0.7, -0.5])  # decoder: x̃ = z·B + d
+D0 = np.array([0.1, 0.2])
+W0 = np.array([0.3, -0.2])  # discriminator: l = x·w + z·v + b (K columns when semi-supervised)
+V0, BIAS0 = 0.5, 0.1
+EPS = np.array([0.5, -1.0, 1.5, 0.3])  # encoder noise ε per example
+PRIOR = np.array([1.0, -0.5, 0.2, -2.0])  # prior samples z per example
+X = np.array([[1.0, 2.0], [-1.0, 0.5], [0.0, -3.0], [2.0, 2.0]])
+
+
+class FixedNoiseALI(kali.ALI):
+    """ALI whose ε and prior z are the fixed arrays above (so the step can be computed by hand)."""
+
+    sizes = {"eps": 4, "prior": 4}  # batch sizes of the step (static: TF traces generator batches as dynamic)
+
+    def _normal(self, shape, what):
+        values = EPS if what == "eps" else PRIOR
+        return ops.convert_to_tensor(values[-self.sizes[what]:, None].astype("float32"))
+
+
+def _const(v):
+    return keras.initializers.Constant(np.asarray(v, "float32"))
+
+
+def _linear_nets(deterministic=False, num_classes=None):
+    x = keras.Input((2,))
+    mean = layers.Dense(1, use_bias=False, kernel_initializer=_const(A0[:, None]), name="mean")(x)
+    if deterministic:
+        enc = keras.Model(x, mean)
+    else:
+        log_std = layers.Dense(1, use_bias=False, kernel_initializer=_const(C0[:, None]), name="log_std")(x)
+        enc = keras.Model(x, [mean, log_std])
+    z = keras.Input((1,))
+    dec = keras.Model(z, layers.Dense(2, kernel_initializer=_const(B0[None, :]), bias_initializer=_const(D0))(z))
+    xd, zd = keras.Input((2,)), keras.Input((1,))
+    k = num_classes or 1
+    w = np.concatenate([W0, [V0]])[:, None] * (1.0 + np.arange(k)[None, :] * np.array([[1.0], [-0.5], [0.3]]))
+    b = BIAS0 * (1.0 + np.arange(k))
+    disc = keras.Model([xd, zd], layers.Dense(k, kernel_initializer=_const(w), bias_initializer=_const(b))(
+        layers.Concatenate()([xd, zd])))
+    return enc, dec, disc, w, b
+
+
+@pytest.mark.parametrize("deterministic", [False, True], ids=["ali", "bigan"])
+def test_one_step_gives_each_network_the_gradient_of_its_own_loss(deterministic):
+    enc, dec, disc, w_full, b_full = _linear_nets(deterministic)
+    model = FixedNoiseALI(enc, dec, disc, seed=0)
+    lr_d, lr_g = 0.1, 0.2
+    model.compile(discriminator_optimizer=keras.optimizers.SGD(lr_d), generator_optimizer=keras.optimizers.SGD(lr_g))
+    w, v, b = w_full[:2, 0], w_full[2, 0], b_full[0]
+    # forward by hand (float64)
+    log_std = X @ C0
+    z_hat = X @ A0 + (0.0 if deterministic else np.exp(log_std) * EPS)
+    x_tilde = PRIOR[:, None] * B0[None, :] + D0
+    l_q = X @ w + v * z_hat + b
+    l_p = x_tilde @ w + v * PRIOR + b
+    n = len(X)
+    # L_D = mean softplus(-l_q) + mean softplus(l_p): generator outputs constant
+    dq, dp = -_sig(-l_q) / n, _sig(l_p) / n
+    g_w = dq @ X + dp @ x_tilde
+    g_v = dq @ z_hat + dp @ PRIOR
+    g_b = dq.sum() + dp.sum()
+    # L_G = mean softplus(l_q) + mean softplus(-l_p) (§2.3): discriminator constant
+    gq, gp = _sig(l_q) / n, -_sig(-l_p) / n
+    g_zhat = gq * v
+    g_a = g_zhat @ X
+    g_c = (g_zhat * np.exp(log_std) * EPS) @ X
+    g_xt = gp[:, None] * w[None, :]
+    g_B = PRIOR @ g_xt
+    g_d = g_xt.sum(0)
+    logs = model.fit(X.astype("float32"), batch_size=4, epochs=1, verbose=0, shuffle=False).history
+
+    np.testing.assert_allclose(logs["d_loss"][0], np.mean(_softplus(-l_q)) + np.mean(_softplus(l_p)), rtol=1e-5)
+    np.testing.assert_allclose(logs["g_loss"][0], np.mean(_softplus(l_q)) + np.mean(_softplus(-l_p)), rtol=1e-5)
+    kernel, bias = (to_np(t) for t in disc.layers[-1].weights)
+    np.testing.assert_allclose(kernel[:, 0], np.concatenate([w - lr_d * g_w, [v - lr_d * g_v]]), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(bias[0], b - lr_d * g_b, rtol=1e-5)
+    np.testing.assert_allclose(to_np(enc.get_layer("mean").kernel)[:, 0], A0 - lr_g * g_a, rtol=1e-5, atol=1e-7)
+    if not deterministic:
+        np.testing.assert_allclose(to_np(enc.get_layer("log_std").kernel)[:, 0], C0 - lr_g * g_c, rtol=1e-5,
+                                   atol=1e-7)
+    dk, db = (to_np(t) for t in dec.layers[-1].weights)
+    np.testing.assert_allclose(dk[0], B0 - lr_g * g_B, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(db, D0 - lr_g * g_d, rtol=1e-5, atol=1e-7)
+
+
+def test_semi_supervised_step_matches_the_k_plus_1_losses_by_hand():
+    """K logits with the fake logit fixed at 0 (Salimans et al.): D(real) = σ(logsumexp(l))."""
+    k = 3
+    enc, dec, disc, w_full, b_full = _linear_nets(num_classes=k)
+    model = FixedNoiseALI(enc, dec, disc, unsupervised_weight=0.7, seed=0)
+    model.sizes = {"eps": 4, "prior": 2}  # 2 labeled + 2 unlabeled real inputs, 2 prior samples
+    lr_d = 0.1
+    model.compile(discriminator_optimizer=keras.optimizers.SGD(lr_d), generator_optimizer=keras.optimizers.SGD(0.0))
+    x_l, y_l, x_u = X[:2], np.array([2, 0]), X[2:]
+    x_all = np.concatenate([x_l, x_u])
+    z_hat = x_all @ A0 + np.exp(x_all @ C0) * EPS[-4:]
+    prior = PRIOR[-2:]
+    x_tilde = prior[:, None] * B0[None, :] + D0
+    feats_real = np.concatenate([x_all, z_hat[:, None]], 1)
+    feats_fake = np.concatenate([x_tilde, prior[:, None]], 1)
+    lr, lf = feats_real @ w_full + b_full, feats_fake @ w_full + b_full
+    lse = lambda t: np.log(np.exp(t).sum(1))  # noqa: E731
+    l_l, l_u = lr[:2], lr[2:]
+    sup = -np_log_softmax(l_l)[np.arange(2), y_l].mean()
+    unsup = np.mean(_softplus(-lse(l_u))) + np.mean(_softplus(lse(lf)))
+    # gradient w.r.t. the logits, then the kernel (float64)
+    onehot = np.eye(k)[y_l]
+    d_l = (np_softmax(l_l) - onehot) / 2
+    d_u = 0.7 * (-_sig(-lse(l_u)))[:, None] * np_softmax(l_u) / 2
+    d_f = 0.7 * _sig(lse(lf))[:, None] * np_softmax(lf) / 2
+    g_w = feats_real[:2].T @ d_l + feats_real[2:].T @ d_u + feats_fake.T @ d_f
+    g_b = d_l.sum(0) + d_u.sum(0) + d_f.sum(0)
+    def stream():
+        yield {"labeled": x_l.astype("float32"), "unlabeled": x_u.astype("float32")}, y_l.astype("int32")
+
+    logs = model.fit(stream(), steps_per_epoch=1, epochs=1, verbose=0).history
+    np.testing.assert_allclose(logs["sup_loss"][0], sup, rtol=1e-5)
+    np.testing.assert_allclose(logs["d_loss"][0], sup + 0.7 * unsup, rtol=1e-5)
+    np.testing.assert_allclose(logs["accuracy"][0], np.mean(l_l.argmax(1) == y_l))
+    kernel, bias = (to_np(t) for t in disc.layers[-1].weights)
+    np.testing.assert_allclose(kernel, w_full - lr_d * g_w, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(bias, b_full - lr_d * g_b, rtol=1e-5, atol=1e-7)
+    # the exported classifier is x -> D(x, encoder mean): K logits, no sampling
+    clf = model.classifier()
+    feats = np.concatenate([X, (X @ A0)[:, None]], 1)
+    np.testing.assert_allclose(clf.predict(X.astype("float32"), verbose=0), feats @ (w_full - lr_d * g_w)
+                               + (b_full - lr_d * g_b), rtol=1e-4, atol=1e-5)
+
+
+def test_reparametrized_encoder_samples_q_z_given_x():
+    enc, dec, disc, _, _ = _linear_nets()
+    model = kali.ALI(enc, dec, disc, seed=3)
+    x = np.repeat(X[:1], 20000, 0).astype("float32")
+    z = model.encode(x, sample=True)[:, 0]
+    mu, sigma = X[0] @ A0, np.exp(X[0] @ C0)
+    assert abs(z.mean() - mu) < 0.03 and abs(z.std() - sigma) < 0.03
+    np.testing.assert_allclose(model.encode(x[:3])[:, 0], mu, rtol=1e-6)  # the mean without sampling
+    assert model.interpolate(X[:2], X[2:], steps=5).shape == (2, 5, 2)
+
+
+# ---------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------
+
+
+def test_mismatched_networks_are_rejected_with_clear_messages():
+    enc, dec, disc, _, _ = _linear_nets()
+    z3 = keras.Input((3,))
+    with pytest.raises(ValueError, match=r"encoder's mean output has shape \(1,\) but the decoder takes latents "
+                                         r"of shape \(3,\)"):
+        kali.ALI(enc, keras.Model(z3, layers.Dense(2)(z3)), disc)
+    z1 = keras.Input((1,))
+    with pytest.raises(ValueError, match=r"decoder's output shape \(5,\) does not match the encoder's input"):
+        kali.ALI(enc, keras.Model(z1, layers.Dense(5)(z1)), disc)
+    xd = keras.Input((2,))
+    with pytest.raises(ValueError, match=r"discriminator must take two inputs \[x, z\]"):
+        kali.ALI(enc, dec, keras.Model(xd, layers.Dense(1)(xd)))
+    with pytest.raises(TypeError, match="encoder must be a keras.Model"):
+        kali.ALI(lambda x: x, dec, disc)
+    with pytest.raises(ValueError, match="unsupervised_weight must be a finite number >= 0"):
+        kali.ALI(enc, dec, disc, unsupervised_weight=-1.0)
+    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+        kali.networks_mlp(latent_dim=0)
+    with pytest.raises(ValueError, match="width must be a finite number > 0"):
+        kali.networks_conv(width=0.0)
+
+
+def test_data_of_the_wrong_shape_and_nan_losses_stop_with_clear_errors():
+    enc, dec, disc, _, _ = _linear_nets()
+    model = kali.ALI(enc, dec, disc, seed=0)
+    model.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match=r"training inputs have shape \(3,\) per example but the encoder and "
+                                         r"decoder work on \(2,\)"):
+        model.fit(np.zeros((8, 3), "float32"), batch_size=4, epochs=1, verbose=0)
+
+    def wrong_stream():  # only seen when the step is traced: the weights must survive the failed fit
+        while True:
+            yield (np.zeros((4, 3), "float32"),)
+
+    with pytest.raises(ValueError, match=r"training inputs have shape \(3,\) per example"):
+        model.fit(wrong_stream(), steps_per_epoch=2, epochs=1, verbose=0)
+    np.testing.assert_allclose(to_np(enc.get_layer("mean").kernel)[:, 0], A0, rtol=1e-6)
+    bad = X.astype("float32").copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(FloatingPointError, match="ALI training diverged: d_loss is nan at step 1"):
+        model.fit(bad, batch_size=4, epochs=1, verbose=0)
+
+
+def test_hyperparameters_are_checked_before_any_work(tmp_path):
+    from kzoo.experiment import ConfigError, pretrain, run
+
+    with pytest.raises(ConfigError, match=r"beta1 \(--beta1\) of ali-ssl must be <= 0.999"):
+        run(method="ali-ssl", beta1=1.5, steps=1)
+    with pytest.raises(ConfigError, match=r"unsup_weight \(--unsup-weight\) of ali-ssl must be >= 0"):
+        run(method="ali-ssl", unsup_weight=-1, steps=1)
+    with pytest.raises(ConfigError, match=r"latent_dim \(--latent-dim\) of ali must be >= 0"):
+        pretrain("ali", export=str(tmp_path / "a.keras"), hyperparameters={"latent_dim": -2})
+
+
+# ---------------------------------------------------------------------------
+# Mode coverage, architectures, save/load, the registered method and pretrainer
+# ---------------------------------------------------------------------------
+
+
+def test_covered_modes_counts_nearest_components():
+    c = kdata.GAUSSIANS25_CENTERS
+    assert kali.covered_modes(c) == 25
+    assert kali.covered_modes(c[:3] + 0.9) == 3  # still nearest to their own centers
+    assert kali.covered_modes(np.array([[1.0, 1.0]]) * 0.99) == 1
+    assert kali.covered_modes(c[:4] + 0.9, radius=3) == 0  # 0.9·√2 ≫ 3σ = 0.15
+    assert kali.covered_modes(c[:4] + 0.1, radius=3) == 4
+    with pytest.raises(ValueError, match=r"samples must have shape \(n, 2\)"):
+        kali.covered_modes(np.zeros((3, 3)))
+
+
+def test_architectures_have_the_advertised_shapes():
+    enc, dec, disc = kali.networks_conv((8, 8, 1), latent_dim=16, num_classes=10, width=0.25)
+    model = kali.ALI(enc, dec, disc, seed=0)
+    assert model.stochastic and model.num_classes == 10 and model.latent_dim == 16
+    assert enc.output_shape == [(None, 16), (None, 16)] and dec.output_shape == (None, 8, 8, 1)
+    assert dec.layers[-1].activation is keras.activations.sigmoid  # images in [0, 1], as the paper's
+    assert model.classifier().output_shape == (None, 10)
+    enc, dec, disc = kali.networks_mlp(deterministic=True, width=0.1)
+    model = kali.ALI(enc, dec, disc)
+    assert not model.stochastic and model.num_classes is None and model.latent_dim == 2
+    enc, dec, disc = kali.networks_for((8, 8, 1), num_classes=10, width=0.1)  # auto: flattening MLP
+    model = kali.ALI(enc, dec, disc)
+    assert model.latent_dim == 32 and dec.output_shape == (None, 8, 8, 1) and disc.get_layer("x_noise").stddev == 0.3
+    with pytest.raises(ValueError, match="architecture must be one of auto, conv, mlp"):
+        kali.networks_for((8, 8, 1), architecture="resnet")
+
+
+def test_save_and_load_round_trip(tmp_path):
+    enc, dec, disc = kali.networks_mlp(width=0.05)
+    model = kali.ALI(enc, dec, disc, seed=0)
+    model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
+    model.fit(np.random.default_rng(0).normal(size=(64, 2)).astype("float32"), batch_size=32, epochs=1, verbose=0)
+    path = kali.save(model, tmp_path / "m.keras")
+    back = kali.load(path)
+    np.testing.assert_allclose(back.encode(X), model.encode(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(back.decode(X[:, :2]), model.decode(X[:, :2]), rtol=1e-5, atol=1e-6)
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp")] == []
+
+
+def test_kzoo_train_ali_ssl_exports_a_plain_classifier(tmp_path):
+    from kzoo.experiment import run
+
+    res = run(method="ali-ssl", dataset="moons", labels=10, steps=4, batch_labeled=8, batch_unlabeled=16,
+              width=0.05, verbose=0, export=str(tmp_path / "clf"))
+    assert 0.0 <= res["test_error"] <= 1.0 and res["train_steps"] == 4
+    assert "networks_mlp (latent 2" in res["hyperparameters"]["networks"]
+    import tensorflow as tf
+
+    served = tf.saved_model.load(res["export"])
+    logits = served.serve(tf.zeros((3, 2)))
+    assert tuple(logits.shape) == (3, 2)  # x -> K logits: no encoder noise, no discriminator's fake class
+
+
+def test_kzoo_pretrain_ali_on_gaussians25(tmp_path):
+    from kzoo.cli import main
+
+    out = tmp_path / "ali_g25.keras"  # given without the suffix, as in the issue's command
+    metrics = tmp_path / "m.json"
+    rc = main(["pretrain", "ali", "--dataset", "gaussians25", "--steps", "5", "--batch-size", "32", "--ali-width", "0.05",
+               "--export", str(tmp_path / "ali_g25"), "--metrics-json", str(metrics), "--quiet"])
+    assert rc == 0
+    result = json.loads(metrics.read_text())
+    assert 1 <= result["covered_modes"] <= 25 and result["latent_dim"] == 2
+    assert os.path.exists(result["figure"]) and result["figure"].endswith("ali_g25.png")
+    assert result["export"] == str(out)
+    back = kali.load(out)
+    assert back.sample(10).shape == (10, 2)
+
+
+def test_mode_coverage_recipe_runs_end_to_end(tmp_path):
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("ali_g25", os.path.join(REPO, "recipes", "ali_gaussians25.py"))
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    out = str(tmp_path / "g25")
+    res = recipe.main(["--seeds", "1", "--steps", "2", "--width", "0.05", "--n-train", "300", "--out", out])
+    assert {r["model"] for r in res["runs"]} == {"ali", "gan"} and len(res["runs"]) == 2
+    for kind in ("ali", "gan"):
+        assert 0 <= res["summary"][kind]["mean"] <= 25
+    # paired comparison: both models of a run get the same randomized hyperparameters
+    a, g = (next(r for r in res["runs"] if r["model"] == k and r["seed"] == 0) for k in ("ali", "gan"))
+    assert a["learning_rate"] == g["learning_rate"] and a["init_std"] == g["init_std"]
+    assert recipe.draw_hyperparameters(0) != recipe.draw_hyperparameters(1)
+    assert os.path.exists(out + ".png") and os.path.exists(out + "_fig8.png") and os.path.exists(out + ".json")
