@@ -6,5 +6,7 @@ the public namespace and the registry that the CLI and tuner read.
 
 from kzoo.core import Regularizer, Sum
 from kzoo.vat import RPT, VAT, AdversarialTraining, EntropyMinimization
+from kzoo.gan import AmbientSmoothness, ManifoldGAN  # GAN family (paper 000)
 
-__all__ = ["Regularizer", "Sum", "VAT", "RPT", "AdversarialTraining", "EntropyMinimization"]
+__all__ = ["Regularizer", "Sum", "VAT", "RPT", "AdversarialTraining", "EntropyMinimization",
+           "ManifoldGAN", "AmbientSmoothness"]

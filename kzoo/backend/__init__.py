@@ -54,3 +54,15 @@ def jvp(fn, x, v):
 def train_step_function():
     """The backend's ``train_step`` for :class:`kzoo.RegularizerMixin` models."""
     return _impl().train_step
+
+
+def sync_model_state(model):
+    """Write the trainer's current state back into ``model``'s variables.
+
+    During ``fit`` the JAX trainer keeps the state outside the variables; a
+    callback that reads or sets weights mid-training calls this first (no-op
+    on TensorFlow).
+    """
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
