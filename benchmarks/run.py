@@ -46,6 +46,16 @@ ACCURACY = {
         ("VAT+EntMin", "vat", {"entmin": 1.0}),
     ],
 }
+# GAN family (kzoo.gan, paper 000): coupled gan-ssl rows and the decoupled manifold rows. The decoupled
+# rows use the DCGAN that the acc-gan section pretrains first (measure_gan_accuracy).
+DCGAN_DIGITS = os.path.join(ROOT, "saved_models", "dcgan_digits.keras")
+# 1,000 steps per run (the --steps of run.py); 24 runs + one DCGAN pretraining take about 20 minutes on the shared 2-core machine
+ACCURACY["gan"] = [
+    ("gan-ssl (feature matching)", "gan-ssl", {}),
+    ("gan-ssl + manifold (γ=1e-2, ε=3)", "gan-ssl", {"manifold_gamma": 1e-2}),
+    ("gan-ssl + ambient (γ=1e-2, ε=3)", "gan-ssl", {"ambient_gamma": 1e-2}),
+    ("manifold, decoupled DCGAN (γ=0.1, ε=3)", "manifold", {"generator": DCGAN_DIGITS}),
+]
 LABELS = (30, 100)
 RESULTS_DIR = os.path.join(HERE, "results")  # one JSON file per section
 
@@ -296,6 +306,117 @@ SECTIONS = {
     "job": (lambda args: main_job(), render_job, lambda args: {}),
     "fig1": (measure_fig1, render_fig1, lambda args: {}),
 }
+SECTIONS["acc-gan"] = (measure_gan_accuracy, None,
+                       lambda args: {"seeds": args.seeds, "steps": args.steps, "backend": args.backend})
+SECTIONS["gan"] = (measure_gan_extra, render_gan, lambda args: {"backend": args.backend})
+
+
+# ---- GAN family (kzoo.gan): DCGAN pretraining for the decoupled rows, speed, the 2-D experiment ----
+
+
+def measure_gan_accuracy(args):
+    """Pretrain the DCGAN once (child process), then the acc-gan rows (which reuse it)."""
+    cmd = [PY, "-m", "kzoo", "pretrain", "dcgan", "--dataset", "digits", "--steps", "2000", "--export",
+           DCGAN_DIGITS, "--quiet"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(args.backend), cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    pre = json.loads(next(ln for ln in out.stdout.splitlines() if ln.startswith("{")))
+    print(f"  dcgan pretrained: {pre}", file=sys.stderr, flush=True)
+    rows = accuracy_runs(args.seeds, args.steps, args.backend, "gan")
+    for row in rows:
+        if row["method"] == "manifold":
+            row["dcgan"] = {k: pre.get(k) for k in ("steps", "train_seconds", "mlcn", "digits_score",
+                                                     "classes_covered", "d_loss", "g_loss")}
+    return rows
+
+
+def measure_gan_extra(args):
+    """The manifold regularizer's step-time cost and the 2-D one-label-per-class experiment (child processes)."""
+    data = {"speed": []}
+    for backend in ("jax", "tensorflow"):
+        out_path = os.path.join(HERE, f".gan-speed-{backend}.json")
+        cmd = [PY, os.path.join(HERE, "gan_speed.py"), "--json", out_path, "--rounds", "3" if args.quick else "7"]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(backend), cwd=ROOT)
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+        with open(out_path) as f:
+            data["speed"].append(json.load(f))
+        os.remove(out_path)
+        print(f"  gan speed {backend} done", file=sys.stderr, flush=True)
+    code = ("import json, sys; sys.path.insert(0, 'recipes'); import manifold_gan; "
+            "print('RESULT ' + json.dumps(manifold_gan.train_2d(**json.loads(sys.argv[1]))))")
+    data["two_d"] = []
+    for seed in ([0] if args.quick else [0, 1, 2]):
+        kwargs = {"dataset": "circles", "seed": seed,
+                  "png": os.path.join(HERE, "manifold_gan_circles.png") if seed == 0 else None}
+        out = subprocess.run([PY, "-c", code, json.dumps(kwargs)], capture_output=True, text=True,
+                             env=_child_env(args.backend), cwd=ROOT)
+        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if line is None:
+            raise RuntimeError(f"2-D run {kwargs} failed:\n{out.stderr[-3000:]}")
+        data["two_d"].append(json.loads(line[len("RESULT "):]))
+        print(f"  2-D seed {seed}: {data['two_d'][-1]}", file=sys.stderr, flush=True)
+    return data
+
+
+def render_gan(sec, add):
+    data = sec["data"]
+    add("## GAN family: manifold regularization with GANs (paper 000)")
+    add("")
+    results = load_results()["sections"]
+    acc = results.get("acc-gan")
+    if acc is not None:
+        table = {}
+        for row in acc["data"]:
+            table.setdefault(row["label"], {}).setdefault(row["labels"], []).append(row["test_error"])
+        plain = next((k for k in table if k.startswith("gan-ssl (")), None)
+        man = next((k for k in table if k.startswith("gan-ssl + manifold")), None)
+        if plain and man:
+            add("The paper's claim (Table 1/A1: manifold regularization lowers the error of the feature-matching "
+                "GAN), tested on digits with the rows of the table above (mean test error over the seeds):")
+            add("")
+            for n in LABELS:
+                a, b = 100 * np.mean(table[plain][n]), 100 * np.mean(table[man][n])
+                verdict = "lower" if b < a else "NOT lower"
+                add(f"- {n} labels: plain {a:.2f}% vs + manifold {b:.2f}% — {verdict} "
+                    f"({'within' if abs(a - b) < 100 * max(np.std(table[plain][n]), np.std(table[man][n])) else 'beyond'}"
+                    " one seed std).")
+            add("")
+        dc = next((row.get("dcgan") for row in acc["data"] if row.get("dcgan")), None)
+        if dc:
+            add(f"Decoupled rows: the DCGAN pretrained in the section ({dc.get('steps')} steps): MLCN "
+                f"{dc.get('mlcn', float('nan')):.2f}, digits sample score {dc.get('digits_score', float('nan')):.2f} "
+                f"(a kzoo digits classifier's exp E KL(p(y|x)||p(y)), NOT the Inception score; real test digits "
+                f"score about 9), {dc.get('classes_covered')} of 10 classes covered.")
+            add("")
+    add("Step time of the coupled GAN with each regularizer relative to the plain feature-matching GAN step "
+        "(digits, 32 labeled + 128 unlabeled, MLP pair; the configurations alternate in one process, several "
+        "rounds, medians, so machine contention cancels):")
+    add("")
+    add("| backend | configuration | ms/step (median) | ratio to plain |")
+    add("|---|---|---|---|")
+    for res in data["speed"]:
+        for r in res["rows"]:
+            add(f"| {res['backend']} | {r['config']} | {r['ms_per_step']:.2f} | {r['ratio']:.2f} |")
+    add("")
+    two = data.get("two_d") or []
+    if two:
+        add("Two circles, one labeled point per class, decoupled manifold regularization with a plain GAN "
+            "trained on the unlabeled points (`recipes/manifold_gan.py`, ε = 0.15, η = 0.01, γ = 6 as in the "
+            "paper's 2-D experiments; the paper reports perfect classification in Figs. A3/A11, with GANs "
+            "trained by consensus optimization):")
+        add("")
+        add("| seed | GAN samples within 0.1 of data | supervised accuracy | manifold accuracy |")
+        add("|---|---|---|---|")
+        for r in two:
+            add(f"| {r['seed']} | {100 * r['samples_within_0.1_of_data']:.0f}% | {100 * r['supervised_accuracy']:.1f}% | "
+                f"{100 * r['manifold_accuracy']:.1f}% |")
+        add("")
+        add("![two circles](manifold_gan_circles.png)")
+        add("")
+    add(f"_{_stamp(sec)}._")
+    add("")
 
 
 def load_results():
