@@ -306,9 +306,6 @@ SECTIONS = {
     "job": (lambda args: main_job(), render_job, lambda args: {}),
     "fig1": (measure_fig1, render_fig1, lambda args: {}),
 }
-SECTIONS["acc-gan"] = (measure_gan_accuracy, None,
-                       lambda args: {"seeds": args.seeds, "steps": args.steps, "backend": args.backend})
-SECTIONS["gan"] = (measure_gan_extra, render_gan, lambda args: {"backend": args.backend})
 
 
 # ---- GAN family (kzoo.gan): DCGAN pretraining for the decoupled rows, speed, the 2-D experiment ----
@@ -417,6 +414,11 @@ def render_gan(sec, add):
         add("")
     add(f"_{_stamp(sec)}._")
     add("")
+
+
+SECTIONS["acc-gan"] = (measure_gan_accuracy, None,
+                       lambda args: {"seeds": args.seeds, "steps": args.steps, "backend": args.backend})
+SECTIONS["gan"] = (measure_gan_extra, render_gan, lambda args: {"backend": args.backend})
 
 
 def load_results():
