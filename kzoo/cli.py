@@ -103,7 +103,7 @@ def main(argv=None):
     from kzoo.data import DatasetUnavailableError
     from kzoo.experiment import ConfigError, run
 
-    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    jit = {"auto": "auto", "true": True, "false": False}[getattr(args, "jit_compile", "auto")]  # pretrain has no --jit-compile
     try:
         if args.command == "pretrain":
             from kzoo.experiment import pretrain
@@ -126,6 +126,9 @@ def main(argv=None):
     except (ConfigError, DatasetUnavailableError) as e:
         print(f"kzoo: error: {e}", file=sys.stderr)
         return 2
+    except FloatingPointError as e:  # a non-finite loss (e.g. kzoo.gan.NaNGuard): the message says what was kept
+        print(f"kzoo: error: {e}", file=sys.stderr)
+        return 1
     summary = {k: result[k] for k in ("method", "dataset", "labels", "seed", "backend", "model",
                                       "test_error", "test_nll", "train_steps", "train_seconds",
                                       "steps_per_second")}

@@ -180,14 +180,16 @@ def test_weight_normalized_models_save_and_reload(tmp_path):
 
 
 def test_architectures_scale_to_the_input_size():
-    for shape in ((8, 8, 1), (32, 32, 3)):
-        gen = kgan.conv_generator(shape, latent_dim=16, width=0.05)
+    for shape in ((8, 8, 1), (32, 32, 3)):  # two stride-2 layers for 8×8, three (the paper's) for 32×32
+        gen = kgan.conv_generator(shape, latent_dim=16, width=0.02)
         assert gen.output_shape[1:] == shape
-        disc = kgan.ssgan_discriminator(shape, 10, width=0.1)
-        assert disc.output_shape[1:] == (10,)
-        assert disc.get_layer("features") is not None
-        g, d = kgan.dcgan_pair(shape, arch="conv", width=0.02, latent_dim=8)
-        assert g.output_shape[1:] == shape and d.output_shape[1:] == (1,)
+        assert sum(isinstance(layer, (keras.layers.Conv2DTranspose, kgan.WeightNormConv2DTranspose))
+                   for layer in gen.layers) == (2 if shape[0] == 8 else 3)
+    disc = kgan.ssgan_discriminator((8, 8, 1), 10, width=0.1)
+    assert disc.output_shape[1:] == (10,)
+    assert disc.get_layer("features").output.shape[1:] == (13,)
+    g, d = kgan.dcgan_pair((8, 8, 1), arch="conv", width=0.02, latent_dim=8)
+    assert g.output_shape[1:] == (8, 8, 1) and d.output_shape[1:] == (1,)
     g, d = kgan.ssgan_pair((2,), 2, value_range=(-2.0, 2.0))
     assert g.output_shape[1:] == (2,) and d.output_shape[1:] == (2,) and kgan.latent_dim_of(g) == 2
     assert kgan.resolve_arch("auto", (8, 8, 1)) == "mlp" and kgan.resolve_arch("auto", (32, 32, 3)) == "conv"
