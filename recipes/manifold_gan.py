@@ -9,7 +9,8 @@
 unlabeled points only; a separate MLP classifier sees one labeled point per
 class and is regularized by ``kzoo.regularizers.ManifoldGAN`` with the GAN's
 frozen generator (ε = 0.15, η = 0.01, γ = 6: the paper's 2-D setting, Fig. A11).
-The same classifier without the regularizer is the baseline. Writes a PNG with
+The same classifier without the regularizer is the baseline; on circles a third
+one is regularized with the exact manifold (App. B, Fig. A2) as a reference. Writes a PNG with
 both decision boundaries, the labeled points and the generator's samples.
 The paper trained its 2-D GANs with consensus optimization; kzoo uses the plain
 non-saturating GAN (kzoo.gan.GAN), so the generator can leave gaps or bridges
@@ -33,14 +34,43 @@ FULL_2D = dict(gan_hidden=(384,) * 6, clf_hidden=(384,) * 6, gan_steps=10000, cl
                gan_lr=2e-4)
 
 
-def train_2d(dataset="circles", seed=0, full=False, epsilon=0.15, eta=0.01, gamma=6.0, png=None, verbose=0):
-    """Decoupled manifold regularization on a 2-D set with one label per class; returns the metrics."""
+def known_circles_generator(factor=0.5):
+    """The exact two-circles manifold as a "generator" (paper App. B, known manifold, Fig. A2).
+
+    z = (z0, z1): angle π·z0 on the outer circle (z1 > 0) or the inner one
+    (z1 < 0, a steep tanh switch). The reference that separates what the
+    regularizer can do from what a learned GAN gives it.
+    """
+    import keras
+    import numpy as np
+    from keras import ops
+
+    class Circles(keras.layers.Layer):
+        def call(self, z):
+            r = (1 + factor) / 2 + (1 - factor) / 2 * ops.tanh(50.0 * z[:, 1:2])
+            a = np.pi * z[:, 0:1]
+            return ops.concatenate([r * ops.cos(a), r * ops.sin(a)], axis=1)
+
+    z = keras.Input((2,))
+    return keras.Model(z, Circles()(z), name="known_circles")
+
+
+def train_2d(dataset="circles", seed=0, full=False, epsilon=0.15, eta=0.01, gamma=6.0, png=None, verbose=0,
+             known_manifold=None):
+    """Decoupled manifold regularization on a 2-D set with one label per class; returns the metrics.
+
+    ``known_manifold`` (default: True for circles) adds a third classifier
+    regularized with the exact manifold (:func:`known_circles_generator`).
+    """
     import keras
     import numpy as np
 
     import kzoo
     from kzoo import data as kdata
     from kzoo import gan as kgan
+
+    if known_manifold is None:
+        known_manifold = dataset == "circles"
 
     cfg = FULL_2D if full else SMALL_2D
     ds = kdata.load(dataset, seed=seed)
@@ -63,8 +93,11 @@ def train_2d(dataset="circles", seed=0, full=False, epsilon=0.15, eta=0.01, gamm
            "samples_within_0.1_of_data": float((dist < 0.1).mean()),
            "mlcn": kgan.mean_log_condition_number(gen, seed=seed)}
     classifiers = {}
-    for name, reg in (("supervised", None),
-                      ("manifold", kgan.ManifoldGAN(gen, epsilon=epsilon, eta=eta, gamma=gamma))):
+    regs = [("supervised", None), ("manifold", kgan.ManifoldGAN(gen, epsilon=epsilon, eta=eta, gamma=gamma))]
+    if known_manifold:
+        regs.append(("known_manifold", kgan.ManifoldGAN(known_circles_generator(), epsilon=epsilon, eta=eta,
+                                                        gamma=gamma, latent="uniform")))
+    for name, reg in regs:
         keras.utils.set_random_seed(seed)
         clf = kzoo.models.mlp(input_shape=(2,), num_classes=ds.num_classes, hidden=cfg["clf_hidden"],
                               batch_norm=False, name=name)
@@ -91,7 +124,7 @@ def _plot_2d(path, ds, x_l, y_l, samples, classifiers, out):
     lo, hi = ds.x_test.min(0) - 0.3, ds.x_test.max(0) + 0.3
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
     grid = np.stack([gx.ravel(), gy.ravel()], 1).astype("float32")
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    fig, axes = plt.subplots(1, 1 + len(classifiers), figsize=(4.4 * (1 + len(classifiers)), 4.2))
     ax = axes[0]
     ax.scatter(ds.x_test[:, 0], ds.x_test[:, 1], s=3, c="lightgray", label="data")
     ax.scatter(samples[:800, 0], samples[:800, 1], s=3, c="tab:red", alpha=0.5, label="GAN samples")
@@ -106,14 +139,16 @@ def _plot_2d(path, ds, x_l, y_l, samples, classifiers, out):
         ax.scatter(ds.x_test[:, 0], ds.x_test[:, 1], s=2, c=np.where(ds.y_test == 1, "tab:red", "tab:blue"))
         ax.scatter(x_l[:, 0], x_l[:, 1], s=120, c=np.where(y_l == 1, "tab:red", "tab:blue"), marker="*",
                    edgecolors="k")
-        title = "no regularizer" if name == "supervised" else f"manifold reg. (γ={out['gamma']:g}, ε={out['epsilon']:g})"
+        title = {"supervised": "no regularizer", "manifold": "GAN manifold",
+                 "known_manifold": "exact manifold (reference)"}[name]
         ax.set_title(f"{title}: {100 * out[name + '_accuracy']:.1f}% test accuracy")
     for ax in axes:
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"{out['dataset']}, one labeled point per class (stars); decoupled manifold regularization "
-                 "with a GAN trained on the unlabeled points", fontsize=9)
+                 f"(γ={out['gamma']:g}, ε={out['epsilon']:g}, η={out['eta']:g}) with a GAN trained on the unlabeled "
+                 "points", fontsize=9)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)

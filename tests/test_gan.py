@@ -457,12 +457,17 @@ def test_digits_sample_score_ranks_real_digits_above_noise():
 
 
 def test_pretrain_dcgan_then_train_manifold_with_its_generator(tmp_path):
-    from kzoo.experiment import pretrain, run
+    import json
+
+    from kzoo.cli import main
+    from kzoo.experiment import run
 
     path = str(tmp_path / "dcgan_moons.keras")
-    out = pretrain("dcgan", dataset="moons", steps=3, batch_size=16, export=path, verbose=0,
-                   hyperparameters={"gan_width": 0.1})
-    assert os.path.isfile(path) and np.isfinite(out["mlcn"])
+    assert main(["pretrain", "dcgan", "--dataset", "moons", "--steps", "3", "--batch-size", "16", "--gan-width",
+                 "0.1", "--export", path, "--quiet", "--metrics-json", str(tmp_path / "pre.json")]) == 0
+    with open(tmp_path / "pre.json") as f:
+        out = json.load(f)
+    assert os.path.isfile(path) and np.isfinite(out["mlcn"]) and out["latent_dim"] == 2
     gen = kgan.load_generator(path)
     assert gen.output_shape[1:] == (2,)
     result = run(method="manifold", dataset="moons", labels=2, steps=3, batch_labeled=2, batch_unlabeled=16,
