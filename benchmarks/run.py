@@ -313,7 +313,7 @@ SECTIONS = {
 
 def measure_gan_accuracy(args):
     """Pretrain the DCGAN once (child process), then the acc-gan rows (which reuse it)."""
-    cmd = [PY, "-m", "kzoo", "pretrain", "dcgan", "--dataset", "digits", "--steps", "2000", "--export",
+    cmd = [PY, "-m", "kzoo", "pretrain", "dcgan", "--dataset", "digits", "--steps", "4000", "--export",
            DCGAN_DIGITS, "--quiet"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(args.backend), cwd=ROOT)
     if out.returncode != 0:

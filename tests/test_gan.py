@@ -473,3 +473,20 @@ def test_pretrain_dcgan_then_train_manifold_with_its_generator(tmp_path):
     result = run(method="manifold", dataset="moons", labels=2, steps=3, batch_labeled=2, batch_unlabeled=16,
                  generator=path, gamma=1.0, epsilon=0.1, verbose=0)
     assert "ManifoldGAN" in result["hyperparameters"]["regularizer"]
+
+
+def test_regularizer_passes_of_the_coupled_gan_leave_batch_norm_statistics_alone():
+    """One step with and without the manifold/ambient terms: the same batch-norm moving statistics."""
+    rng = np.random.default_rng(0)
+    x_l, y_l = rng.normal(size=(4, 6)).astype("float32"), np.array([0, 1, 2, 0], "int32")
+    x_u = rng.normal(size=(8, 6)).astype("float32")
+    stats = []
+    for gamma in (0.0, 1.0):
+        keras.utils.set_random_seed(0)
+        gen, clf = kgan.ssgan_pair((6,), 3, width=0.05)
+        model = kgan.SemiSupervisedGAN(gen, clf, manifold_gamma=gamma, ambient_gamma=gamma, epsilon=1.0, seed=0)
+        model.compile(discriminator_optimizer=keras.optimizers.SGD(0.1), generator_optimizer=keras.optimizers.SGD(0.1))
+        logs = model.fit(_one_batch(x_l, y_l, x_u), steps_per_epoch=1, epochs=1, verbose=0).history
+        assert ("manifold" in logs) == (gamma > 0) and ("ambient" in logs) == (gamma > 0)
+        stats.append([np.array(v) for v in gen.non_trainable_variables])
+    assert stats[0] and all(np.array_equal(a, b) for a, b in zip(*stats))
