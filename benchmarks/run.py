@@ -54,7 +54,7 @@ ACCURACY["gan"] = [
     ("gan-ssl (feature matching)", "gan-ssl", {}),
     ("gan-ssl + manifold (γ=1e-2, ε=3)", "gan-ssl", {"manifold_gamma": 1e-2}),
     ("gan-ssl + ambient (γ=1e-2, ε=3)", "gan-ssl", {"ambient_gamma": 1e-2}),
-    ("manifold, decoupled DCGAN (γ=0.1, ε=3)", "manifold", {"generator": DCGAN_DIGITS}),
+    ("manifold, decoupled DCGAN (γ=1e-2, ε=3)", "manifold", {"generator": DCGAN_DIGITS, "gamma": 1e-2}),
 ]
 LABELS = (30, 100)
 RESULTS_DIR = os.path.join(HERE, "results")  # one JSON file per section
