@@ -259,7 +259,7 @@ def test_decoupled_manifold_regularizer_trains_the_classifier_and_never_the_gene
     clf_before = [np.array(w) for w in clf.get_weights()]
     reg = kzoo.regularizers.ManifoldGAN(generator=gen, epsilon=1.0, eta=1.0, gamma=1.0)
     model = kzoo.Regularized(clf, reg, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
     rng = np.random.default_rng(0)
     x_l, y_l, x_u = rng.normal(size=(8, 6)), rng.integers(0, 3, 8), rng.normal(size=(32, 6))
     hist = model.fit(kzoo.data.semi_supervised(x_l, y_l, x_u, batch_labeled=4, batch_unlabeled=16, as_tf=False),
@@ -337,7 +337,8 @@ def _one_batch(x_l, y_l, x_u):
 
 def test_ssgan_step_discriminator_and_feature_matching_gradients_by_hand():
     gen, clf, model = _tiny_ssgan(unlabeled_weight=0.0)
-    model.compile(discriminator_optimizer=keras.optimizers.SGD(0.1), generator_optimizer=keras.optimizers.SGD(0.5))
+    model.compile(discriminator_optimizer=keras.optimizers.SGD(0.1), generator_optimizer=keras.optimizers.SGD(0.5),
+                  jit_compile=False)
     rng = np.random.default_rng(0)
     x_l = rng.normal(size=(4, 2)).astype("float32")
     y_l = np.array([0, 1, 1, 0], "int32")
@@ -361,7 +362,8 @@ def test_ssgan_step_discriminator_and_feature_matching_gradients_by_hand():
 
 def test_classifier_weights_are_an_exponential_moving_average():
     gen, clf, model = _tiny_ssgan(ema_decay=0.999)
-    model.compile(discriminator_optimizer=keras.optimizers.SGD(0.1), generator_optimizer=keras.optimizers.SGD(0.1))
+    model.compile(discriminator_optimizer=keras.optimizers.SGD(0.1), generator_optimizer=keras.optimizers.SGD(0.1),
+                      jit_compile=False)
     rng = np.random.default_rng(0)
     batches = _one_batch(rng.normal(size=(4, 2)).astype("float32"), np.array([0, 1, 1, 0], "int32"),
                          rng.normal(size=(6, 2)).astype("float32"))
@@ -383,7 +385,7 @@ def test_gan_ssl_method_trains_with_both_regularizers_and_returns_the_ema_classi
     from kzoo.experiment import run
 
     result = run(method="gan-ssl", dataset="moons", labels=2, steps=4, batch_labeled=2, batch_unlabeled=16,
-                 manifold_gamma=0.1, ambient_gamma=0.1, epsilon=0.1, gan_width=0.1, verbose=0,
+                 manifold_gamma=0.1, ambient_gamma=0.1, epsilon=0.1, gan_width=0.1, verbose=0, jit_compile=False,
                  metrics_json=str(tmp_path / "m.json"))
     assert result["hyperparameters"]["classifier"] == "EMA of the discriminator"
     assert 0.0 <= result["test_error"] <= 1.0 and result["train_steps"] == 4
@@ -471,7 +473,7 @@ def test_pretrain_dcgan_then_train_manifold_with_its_generator(tmp_path):
     gen = kgan.load_generator(path)
     assert gen.output_shape[1:] == (2,)
     result = run(method="manifold", dataset="moons", labels=2, steps=3, batch_labeled=2, batch_unlabeled=16,
-                 generator=path, gamma=1.0, epsilon=0.1, verbose=0)
+                 generator=path, gamma=1.0, epsilon=0.1, verbose=0, jit_compile=False)
     assert "ManifoldGAN" in result["hyperparameters"]["regularizer"]
 
 
@@ -485,7 +487,8 @@ def test_regularizer_passes_of_the_coupled_gan_leave_batch_norm_statistics_alone
         keras.utils.set_random_seed(0)
         gen, clf = kgan.ssgan_pair((6,), 3, width=0.05)
         model = kgan.SemiSupervisedGAN(gen, clf, manifold_gamma=gamma, ambient_gamma=gamma, epsilon=1.0, seed=0)
-        model.compile(discriminator_optimizer=keras.optimizers.SGD(0.1), generator_optimizer=keras.optimizers.SGD(0.1))
+        model.compile(discriminator_optimizer=keras.optimizers.SGD(0.1), generator_optimizer=keras.optimizers.SGD(0.1),
+                      jit_compile=False)
         logs = model.fit(_one_batch(x_l, y_l, x_u), steps_per_epoch=1, epochs=1, verbose=0).history
         assert ("manifold" in logs) == (gamma > 0) and ("ambient" in logs) == (gamma > 0)
         stats.append([np.array(v) for v in gen.non_trainable_variables])
