@@ -163,7 +163,8 @@ def main(argv=None):
     except (ConfigError, DatasetUnavailableError) as e:
         print(f"kzoo: error: {e}", file=sys.stderr)
         return 2
-    except (TrainingDiverged, ExportError) as e:
+    except (TrainingDiverged, ExportError, FloatingPointError) as e:
+        # a diverged run (the message says which checkpoint or weights were kept) or a failed export
         print(f"kzoo: error: {e}", file=sys.stderr)
         return 3
     summary = {k: result[k] for k in ("method", "dataset", "labels", "seed", "backend", "model",

@@ -362,3 +362,71 @@ register_pretrainer(Pretrainer(
         Hyperparameter("ali_width", 1.0, "ALI: scale of every hidden size of the networks", float, minimum=0.0,
                        exclusive_minimum=True),
     ), run=_pretrain_ali, paper=_ALI_PAPER))
+# GAN family (kzoo.gan): manifold regularization with GANs (Lecouat et al.), the
+# feature-matching semi-supervised GAN (Salimans et al.), DCGAN pretraining
+# ----------------------------------------------------------------------------
+
+_MANIFOLD_PAPER = "Lecouat et al., Manifold regularization with GANs for semi-supervised learning (paper 000)"
+
+
+def _train_gan_ssl(ctx):
+    from kzoo import gan
+
+    return gan.train_gan_ssl(ctx)
+
+
+def _train_manifold(ctx):
+    from kzoo import gan
+
+    return gan.train_manifold(ctx)
+
+
+def _pretrain_dcgan(ctx):
+    from kzoo import gan
+
+    return gan.pretrain_dcgan(ctx)
+
+
+_ETA = Hyperparameter("eta", 1.0, "latent finite-difference step η of the manifold tangent (paper: 1)", float,
+                      minimum=0.0, exclusive_minimum=True, grid=(0.1, 1.0))
+_NORMALIZE = Hyperparameter("normalize", True, "manifold tangent r̄ = r/||r|| (true, the paper's default) or the "
+                            "unnormalized r (false)", bool)
+_GAN_ARCH = Hyperparameter("gan_arch", "auto", "GAN networks: conv (Tables A3/A4/A6 scaled to the image size), "
+                           "mlp, or auto (conv for square images of 16×16 or more, else mlp)", str, choices=("auto", "conv", "mlp"))
+_GAN_WIDTH = Hyperparameter("gan_width", 1.0, "channel/unit multiplier of the GAN networks", float, minimum=0.0,
+                            exclusive_minimum=True)
+_LATENT_DIM = Hyperparameter("latent_dim", 0, "generator latent size (0: 100 for large images, about half the "
+                             "input size otherwise)", int, minimum=0)
+# ε in input units: the paper's 20 is for 32×32×3 images in [-1, 1] (norm ~30-50); digits images
+# (8×8 in [0, 1]) have norms ~4-5, so the default here is scaled down (see benchmarks/RESULTS.md).
+register(Method(
+    "gan-ssl", "semi-supervised feature-matching GAN (K+1-way discriminator = classifier, Salimans et al.) with "
+    "optional manifold (--manifold-gamma) and ambient (--ambient-gamma) regularization",
+    (Hyperparameter("manifold_gamma", 0.0, "manifold regularizer weight γ (paper: 1e-3; 0: off)", float,
+                    minimum=0.0, grid=(0.0, 1e-3, 1e-2, 1e-1)),
+     Hyperparameter("ambient_gamma", 0.0, "ambient regularizer weight (0: off)", float, minimum=0.0,
+                    grid=(0.0, 1e-3, 1e-2)),
+     epsilon(3.0, help="manifold/ambient step ε in input units (paper: 20 on 32×32×3 images)",
+             grid=(1.0, 3.0, 10.0, 20.0)),
+     _ETA, _NORMALIZE,
+     Hyperparameter("unlabeled_weight", 1.0, "weight of the unsupervised K+1 loss", float, minimum=0.0),
+     Hyperparameter("ema_decay", 0.999, "decay of the classifier's exponential moving average", float,
+                    minimum=0.0, maximum=0.99999),
+     Hyperparameter("weight_norm", True, "weight-normalized discriminator (Table A4)", bool),
+     _GAN_ARCH, _GAN_WIDTH, _LATENT_DIM),
+    train=_train_gan_ssl, paper=_MANIFOLD_PAPER))
+register(Method(
+    "manifold", "manifold regularization (decoupled): any classifier + γ·E||f(g(z)) - f(g(z)+εr̄)||² with a frozen "
+    "generator from `kzoo pretrain dcgan` (--generator PATH)",
+    (Hyperparameter("generator", None, "generator saved by `kzoo pretrain dcgan` (.keras file)", str),
+     Hyperparameter("gamma", 0.01, "manifold regularizer weight γ (paper, Table A8: 1e-4 with ε = 20; on digits "
+                    "γ = 0.1 and 1 raised the error of the plain classifier)", float,
+                    minimum=0.0, grid=(1e-3, 1e-2, 1e-1, 1.0)),
+     epsilon(3.0, help="manifold step ε in input units (paper: 20 on 32×32×3 images)", grid=(1.0, 3.0, 10.0)),
+     _ETA, _NORMALIZE, RAMPUP),
+    train=_train_manifold, paper=_MANIFOLD_PAPER))
+register_pretrainer(Pretrainer(
+    "dcgan", "DCGAN (paper 000 Table A6, scaled to the input size; MLPs for 2-D data): the generator for "
+    "`kzoo train manifold --generator`",
+    (_GAN_ARCH, _GAN_WIDTH, _LATENT_DIM),
+    run=_pretrain_dcgan, paper=_MANIFOLD_PAPER))

@@ -51,6 +51,33 @@ def gan_generator_loss(fake_logits):
     return _sum_nonbatch(ops.softplus(-fake_logits))
 
 
+def kplus1_unlabeled_loss(real_logits, fake_logits):
+    """Per-example unsupervised loss of a K+1-way discriminator (Salimans et al., 2016, §5).
+
+    The discriminator outputs K class logits l; the fake class's logit is fixed
+    at 0, so D(x) = p(real | x) = Z / (Z + 1) with Z = Σ_k exp(l_k): a binary GAN
+    discriminator whose logit is logsumexp(l). The loss is the mean of the
+    real and fake halves, 0.5 · [-log D(x) - log(1 - D(G(z)))], as in the
+    reference implementation. Returns a scalar (each half is a batch mean, so
+    ``real_logits`` and ``fake_logits`` may have different batch sizes).
+    """
+    real = ops.logsumexp(real_logits, axis=-1)
+    fake = ops.logsumexp(fake_logits, axis=-1)
+    return 0.5 * (ops.mean(ops.softplus(-real)) + ops.mean(ops.softplus(fake)))
+
+
+def feature_matching_loss(real_features, fake_features):
+    """Salimans et al.'s generator loss: mean over units of (E f(x) - E f(G(z)))², features flattened."""
+    real = ops.reshape(real_features, (ops.shape(real_features)[0], -1))
+    fake = ops.reshape(fake_features, (ops.shape(fake_features)[0], -1))
+    return ops.mean(ops.square(ops.mean(real, axis=0) - ops.mean(fake, axis=0)))
+
+
+def squared_l2_distance(a, b):
+    """Per-example ||a - b||² over all non-batch axes."""
+    return ops.sum(ops.square(a - b), axis=tuple(range(1, len(a.shape))))
+
+
 def _sum_nonbatch(x):
     return ops.sum(x, axis=tuple(range(1, len(x.shape)))) if len(x.shape) > 1 else x
 

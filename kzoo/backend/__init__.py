@@ -153,3 +153,13 @@ def unscale_loss_for_distribution(value):
 def is_chief():
     """Whether this process writes outputs (checkpoints, exports) in multi-worker training."""
     return _impl().is_chief()
+def sync_model_state(model):
+    """Write the trainer's current state back into ``model``'s variables.
+
+    During ``fit`` the JAX trainer keeps the state outside the variables; a
+    callback that reads or sets weights mid-training calls this first (no-op
+    on TensorFlow).
+    """
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
