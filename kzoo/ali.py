@@ -343,7 +343,8 @@ class ALI(keras.Model):
 
         terms.update({"d_loss": d_loss, "g_loss": g_loss,
                       "d_real": ops.mean(ops.sigmoid(real_u)), "d_fake": ops.mean(ops.sigmoid(fake))})
-        return StepOutput(d_loss + g_loss, x_u, None, None, None, terms)
+        # a loss of its own (no compile loss): scaled per replica under tf.distribute, like the core's
+        return StepOutput(kb.scale_loss_for_distribution(d_loss + g_loss), x_u, None, None, None, terms)
 
     def _kzoo_update_metrics(self, out):
         for name, value in out.terms.items():

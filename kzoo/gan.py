@@ -138,7 +138,8 @@ class GAN(keras.Model):
         d_loss, g_loss, real, fake = self.adversarial_losses(x)
         terms = {"d_loss": d_loss, "g_loss": g_loss,
                  "d_real": ops.mean(ops.sigmoid(real)), "d_fake": ops.mean(ops.sigmoid(fake))}
-        return StepOutput(d_loss + g_loss, x, None, None, None, terms)
+        # a loss of its own (no compile loss): scaled per replica under tf.distribute, like the core's
+        return StepOutput(kb.scale_loss_for_distribution(d_loss + g_loss), x, None, None, None, terms)
 
     def _kzoo_update_metrics(self, out):
         for name, value in out.terms.items():
@@ -737,7 +738,7 @@ class SemiSupervisedGAN(GAN):
         terms["g_loss"] = g_loss
         terms["acc_lab"] = ops.mean(ops.cast(ops.equal(ops.argmax(logits_l, axis=-1),
                                                        ops.cast(y, "int32")), "float32"))
-        return StepOutput(d_loss + g_loss, x_l, y, logits_l, None, terms)
+        return StepOutput(kb.scale_loss_for_distribution(d_loss + g_loss), x_l, y, logits_l, None, terms)
 
     def _kzoo_update_metrics(self, out):
         for name, value in out.terms.items():

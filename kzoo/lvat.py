@@ -132,7 +132,7 @@ class _Transformer(keras.Model):
 
     def _step_output(self, x, loss, terms):
         self.trained_steps.assign_add(1.0)
-        return StepOutput(loss, x, None, None, None, terms)
+        return StepOutput(kb.scale_loss_for_distribution(loss), x, None, None, None, terms)
 
     @staticmethod
     def _inputs_of(data):
