@@ -15,7 +15,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("backend", "core", "data", "experiment", "export", "models", "ops", "regularizers", "vat")
+_SUBMODULES = ("backend", "core", "data", "evaluate", "experiment", "export", "mixup", "models", "ops",
+               "regularizers", "vat")
 _FROM_CORE = ("Regularized", "RegularizerMixin", "Regularizer", "StepContext", "MultiOptimizer",
               "call_without_updates")
 

@@ -70,6 +70,9 @@ class Regularizer:
             total = total + self.weights[name] * value
         return ramp * total, values
 
+    def check_network(self, network):
+        """Raise a ValueError when this regularizer cannot train ``network`` (default: no check)."""
+
     def get_config(self):
         return {"rampup_steps": self.rampup_steps}
 
@@ -96,6 +99,13 @@ class Sum(Regularizer):
             raise ValueError(f"regularizers in a sum must have distinct loss names, got {names}")
         self.parts = flat
         self.weights = {n: w for p in flat for n, w in p.weights.items()}
+        self.supervised_weight = 1.0
+        for part in flat:
+            self.supervised_weight *= float(part.supervised_weight)
+
+    def check_network(self, network):
+        for part in self.parts:
+            part.check_network(network)
 
     def terms(self, ctx):
         out = {}
@@ -295,8 +305,17 @@ class RegularizerMixin:
         else:
             x_l, x_u, logits_u = x, None, None
             logits_l = self.network(x_l, training=True)
+        weight = 1.0 if self.regularizer is None else float(self.regularizer.supervised_weight)
+        clean_pred, clean_weight = logits_l, sample_weight
+        if weight != 1.0:
+            # The regularizer replaces (0) or rescales the clean loss: weight it
+            # per example, so the model's own losses (weight decay) stay as they are.
+            ones = ops.ones((ops.shape(logits_l)[0],), dtype=logits_l.dtype)
+            clean_weight = weight * (ones if sample_weight is None else sample_weight)
+            if weight == 0.0:
+                clean_pred = ops.stop_gradient(logits_l)
         loss = self.compute_loss(
-            x=x_l, y=y, y_pred=logits_l, sample_weight=sample_weight, training=True
+            x=x_l, y=y, y_pred=clean_pred, sample_weight=clean_weight, training=True
         )
         terms = {}
         if self.regularizer is not None:
@@ -356,6 +375,8 @@ class Regularized(RegularizerMixin, keras.Model):
         self.classifier = classifier
         if classifier.built:
             self.built = True
+        if regularizer is not None:
+            regularizer.check_network(classifier)
 
     @property
     def network(self):

@@ -51,6 +51,14 @@ def jvp(fn, x, v):
     return _impl().jvp(fn, x, v)
 
 
+def compile_function(fn):
+    """``fn`` compiled for repeated calls on same-shaped inputs (``jax.jit`` / ``tf.function``).
+
+    For evaluation loops such as iterative attacks, which call a gradient many times.
+    """
+    return _impl().compile_function(fn)
+
+
 def train_step_function():
     """The backend's ``train_step`` for :class:`kzoo.RegularizerMixin` models."""
     return _impl().train_step
