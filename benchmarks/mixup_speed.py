@@ -72,11 +72,13 @@ def main(argv=None):
     out = {"backend": keras.backend.backend(), "jit_compile": True, "rounds": args.rounds,
            "steps_per_round": args.steps, "batch": total, "batch_labeled": args.batch_labeled,
            "batch_unlabeled": args.batch_unlabeled, "rows": rows,
-           "target_method": "manifold mixup (batch_norm=mixed)",
-           "note": ("The target is checked on batch_norm=mixed, the paper's computation (one mixed "
-                    "forward-backward; kzoo's clean pass adds a forward without backward). kzoo's default, "
-                    "batch_norm=clean, also runs the layers after the mixing point once more on the clean "
-                    "batch for its statistics, and is slower by that pass.")}
+           "note": ("What a step computes: supervised, one forward-backward; Manifold Mixup with "
+                    "batch_norm=mixed, kzoo's clean pass (forward only: its loss is replaced, but it "
+                    "updates the batch-norm statistics and gives the logged accuracy) plus the mixed "
+                    "forward-backward, i.e. about one extra forward over the paper's computation; "
+                    "batch_norm=clean (the default) also runs the layers after the mixing point once more "
+                    "on the clean batch for its statistics, with gradient. The SSL step sees 160 inputs "
+                    "in three passes (clean, mixed labeled, mixed unlabeled) plus the statistics passes.")}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

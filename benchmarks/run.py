@@ -303,13 +303,6 @@ SECTIONS = {
     "job": (lambda args: main_job(), render_job, lambda args: {}),
     "fig1": (measure_fig1, render_fig1, lambda args: {}),
 }
-SECTIONS["acc-mixup"] = (mixup_accuracy_runs, None,
-                         lambda args: {"seeds": args.seeds, "steps": args.steps, "backend": args.backend,
-                                       "fgsm_epsilons": list(MIXUP_FGSM_EPSILONS)})
-SECTIONS["mixup-robustness"] = (mixup_baseline_runs, render_mixup_robustness,
-                                lambda args: {"seeds": args.seeds, "steps": args.steps, "backend": args.backend})
-SECTIONS["mixup-speed"] = (measure_mixup_speed, render_mixup_speed, lambda args: {})
-SECTIONS["mixup-spirals"] = (measure_mixup_spirals, render_mixup_spirals, lambda args: {})
 
 
 # ----------------------------------------------------------------------------
@@ -463,11 +456,16 @@ def render_mixup_speed(sec, add):
     for r in d["rows"]:
         add(f"| {r['method']} | {r['ms_per_step']:.2f} | {r['ratio_to_supervised']:.2f} |")
     add("")
-    mm = next((r for r in d["rows"] if r["method"] == d["target_method"]), None)
-    if mm is not None:
-        add(f"Target of issue 3: {d['target_method']} within 1.15× of supervised: {mm['ratio_to_supervised']:.2f}× — "
-            f"{'met' if mm['ratio_to_supervised'] <= 1.15 else 'NOT met'}. {d['note']}")
-        add("")
+    add("Target of issue 3: Manifold Mixup within 1.15× of supervised on the same batches (the paper: "
+        "\"no significant additional computation\"):")
+    add("")
+    for r in d["rows"]:
+        if r["method"].startswith("manifold mixup (batch_norm="):
+            add(f"- {r['method']}: {r['ratio_to_supervised']:.2f}× — "
+                f"{'met' if r['ratio_to_supervised'] <= 1.15 else 'NOT met'}.")
+    add("")
+    add(d["note"])
+    add("")
     add(f"_{_stamp(sec)}._")
     add("")
 
@@ -502,6 +500,15 @@ def render_mixup_spirals(sec, add):
     add("")
     add(f"_{_stamp(sec)}._")
     add("")
+
+
+SECTIONS["acc-mixup"] = (mixup_accuracy_runs, None,
+                         lambda args: {"seeds": args.seeds, "steps": args.steps, "backend": args.backend,
+                                       "fgsm_epsilons": list(MIXUP_FGSM_EPSILONS)})
+SECTIONS["mixup-robustness"] = (mixup_baseline_runs, render_mixup_robustness,
+                                lambda args: {"seeds": args.seeds, "steps": args.steps, "backend": args.backend})
+SECTIONS["mixup-speed"] = (measure_mixup_speed, render_mixup_speed, lambda args: {})
+SECTIONS["mixup-spirals"] = (measure_mixup_spirals, render_mixup_spirals, lambda args: {})
 
 
 def load_results():

@@ -131,7 +131,7 @@ def _one_step(model_fn, reg, x, y, x_u=None):
     keras.utils.set_random_seed(0)
     clf = model_fn()
     net = kzoo.Regularized(clf, reg, seed=0)
-    net.compile(optimizer=keras.optimizers.SGD(0.1))
+    net.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)  # one step: no compile cost
     before = [to_np(w).copy() for w in clf.weights]
     data = x if x_u is None else {"labeled": x, "unlabeled": x_u}
     logs = net.train_on_batch(data, y, return_dict=True)
@@ -170,7 +170,7 @@ def test_semi_supervised_fit_logs_both_terms_and_exports_plain_classifier(digits
     reg = mixup.ManifoldMixup(alpha=0.5, layers="input,block1,block2", consistency=2.0, unlabeled_alpha=2.0,
                               rampup_steps=5)
     net = kzoo.Regularized(clf, reg, seed=0)
-    net.compile(optimizer="adam", metrics=["accuracy"])
+    net.compile(optimizer="adam", metrics=["accuracy"], jit_compile=False)
     stream = kzoo.data.semi_supervised(digits["x_l"], digits["y_l"], digits["x_u"], batch_labeled=16,
                                        batch_unlabeled=32, num_classes=10)
     hist = net.fit(stream, steps_per_epoch=6, epochs=1, verbose=0).history
@@ -178,7 +178,7 @@ def test_semi_supervised_fit_logs_both_terms_and_exports_plain_classifier(digits
     assert hist["mixup_consistency"][0] > 0 and np.isfinite(hist["loss"][0])
     # consistency > 0 needs unlabeled batches: clear error on supervised data
     sup = kzoo.Regularized(kzoo.models.mlp((64,), 10, hidden=(8,)), mixup.InputMixup(consistency=1.0))
-    sup.compile(optimizer="adam")
+    sup.compile(optimizer="adam", jit_compile=False)
     with pytest.raises(ValueError, match="semi-supervised"):
         sup.train_on_batch(digits["x_l"][:8], digits["y_l"][:8])
     if keras.backend.backend() == "tensorflow":
@@ -248,7 +248,8 @@ def test_methods_cli_flags_and_errors(tmp_path):
     from kzoo.experiment import ConfigError, run
 
     res = run(method="manifold-mixup-ssl", dataset="digits", labels=30, steps=10, batch_labeled=8,
-              batch_unlabeled=16, verbose=0, mixup_rampup_fraction=0.5, mix_layers="input,block1,block2")
+              batch_unlabeled=16, verbose=0, mixup_rampup_fraction=0.5, mix_layers="input,block1,block2",
+              jit_compile=False)
     assert np.isfinite(res["test_nll"]) and "ManifoldMixup" in res["hyperparameters"]["regularizer"]
     assert "rampup_steps=5" in res["hyperparameters"]["regularizer"]
     with pytest.raises(ConfigError, match="valid|can be mixed"):
@@ -269,7 +270,7 @@ def test_resnets_have_named_mixable_blocks(seeded):
     assert [n for n in names if n.startswith("block")] == ["block1", "block2", "block3"]
     reg = mixup.ManifoldMixup(alpha=2.0, layers=["input", "block1", "block2"])
     net = kzoo.Regularized(model, reg, seed=0)
-    net.compile(optimizer="adam")
+    net.compile(optimizer="adam", jit_compile=False)
     x = np.random.default_rng(0).uniform(size=(8, 8, 8, 1)).astype("float32")
     logs = net.train_on_batch(x, np.arange(8) % 10, return_dict=True)
     assert np.isfinite(logs["mixup"])
