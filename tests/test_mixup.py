@@ -113,16 +113,16 @@ def test_sampling_lambda_beta_and_uniform_layer(seeded):
     reg = mixup.ManifoldMixup(alpha=2.0, layers=["input", "a", "b"])
     ctx = StepContext(None, None, None, None, None, None, keras.random.SeedGenerator(3))
     lams, ks, perms = [], [], []
-    for _ in range(300):
+    for _ in range(120):
         lam, perm, k = reg.sample(ctx, 8, 2.0)
         lams.append(float(to_np(lam)))
         ks.append(int(to_np(k)))
         perms.append(tuple(to_np(perm)))
     lams = np.array(lams)
-    # Beta(2, 2): mean 1/2, variance 1/20
-    assert abs(lams.mean() - 0.5) < 0.04 and abs(lams.var() - 0.05) < 0.015
-    assert set(np.bincount(ks, minlength=3)) and min(np.bincount(ks, minlength=3)) > 70
-    assert all(sorted(p) == list(range(8)) for p in perms) and len(set(perms)) > 250
+    # Beta(2, 2): mean 1/2 (standard error 0.02 here), variance 1/20
+    assert abs(lams.mean() - 0.5) < 0.07 and abs(lams.var() - 0.05) < 0.02
+    assert min(np.bincount(ks, minlength=3)) > 20  # each of the 3 layers about 40 times
+    assert all(sorted(p) == list(range(8)) for p in perms) and len(set(perms)) > 110
     lam, _, _ = mixup.ManifoldMixup(alpha=1.0, per_example=True).sample(ctx, 8, 1.0)
     assert to_np(lam).shape == (8,)
 
@@ -170,7 +170,7 @@ def test_semi_supervised_fit_logs_both_terms_and_exports_plain_classifier(digits
     reg = mixup.ManifoldMixup(alpha=0.5, layers="input,block1,block2", consistency=2.0, unlabeled_alpha=2.0,
                               rampup_steps=5)
     net = kzoo.Regularized(clf, reg, seed=0)
-    net.compile(optimizer="adam", metrics=["accuracy"], jit_compile=False)
+    net.compile(optimizer="adam", metrics=["accuracy"])
     stream = kzoo.data.semi_supervised(digits["x_l"], digits["y_l"], digits["x_u"], batch_labeled=16,
                                        batch_unlabeled=32, num_classes=10)
     hist = net.fit(stream, steps_per_epoch=6, epochs=1, verbose=0).history
