@@ -46,7 +46,17 @@ class Regularizer:
     logged as they are) and set ``self.weights`` (name -> coefficient). The
     total loss is ``supervised + ramp(step) * sum(weight * term)`` where
     ``ramp`` is the sigmoid ramp-up over ``rampup_steps`` (0: none).
+
+    ``supervised_weight`` scales the clean supervised loss on the labeled
+    batch (1: kept as it is). A regularizer whose own term replaces that loss
+    (mixup's cross-entropy on mixed examples) sets it to 0: the clean pass then
+    still runs (batch-norm statistics, metrics, pseudo-targets) but adds nothing
+    to the loss and gets no gradient; the model's own losses (weight decay) are
+    kept. ``check_network(network)`` validates the regularizer against the
+    classifier it will train (e.g. that a named layer exists) before training.
     """
+
+    supervised_weight = 1.0
 
     def __init__(self, rampup_steps=0):
         if rampup_steps is None or rampup_steps < 0:
