@@ -15,8 +15,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("ali", "backend", "bench", "callbacks", "core", "data", "experiment", "export", "gan", "lvat",
-               "methods", "models", "ops", "regularizers", "tuning", "vat")
+_SUBMODULES = ("ali", "backend", "bench", "callbacks", "core", "data", "evaluate", "experiment", "export", "gan",
+               "lvat", "methods", "mixup", "models", "ops", "regularizers", "tuning", "vat")
 _FROM_CORE = ("Regularized", "RegularizerMixin", "Regularizer", "StepContext", "MultiOptimizer",
               "call_without_updates")
 

@@ -1,4 +1,4 @@
-"""Command line: ``kzoo train|tune|methods|datasets|pretrain`` (also ``python -m kzoo``).
+"""Command line: ``kzoo train|tune|methods|datasets|pretrain|evaluate|bench`` (also ``python -m kzoo``).
 
 The backend is chosen before Keras is imported, so ``--backend jax`` works on a
 machine without TensorFlow.
@@ -89,7 +89,81 @@ def _parser():
     q.add_argument("--metrics-json", default=None, help="write the training metrics to this JSON file")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     _hyperparameter_flags(q.add_argument_group("model hyperparameters"), all_hyperparameters(PRETRAINERS))
+
+    e = sub.add_parser("evaluate", help="test error, NLL, calibration error (ECE) and accuracy under "
+                                        "FGSM/PGD of a saved classifier")
+    e.add_argument("path", help="a SavedModel folder exported by kzoo (TensorFlow backend) or a .keras file")
+    e.add_argument("--dataset", default="digits", help=f"test set: one of {', '.join(DATASETS)} (default digits)")
+    e.add_argument("--attack", choices=("none", "fgsm", "pgd"), default="none", help="white-box attack (default none)")
+    e.add_argument("--epsilon", type=float, default=None,
+                   help="L∞ radius in input units (FGSM: required; PGD: default none, the unbounded search)")
+    e.add_argument("--pgd-steps", type=int, default=200, help="PGD iterations (default 200, the paper's)")
+    e.add_argument("--pgd-step-size", type=float, default=0.01, help="PGD step size (default 0.01, the paper's)")
+    e.add_argument("--pgd-random-start", action="store_true", help="start PGD at a random point of the ε-ball")
+    e.add_argument("--ece-bins", type=int, default=15, help="confidence bins of the ECE (default 15)")
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--limit", type=int, default=None, help="evaluate the first N test examples only")
+    e.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
+                   help="Keras backend (default: tensorflow for a SavedModel folder, else $KERAS_BACKEND)")
+    e.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/svhn")
+    e.add_argument("--metrics-json", default=None, help="also write the metrics to this JSON file")
     return p
+
+
+def _evaluate(args):
+    """``kzoo evaluate``: every argument checked before the model is loaded."""
+    import math
+
+    from kzoo.data import DATASETS
+    from kzoo.experiment import ConfigError, _check_writable_target, write_json_atomic
+
+    if not os.path.exists(args.path):
+        raise ConfigError(f"no saved model at {args.path}")
+    if args.dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset {args.dataset!r}; valid datasets: {', '.join(DATASETS)}")
+    attack = None if args.attack == "none" else args.attack
+    if args.epsilon is not None and not (math.isfinite(args.epsilon) and args.epsilon > 0):
+        raise ConfigError(f"--epsilon must be a finite number > 0, got {args.epsilon}")
+    if attack == "fgsm" and args.epsilon is None:
+        raise ConfigError("--attack fgsm needs --epsilon (the L∞ radius in input units, e.g. 0.03)")
+    if attack is None and args.epsilon is not None:
+        raise ConfigError("--epsilon applies to an attack: add --attack fgsm or --attack pgd")
+    for name in ("pgd_steps", "ece_bins", "batch_size") + (("limit",) if args.limit is not None else ()):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not (math.isfinite(args.pgd_step_size) and args.pgd_step_size > 0):
+        raise ConfigError(f"--pgd-step-size must be > 0, got {args.pgd_step_size}")
+    metrics_json = _check_writable_target(args.metrics_json, "metrics file")
+
+    from kzoo import data as kdata
+    from kzoo import evaluate as kev
+
+    ds = kdata.load(args.dataset, data_dir=args.data_dir)
+    x, y = ds.x_test, ds.y_test
+    if args.limit is not None:
+        x, y = x[:args.limit], y[:args.limit]
+    try:
+        model = kev.load(args.path)
+        classes = kev.check_inputs(model, x)
+    except (ValueError, RuntimeError, OSError) as e:
+        raise ConfigError(str(e)) from e
+    if classes != ds.num_classes:
+        raise ConfigError(f"the model outputs {classes} logits but {args.dataset} has {ds.num_classes} classes")
+    result = kev.evaluate(model, x, y, attack=attack, epsilon=args.epsilon, value_range=ds.value_range,
+                          pgd_steps=args.pgd_steps, pgd_step_size=args.pgd_step_size,
+                          pgd_random_start=args.pgd_random_start, ece_bins=args.ece_bins,
+                          batch_size=args.batch_size)
+    result = {"model": os.path.abspath(args.path), "dataset": args.dataset, **result}
+    if metrics_json:
+        write_json_atomic(metrics_json, result)
+    print(json.dumps(result))
+    line = (f"{args.dataset} test ({result['n']} examples): error {100 * result['test_error']:.2f}%, "
+            f"NLL {result['test_nll']:.3f}, ECE {100 * result['ece']:.2f}%")
+    if attack:
+        eps = "unbounded" if result["epsilon"] is None else f"ε={result['epsilon']:g}"
+        line += f"; accuracy under {attack.upper()} ({eps}) {100 * result['adversarial_accuracy']:.2f}%"
+    print(line)
+    return 0
 
 
 def main(argv=None):
@@ -99,6 +173,8 @@ def main(argv=None):
 
         return bench_main(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "evaluate" and args.backend is None and os.path.isdir(args.path):
+        args.backend = "tensorflow"  # a SavedModel is a TensorFlow graph
     if getattr(args, "backend", None):
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
             print("kzoo: --backend must be chosen before keras is imported", file=sys.stderr)
@@ -139,6 +215,8 @@ def main(argv=None):
 
     jit = {"auto": "auto", "true": True, "false": False}[getattr(args, "jit_compile", "auto")]  # pretrain has none
     try:
+        if args.command == "evaluate":
+            return _evaluate(args)
         if args.command == "pretrain":
             from kzoo.experiment import pretrain
 

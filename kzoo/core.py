@@ -47,7 +47,17 @@ class Regularizer:
     Keras ``Loss`` objects, which pre-scale for tf.distribute replicas) and set ``self.weights`` (name -> coefficient). The
     total loss is ``supervised + ramp(step) * sum(weight * term)`` where
     ``ramp`` is the sigmoid ramp-up over ``rampup_steps`` (0: none).
+
+    ``supervised_weight`` scales the clean supervised loss on the labeled
+    batch (1: kept as it is). A regularizer whose own term replaces that loss
+    (mixup's cross-entropy on mixed examples) sets it to 0: the clean pass then
+    still runs (batch-norm statistics, metrics, pseudo-targets) but adds nothing
+    to the loss and gets no gradient; the model's own losses (weight decay) are
+    kept. ``check_network(network)`` validates the regularizer against the
+    classifier it will train (e.g. that a named layer exists) before training.
     """
+
+    supervised_weight = 1.0
 
     def __init__(self, rampup_steps=0):
         if rampup_steps is None or rampup_steps < 0:
@@ -70,6 +80,9 @@ class Regularizer:
         for name, value in values.items():
             total = total + self.weights[name] * value
         return ramp * total, values
+
+    def check_network(self, network):
+        """Raise a ValueError when this regularizer cannot train ``network`` (default: no check)."""
 
     def get_config(self):
         return {"rampup_steps": self.rampup_steps}
@@ -97,6 +110,13 @@ class Sum(Regularizer):
             raise ValueError(f"regularizers in a sum must have distinct loss names, got {names}")
         self.parts = flat
         self.weights = {n: w for p in flat for n, w in p.weights.items()}
+        self.supervised_weight = 1.0
+        for part in flat:
+            self.supervised_weight *= float(part.supervised_weight)
+
+    def check_network(self, network):
+        for part in self.parts:
+            part.check_network(network)
 
     def terms(self, ctx):
         out = {}
@@ -306,8 +326,17 @@ class RegularizerMixin:
         else:
             x_l, x_u, logits_u = x, None, None
             logits_l = as_float32(self.network(x_l, training=True))
+        weight = 1.0 if self.regularizer is None else float(self.regularizer.supervised_weight)
+        clean_pred, clean_weight = logits_l, sample_weight
+        if weight != 1.0:
+            # The regularizer replaces (0) or rescales the clean loss: weight it
+            # per example, so the model's own losses (weight decay) stay as they are.
+            ones = ops.ones((ops.shape(logits_l)[0],), dtype=logits_l.dtype)
+            clean_weight = weight * (ones if sample_weight is None else sample_weight)
+            if weight == 0.0:
+                clean_pred = ops.stop_gradient(logits_l)
         loss = self.compute_loss(
-            x=x_l, y=y, y_pred=logits_l, sample_weight=sample_weight, training=True
+            x=x_l, y=y, y_pred=clean_pred, sample_weight=clean_weight, training=True
         )
         terms = {}
         if self.regularizer is not None:
@@ -368,9 +397,8 @@ class Regularized(RegularizerMixin, keras.Model):
             )
         super().__init__(regularizer=regularizer, seed=seed, **kwargs)
         self.classifier = classifier
-        check = getattr(regularizer, "check_network", None)
-        if check is not None:  # e.g. LVAT: its transformer must take the classifier's inputs
-            check(classifier)
+        if regularizer is not None:  # e.g. LVAT's transformer input, mixup's layer names
+            regularizer.check_network(classifier)
         if classifier.built:
             self.built = True
 

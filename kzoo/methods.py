@@ -430,3 +430,71 @@ register_pretrainer(Pretrainer(
     "`kzoo train manifold --generator`",
     (_GAN_ARCH, _GAN_WIDTH, _LATENT_DIM),
     run=_pretrain_dcgan, paper=_MANIFOLD_PAPER))
+# The mixup family (kzoo.mixup): input mixup and Manifold Mixup, supervised and
+# semi-supervised (Verma et al., Manifold Mixup, 2018; Zhang et al., mixup, 2017)
+# ----------------------------------------------------------------------------
+
+
+def _train_mixup(ctx):
+    """``Regularized(classifier, ManifoldMixup(...)).fit``; the layer names are checked against the
+    classifier and the ramp-up fraction turned into steps before training."""
+    from kzoo import mixup
+    from kzoo.core import Regularized
+    from kzoo.experiment import ConfigError
+
+    clf = ctx.make_classifier()
+    try:
+        reg = mixup.from_hyperparameters(ctx.hyperparameters, steps=ctx.steps)
+        reg.check_network(clf)
+    except ValueError as e:
+        raise ConfigError(f"{ctx.method.name} on model {ctx.model}: {e}") from e
+    ctx.info["regularizer"] = repr(reg)
+    net = Regularized(clf, reg, seed=ctx.seed)
+    net.compile(optimizer=ctx.optimizer(), metrics=["accuracy"], jit_compile=ctx.jit_compile)
+    ctx.fit(net)
+    return clf
+
+
+def _mixup_alpha(default, grid):
+    return Hyperparameter("mixup_alpha", default, "α of the mixing coefficient λ ~ Beta(α, α) (labeled batch)",
+                          float, minimum=0.0, exclusive_minimum=True, grid=grid)
+
+
+_MIX_LAYERS = Hyperparameter(
+    "mix_layers", "input,block1,block2",
+    "comma-separated eligible layer names (\"input\" = the input; kzoo models name block outputs block1, "
+    "block2, ...); one is picked per batch", str, grid=("input", "input,block1,block2", "block1,block2"))
+_PER_EXAMPLE = Hyperparameter("mix_per_example", False, "one λ per example instead of one per batch", bool)
+_MIX_BN = Hyperparameter("mix_batch_norm", "clean",
+                         "batch norm of the mixed pass: the clean batch's statistics (clean) or its own (mixed)",
+                         str, choices=("clean", "mixed"))
+_SSL_HP = (
+    Hyperparameter("mixup_consistency", 30.0,
+                   "max weight of the consistency term (MSE of class probabilities, mean over classes)",
+                   float, minimum=0.0, exclusive_minimum=True, grid=(3.0, 10.0, 30.0, 100.0)),
+    Hyperparameter("mixup_unlabeled_alpha", 2.0, "α of Beta(α, α) for mixing the unlabeled batch",
+                   float, minimum=0.0, exclusive_minimum=True, grid=(0.5, 1.0, 2.0, 4.0)),
+    Hyperparameter("mixup_rampup_fraction", 0.4,
+                   "sigmoid ramp-up of the consistency weight over this fraction of training",
+                   float, minimum=0.0, maximum=1.0, grid=(0.2, 0.4)),
+)
+_MIXUP_PAPER = "Verma et al., Manifold Mixup, 2018 (arXiv:1806.05236); Zhang et al., mixup, ICLR 2018"
+
+register(Method(
+    "mixup", "input mixup (Zhang et al.): cross-entropy on mixed inputs and targets, labeled data",
+    (_mixup_alpha(1.0, (0.2, 0.5, 1.0, 2.0)), _PER_EXAMPLE, _MIX_BN),
+    train=_train_mixup, semi_supervised=False, paper=_MIXUP_PAPER))
+register(Method(
+    "manifold-mixup", "Manifold Mixup (Verma et al.): mix hidden states of a random eligible layer, labeled data",
+    (_mixup_alpha(2.0, (0.5, 1.0, 2.0, 4.0)), _MIX_LAYERS, _PER_EXAMPLE, _MIX_BN),
+    train=_train_mixup, semi_supervised=False, paper=_MIXUP_PAPER))
+register(Method(
+    "mixup-ssl", "semi-supervised input mixup (Verma et al., Algorithm 3): mixed labeled CE + ramped "
+    "consistency to mixed pseudo-targets",
+    (_mixup_alpha(0.1, (0.1, 0.5, 1.0)), _PER_EXAMPLE, _MIX_BN) + _SSL_HP,
+    train=_train_mixup, semi_supervised=True, paper=_MIXUP_PAPER))
+register(Method(
+    "manifold-mixup-ssl", "semi-supervised Manifold Mixup (Verma et al., Algorithm 1): mixed labeled CE + "
+    "ramped consistency to mixed pseudo-targets",
+    (_mixup_alpha(0.1, (0.1, 0.5, 1.0)), _MIX_LAYERS, _PER_EXAMPLE, _MIX_BN) + _SSL_HP,
+    train=_train_mixup, semi_supervised=True, paper=_MIXUP_PAPER))

@@ -87,6 +87,23 @@ def cross_entropy_from_logits(labels, logits):
     return ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
 
 
+def soft_cross_entropy_from_logits(targets, logits):
+    """Per-example cross-entropy -sum_c t_c log softmax(logits)_c for soft targets ``t``.
+
+    The loss of mixup on interpolated one-hot targets (Zhang et al., 2017).
+    """
+    return -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
+
+
+def probability_mse_from_logits(target_probs, logits):
+    """Per-example mean over classes of (softmax(logits) - target_probs)^2.
+
+    The consistency loss of Mean Teacher / semi-supervised mixup (Tarvainen &
+    Valpola, 2017; Verma et al., Algorithms 1 and 3).
+    """
+    return ops.mean(ops.square(ops.softmax(logits, axis=-1) - target_probs), axis=-1)
+
+
 # --------------------------------------------------------------------------
 # Per-example normalizations of perturbations
 # --------------------------------------------------------------------------

@@ -341,3 +341,39 @@ def test_vat_trains_under_mixed_precision_with_float32_losses(policy, digits):
         assert np.isfinite(logs["loss"][0]) and np.isfinite(logs["vat"][0]) and logs["vat"][0] > 0
     finally:
         keras.config.set_dtype_policy("float32")
+class _Constant(kzoo.Regularizer):
+    """A regularizer whose term is a constant and which rescales the clean loss."""
+
+    def __init__(self, supervised_weight, value=0.25, name="const"):
+        super().__init__()
+        self.supervised_weight = supervised_weight
+        self.value, self.name = value, name
+        self.weights = {name: 1.0}
+        self.checked = []
+
+    def terms(self, ctx):
+        return {self.name: keras.ops.convert_to_tensor(self.value)}
+
+    def check_network(self, network):
+        self.checked.append(network)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_supervised_weight_scales_the_clean_loss_and_keeps_model_losses(weight):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((4,))
+    out = keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.1), name="logits")(inp)
+    clf = keras.Model(inp, out)
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    y = np.arange(8) % 3
+    reg = _Constant(weight)
+    net = kzoo.Regularized(clf, reg)
+    assert reg.checked == [clf]  # check_network runs at construction
+    net.compile(optimizer=keras.optimizers.SGD(0.0))
+    logs = net.train_on_batch(x, y, return_dict=True)
+    ce = float(np.mean(np_ce(y, to_np(clf(x)))))
+    decay = 0.1 * float(np.sum(to_np(clf.get_layer("logits").kernel) ** 2))
+    np.testing.assert_allclose(logs["loss"], weight * ce + decay + 0.25, rtol=1e-5)
+    # a sum multiplies its parts' weights
+    both = _Constant(weight) + _Constant(0.5, name="other")
+    assert both.supervised_weight == weight * 0.5

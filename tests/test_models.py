@@ -44,7 +44,8 @@ def test_models_build_and_output_logits(build, input_shape):
 def test_mlp_layers_and_options():
     m = models.mlp(input_shape=(64,), num_classes=7, hidden=(12, 6))
     names = [layer.name for layer in m.layers]
-    assert names == ["input", "dense1", "bn1", "relu1", "dense2", "bn2", "relu2", "logits"]
+    assert names == ["input", "dense1", "bn1", "relu1", "block1", "dense2", "bn2", "relu2", "block2", "logits"]
+    assert isinstance(m.get_layer("block1"), keras.layers.Identity)  # a named mixing point (kzoo.mixup)
     assert _out_channels(m, "dense1") == 12 and _out_channels(m, "dense2") == 6
     # batch norm replaces the dense bias
     assert m.get_layer("dense1").use_bias is False
@@ -140,7 +141,8 @@ def test_errors(call, match):
 
 
 def test_get_by_name():
-    assert models.MODELS == ("mlp", "conv_small", "conv_large")
+    assert models.MODELS[:3] == ("mlp", "conv_small", "conv_large")
+    assert {"preact_resnet18", "wide_resnet28_2"} <= set(models.MODELS)
     with pytest.raises(ValueError) as e:
         models.get("Conv_Small")
     assert all(name in str(e.value) for name in models.MODELS)

@@ -75,6 +75,14 @@ def tfp(what="this"):
     return tensorflow_probability
 
 
+def compile_function(fn):
+    """``fn`` compiled for repeated calls on same-shaped inputs (``jax.jit`` / ``tf.function``).
+
+    For evaluation loops such as iterative attacks, which call a gradient many times.
+    """
+    return _impl().compile_function(fn)
+
+
 def train_step_function():
     """The backend's ``train_step`` for :class:`kzoo.RegularizerMixin` models."""
     return _impl().train_step

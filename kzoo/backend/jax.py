@@ -20,6 +20,10 @@ def jvp(fn, x, v):
     return jax.lax.stop_gradient(tangent)
 
 
+def compile_function(fn):
+    return jax.jit(fn)
+
+
 def _new_values(scope, variables, old_values):
     values = []
     for ref, old in zip(variables, old_values):

@@ -18,6 +18,10 @@ def jvp(fn, x, v):
     return tf.stop_gradient(acc.jvp(out))
 
 
+def compile_function(fn):
+    return tf.function(fn, reduce_retracing=True)
+
+
 def train_step(model, data):
     """One regularized optimizer step; ``model`` is a RegularizerMixin model."""
     with tf.GradientTape() as tape:
