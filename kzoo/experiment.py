@@ -58,18 +58,23 @@ def _check_writable_target(path, what):
     return path
 
 
-def write_json_atomic(path, payload):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(os.path.abspath(path)))
+def write_text_atomic(path, text, suffix=""):
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_json_atomic(path, payload):
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n", suffix=".json")
 
 
 def _epochs_for(steps, max_per_epoch=1000):

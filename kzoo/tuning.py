@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 
-from kzoo.experiment import ConfigError, resolve_hyperparameters, write_json_atomic
+from kzoo.experiment import ConfigError, resolve_hyperparameters, write_json_atomic, write_text_atomic
 
 OBJECTIVE = "val_error"
 PROJECT = "oracle"
@@ -444,7 +444,7 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
         if results_json:
             write_json_atomic(results_json, results)
         if results_md:
-            _write_text_atomic(results_md, markdown(results))
+            write_text_atomic(results_md, markdown(results))
         return results
     finally:
         if own_directory:
@@ -472,20 +472,6 @@ def _quiet_tuner(verbose):
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         yield
-
-
-def _write_text_atomic(path, text):
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------
