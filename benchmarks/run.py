@@ -95,6 +95,24 @@ def _child_env(backend):
     return env
 
 
+def _run_child(cmd, backend):
+    """Run ``cmd`` in a child process on ``backend`` from the repository root; RuntimeError with its stderr if it fails."""
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(backend), cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return out
+
+
+def _child_result(code, kwargs, backend, what="run "):
+    """Run ``python -c code json(kwargs)`` on ``backend`` and return the dict it prints after ``RESULT ``."""
+    out = subprocess.run([PY, "-c", code, json.dumps(kwargs)], capture_output=True, text=True,
+                         env=_child_env(backend), cwd=ROOT)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"{what}{kwargs} failed:\n{out.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])
+
+
 def _prepare(family):
     """What a family's runs need first (e.g. LVAT's pretrained transformers); see :data:`PREPARE`."""
     hook = PREPARE.get(family)
@@ -176,12 +194,7 @@ def accuracy_runs(seeds, steps, backend, family="vat", workers=1):
     def one(job):
         label, row_backend, kwargs = job
         t = time.time()
-        out = subprocess.run([PY, "-c", code, json.dumps(kwargs)], capture_output=True,
-                             text=True, env=_child_env(row_backend), cwd=ROOT)
-        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if line is None:
-            raise RuntimeError(f"run {kwargs} failed:\n{out.stderr[-3000:]}")
-        res = json.loads(line[len("RESULT "):])
+        res = _child_result(code, kwargs, row_backend)
         res["label"] = label
         print(f"  {label:<18} labels={kwargs['labels']:<4} seed={kwargs['seed']} "
               f"error={100 * res['test_error']:.2f}% ({time.time() - t:.0f} s)", file=sys.stderr, flush=True)
@@ -224,9 +237,7 @@ def speed_runs(steps):
             out_path = os.path.join(HERE, f".speed-{backend}-{jit}.json")
             cmd = [PY, os.path.join(HERE, "speed.py"), "--backend", backend, "--jit", jit,
                    "--steps", str(steps), "--json", out_path]
-            out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(backend), cwd=ROOT)
-            if out.returncode != 0:
-                raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+            _run_child(cmd, backend)
             with open(out_path) as f:
                 results.append(json.load(f))
             os.remove(out_path)
@@ -417,10 +428,8 @@ def tune_run(argv, backend):
     out_path = os.path.join(HERE, f".tune-{argv[0]}.json")
     cmd = [PY, "-m", "kzoo", "tune"] + argv + ["--backend", backend, "--results-json", out_path, "--quiet"]
     t = time.time()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(backend), cwd=ROOT)
+    _run_child(cmd, backend)
     wall = time.time() - t
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
     with open(out_path) as f:
         data = json.load(f)
     os.remove(out_path)
@@ -437,9 +446,7 @@ def measure_tune_manifold(args):
     if not os.path.exists(DCGAN_DIGITS):  # the same DCGAN pretraining as the acc-gan section
         cmd = [PY, "-m", "kzoo", "pretrain", "dcgan", "--dataset", "digits", "--steps", "4000", "--export",
                DCGAN_DIGITS, "--quiet"]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(args.backend), cwd=ROOT)
-        if out.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+        _run_child(cmd, args.backend)
     return tune_run(TUNE_MANIFOLD, args.backend)
 
 
@@ -449,9 +456,7 @@ def scaling_runs(steps, rounds):
         out_path = os.path.join(HERE, f".scaling-{backend}.json")
         cmd = [PY, os.path.join(HERE, "scaling.py"), "--steps", str(steps), "--rounds", str(rounds),
                "--json", out_path]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(backend), cwd=ROOT)
-        if out.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+        _run_child(cmd, backend)
         with open(out_path) as f:
             results.append(json.load(f))
         os.remove(out_path)
@@ -554,9 +559,7 @@ def measure_ali_modes(args):
     cmd = [PY, os.path.join(ROOT, "recipes", "ali_gaussians25.py"), "--out", out]
     if args.quick:
         cmd += ["--seeds", "2", "--steps", "300"]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=_child_env("jax"), cwd=ROOT)
-    if run.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{run.stderr[-3000:]}")
+    _run_child(cmd, "jax")
     with open(out + ".json") as f:
         result = json.load(f)
     os.remove(out + ".json")  # the section's JSON keeps everything
@@ -651,9 +654,7 @@ def measure_ali_digits(args):
     cmd = [PY] + ALI_DIGITS + [export]
     if args.quick:
         cmd[cmd.index("2000")] = "300"
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env("jax"), cwd=ROOT)
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    out = _run_child(cmd, "jax")
     result = json.loads(next(ln for ln in out.stdout.splitlines() if ln.startswith("{")))
     os.remove(export)  # the model is not committed; its figure is
     result["figure"] = os.path.relpath(result["figure"], HERE)
@@ -697,9 +698,7 @@ def measure_gan_accuracy(args):
     """Pretrain the DCGAN once (child process), then the acc-gan rows (which reuse it)."""
     cmd = [PY, "-m", "kzoo", "pretrain", "dcgan", "--dataset", "digits", "--steps", "4000", "--export",
            DCGAN_DIGITS, "--quiet"]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(args.backend), cwd=ROOT)
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    out = _run_child(cmd, args.backend)
     pre = json.loads(next(ln for ln in out.stdout.splitlines() if ln.startswith("{")))
     print(f"  dcgan pretrained: {pre}", file=sys.stderr, flush=True)
     rows = accuracy_runs(args.seeds, min(args.steps, GAN_STEPS), args.backend, "gan", workers=3)
@@ -716,9 +715,7 @@ def measure_gan_extra(args):
     for backend in ("jax", "tensorflow"):
         out_path = os.path.join(HERE, f".gan-speed-{backend}.json")
         cmd = [PY, os.path.join(HERE, "gan_speed.py"), "--json", out_path, "--rounds", "3" if args.quick else "7"]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(backend), cwd=ROOT)
-        if out.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+        _run_child(cmd, backend)
         with open(out_path) as f:
             data["speed"].append(json.load(f))
         os.remove(out_path)
@@ -729,12 +726,7 @@ def measure_gan_extra(args):
     for seed in ([0] if args.quick else [0, 1, 2]):
         kwargs = {"dataset": "circles", "seed": seed,
                   "png": os.path.join(HERE, "manifold_gan_circles.png") if seed == 0 else None}
-        out = subprocess.run([PY, "-c", code, json.dumps(kwargs)], capture_output=True, text=True,
-                             env=_child_env(args.backend), cwd=ROOT)
-        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if line is None:
-            raise RuntimeError(f"2-D run {kwargs} failed:\n{out.stderr[-3000:]}")
-        data["two_d"].append(json.loads(line[len("RESULT "):]))
+        data["two_d"].append(_child_result(code, kwargs, args.backend, "2-D run "))
         print(f"  2-D seed {seed}: {data['two_d'][-1]}", file=sys.stderr, flush=True)
     code = ("import json, sys; sys.path.insert(0, 'recipes'); import manifold_gan; "
             "print('RESULT ' + json.dumps(manifold_gan.digits(**json.loads(sys.argv[1]))))")
@@ -742,12 +734,7 @@ def measure_gan_extra(args):
     for gamma in (0.0, 1e-2):
         kwargs = {"seed": 0, "steps": args.steps, "manifold_gamma": gamma, "verbose": 0,
                   "png": os.path.join(HERE, f"manifold_gan_digits_{'manifold' if gamma else 'plain'}.png")}
-        out = subprocess.run([PY, "-c", code, json.dumps(kwargs)], capture_output=True, text=True,
-                             env=_child_env(args.backend), cwd=ROOT)
-        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if line is None:
-            raise RuntimeError(f"digits samples run {kwargs} failed:\n{out.stderr[-3000:]}")
-        data["digits_samples"].append(json.loads(line[len("RESULT "):]))
+        data["digits_samples"].append(_child_result(code, kwargs, args.backend, "digits samples run "))
     return data
 
 
@@ -868,12 +855,7 @@ def _mixup_child_runs(runs, backend):
     rows = []
     for label, kwargs in runs:
         t = time.time()
-        out = subprocess.run([PY, "-c", _MIXUP_CHILD, json.dumps(kwargs)], capture_output=True, text=True,
-                             env=_child_env(backend), cwd=ROOT)
-        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if line is None:
-            raise RuntimeError(f"run {kwargs} failed:\n{out.stderr[-3000:]}")
-        res = json.loads(line[len("RESULT "):])
+        res = _child_result(_MIXUP_CHILD, kwargs, backend)
         res["label"] = label
         rows.append(res)
         print(f"  {label:<28} labels={kwargs['labels']:<4} seed={kwargs['seed']} "
@@ -970,9 +952,7 @@ def render_mixup_robustness(sec, add, results=None):
 def measure_mixup_speed(args):
     out_path = os.path.join(HERE, ".mixup-speed.json")
     cmd = [PY, os.path.join(HERE, "mixup_speed.py"), "--json", out_path, "--rounds", str(5 if args.quick else 15)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env("jax"), cwd=ROOT)
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    _run_child(cmd, "jax")
     with open(out_path) as f:
         data = json.load(f)
     os.remove(out_path)
@@ -1012,9 +992,7 @@ def render_mixup_speed(sec, add):
 def measure_mixup_spirals(args):
     cmd = [PY, os.path.join(ROOT, "recipes", "manifold_mixup_spirals.py"), "--out",
            os.path.join(HERE, "manifold_mixup_spirals.png"), "--json", os.path.join(HERE, ".spirals.json")]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env("jax"), cwd=ROOT)
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    _run_child(cmd, "jax")
     with open(os.path.join(HERE, ".spirals.json")) as f:
         data = json.load(f)
     os.remove(os.path.join(HERE, ".spirals.json"))
