@@ -6,6 +6,7 @@ Every argument is checked before any data is loaded or any step is taken, and
 outputs are written atomically at the end.
 """
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -58,19 +59,31 @@ def _check_writable_target(path, what):
     return path
 
 
-def write_text_atomic(path, text, suffix=""):
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+@contextlib.contextmanager
+def atomic_file(path, suffix=""):
+    """``with atomic_file(path) as tmp:`` write ``tmp``; it replaces ``path`` only if the block succeeds.
+
+    An interrupted write never leaves a half-written file at ``path``, and what
+    was there survives until the new file is complete.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_text_atomic(path, text, suffix=""):
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+    with atomic_file(path, suffix) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
 
 
 def write_json_atomic(path, payload):

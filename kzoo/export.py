@@ -90,13 +90,8 @@ def save_keras_atomic(model, filepath):
         os.makedirs(parent, exist_ok=True)
     except OSError as e:
         raise ExportError(f"cannot create the folder {parent}: {e.strerror}") from e
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=parent)
-    os.close(fd)
-    try:
+    from kzoo.experiment import atomic_file
+
+    with atomic_file(filepath, ".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, filepath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return filepath
