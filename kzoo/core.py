@@ -17,6 +17,7 @@ discards every state update.
 """
 
 import dataclasses
+import importlib
 import typing
 
 import keras
@@ -87,6 +88,20 @@ class Regularizer:
     def get_config(self):
         return {"rampup_steps": self.rampup_steps}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def serialize(self):
+        """``{"class_name", "config"}``: what a saved :class:`Regularized` keeps; see :func:`deserialize`.
+
+        A regularizer that holds a model in memory (LVAT's transformer, the
+        manifold regularizer's generator) can only be saved when it was built
+        from the path of that model's ``.keras`` file; it raises a TypeError
+        saying so otherwise.
+        """
+        return {"class_name": f"{type(self).__module__}.{type(self).__qualname__}", "config": self.get_config()}
+
     def __add__(self, other):
         return Sum([self, other])
 
@@ -134,6 +149,13 @@ class Sum(Regularizer):
 
     def get_config(self):
         return {"parts": [{"class": type(p).__name__, **p.get_config()} for p in self.parts]}
+
+    def serialize(self):
+        return {"class_name": "kzoo.core.Sum", "config": {"parts": [p.serialize() for p in self.parts]}}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls([deserialize(p) for p in config["parts"]])
 
     def __repr__(self):
         return " + ".join(repr(p) for p in self.parts)
@@ -227,6 +249,20 @@ _FROM_LOGITS = {
 }
 
 
+def deserialize(config):
+    """The regularizer that :meth:`Regularizer.serialize` described (None stays None)."""
+    if config is None:
+        return None
+    name = config.get("class_name", "") if isinstance(config, dict) else ""
+    module, _, qualname = name.rpartition(".")
+    if not module.startswith("kzoo."):
+        raise ValueError(f"not a serialized kzoo regularizer: {config!r}")
+    cls = getattr(importlib.import_module(module), qualname, None)
+    if not (isinstance(cls, type) and issubclass(cls, Regularizer)):
+        raise ValueError(f"{name!r} is not a kzoo regularizer class (saved by another kzoo version?)")
+    return cls.from_config(dict(config.get("config", {})))
+
+
 class RegularizerMixin:
     """Adds a regularized ``train_step`` to a Keras model whose outputs are logits.
 
@@ -241,6 +277,7 @@ class RegularizerMixin:
         super().__init__(*args, **kwargs)
         kb.check_backend()
         self._kzoo_seed = keras.random.SeedGenerator(seed)
+        self._kzoo_seed_arg = seed
         self._kzoo_trackers = {}
         self.set_regularizer(regularizer)
 
@@ -275,6 +312,27 @@ class RegularizerMixin:
         elif isinstance(loss, str) and loss in _FROM_LOGITS:
             loss = _FROM_LOGITS[loss](from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    # The seed generator is kzoo's own attribute (a private name, which Keras' saving skips): save its
+    # state beside the model's own variables, so that a loaded model continues the random stream.
+    _SEED_KEY = "kzoo_seed_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_KEY] = ops.convert_to_numpy(self._kzoo_seed.state.value)
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if self._SEED_KEY in keys:
+            self._kzoo_seed.state.assign(store[self._SEED_KEY])
+        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_KEY})
+
+    def compile_from_config(self, config):
+        """Recompile a loaded model (``compile`` is kzoo's own, so Keras leaves this to it)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     @property
     def metrics(self):
@@ -382,12 +440,18 @@ class RegularizerMixin:
             return self
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class Regularized(RegularizerMixin, keras.Model):
     """Wrap ``classifier`` (a Keras model outputting logits) with a regularizer.
 
     >>> model = kzoo.Regularized(clf, kzoo.regularizers.VAT(epsilon=1.0))
     >>> model.compile(optimizer="adam", metrics=["accuracy"])
     >>> model.fit(kzoo.data.semi_supervised(x_l, y_l, x_u), steps_per_epoch=100, epochs=10)
+
+    ``model.save("m.keras")`` (and ``keras.callbacks.ModelCheckpoint``) keeps
+    the classifier, the regularizer's hyperparameters, its random state and the
+    optimizer; ``keras.models.load_model`` resumes training from it. To serve,
+    export: ``model.export(path)`` is the plain classifier.
     """
 
     def __init__(self, classifier, regularizer=None, seed=None, **kwargs):
@@ -405,6 +469,21 @@ class Regularized(RegularizerMixin, keras.Model):
     @property
     def network(self):
         return self.classifier
+
+    def get_config(self):
+        return {"name": self.name, "seed": self._kzoo_seed_arg,
+                "classifier": keras.saving.serialize_keras_object(self.classifier),
+                "regularizer": None if self.regularizer is None else self.regularizer.serialize()}
+
+    def save(self, filepath, *args, **kwargs):
+        self.get_config()  # a regularizer that cannot be saved says so before a byte is written
+        return super().save(filepath, *args, **kwargs)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        classifier = keras.saving.deserialize_keras_object(config.pop("classifier"), custom_objects=custom_objects)
+        return cls(classifier, deserialize(config.pop("regularizer", None)), **config)
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)

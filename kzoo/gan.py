@@ -566,6 +566,7 @@ class ManifoldGAN(Regularizer):
             raise ValueError(f"latent must be one of {', '.join(LATENTS)}, got {latent!r}")
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
+        self.generator_path = os.fspath(generator) if isinstance(generator, (str, os.PathLike)) else None
         self.generator = load_generator(generator)
         self.generator.trainable = False
         self.latent_dim = latent_dim_of(self.generator)
@@ -587,9 +588,17 @@ class ManifoldGAN(Regularizer):
         return {self.name: ops.mean(omega)}
 
     def get_config(self):
-        return {"generator": self.generator.name, "epsilon": self.epsilon, "eta": self.eta, "gamma": self.gamma,
-                "normalized": self.normalized, "batch_size": self.batch_size, "latent": self.latent,
-                **super().get_config()}
+        return {"generator": self.generator_path or self.generator.name, "epsilon": self.epsilon, "eta": self.eta,
+                "gamma": self.gamma, "normalized": self.normalized, "batch_size": self.batch_size,
+                "latent": self.latent, **super().get_config()}
+
+    def serialize(self):
+        if self.generator_path is None:
+            raise TypeError(
+                "cannot save a model whose ManifoldGAN regularizer holds an in-memory generator: build it from "
+                "the generator's .keras file (ManifoldGAN(generator='dcgan.keras', ...), as `kzoo pretrain dcgan` "
+                "writes it), or save only the classifier (model.network.save(...)) or export it (model.export(...))")
+        return super().serialize()
 
 
 class AmbientSmoothness(Regularizer):

@@ -754,6 +754,14 @@ class LVAT(Regularizer):
             **super().get_config(),
         }
 
+    def serialize(self):
+        if self.transformer_path is None:
+            raise TypeError(
+                "cannot save a model whose LVAT regularizer holds an in-memory transformer: build it from the "
+                "transformer's .keras file (LVAT(transformer='glow.keras', ...), as `kzoo pretrain glow|vae` writes "
+                "it), or save only the classifier (model.network.save(...)) or export it (model.export(...))")
+        return super().serialize()
+
 
 def adversarial_examples(regularizer, classifier, x, seed=0, batch_size=512, training=False):
     """``(x_rec, x_adv, z, r)`` as numpy for inputs ``x``: Dec(Enc(x)) and Dec(Enc(x) + r_lvat).

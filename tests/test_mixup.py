@@ -248,8 +248,7 @@ def test_methods_cli_flags_and_errors(tmp_path):
     from kzoo.experiment import ConfigError, run
 
     res = run(method="manifold-mixup-ssl", dataset="digits", labels=30, steps=10, batch_labeled=8,
-              batch_unlabeled=16, verbose=0, mixup_rampup_fraction=0.5, mix_layers="input,block1,block2",
-              jit_compile=False)
+              batch_unlabeled=16, verbose=0, mixup_rampup_fraction=0.5, mix_layers="input,block1,block2")
     assert np.isfinite(res["test_nll"]) and "ManifoldMixup" in res["hyperparameters"]["regularizer"]
     assert "rampup_steps=5" in res["hyperparameters"]["regularizer"]
     with pytest.raises(ConfigError, match="valid|can be mixed"):
@@ -270,7 +269,7 @@ def test_resnets_have_named_mixable_blocks(seeded):
     assert [n for n in names if n.startswith("block")] == ["block1", "block2", "block3"]
     reg = mixup.ManifoldMixup(alpha=2.0, layers=["input", "block1", "block2"])
     net = kzoo.Regularized(model, reg, seed=0)
-    net.compile(optimizer="adam", jit_compile=False)
+    net.compile(optimizer="adam")
     x = np.random.default_rng(0).uniform(size=(8, 8, 8, 1)).astype("float32")
     logs = net.train_on_batch(x, np.arange(8) % 10, return_dict=True)
     assert np.isfinite(logs["mixup"])
