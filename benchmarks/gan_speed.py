@@ -10,10 +10,10 @@ shared machine affects every configuration alike.
 """
 
 import argparse
-import json
 import statistics
 import sys
-import time
+
+from timing import emit, interleaved_ms_per_step
 
 
 def main(argv=None):
@@ -41,20 +41,12 @@ def main(argv=None):
         streams[name] = kdata.semi_supervised(x_l, y_l, x_u, batch_labeled=32, batch_unlabeled=128, seed=0)
         model.fit(streams[name], steps_per_epoch=args.steps, epochs=1, verbose=0)  # compile + warm up
         models[name] = model
-    times = {name: [] for name in configs}
-    for _ in range(args.rounds):
-        for name, model in models.items():
-            t = time.perf_counter()
-            model.fit(streams[name], steps_per_epoch=args.steps, epochs=1, verbose=0)
-            times[name].append(1000 * (time.perf_counter() - t) / args.steps)
+    times = interleaved_ms_per_step(models, streams, args.rounds, args.steps)
     base = statistics.median(times["plain"])
     rows = [{"config": name, "ms_per_step": statistics.median(t), "ratio": statistics.median(t) / base,
              "all_ms_per_step": t} for name, t in times.items()]
     out = {"backend": keras.backend.backend(), "rounds": args.rounds, "steps_per_round": args.steps, "rows": rows}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
-    print(json.dumps(out))
+    emit(out, args.json)
     return 0
 
 

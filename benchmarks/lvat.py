@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+from timing import interleaved_ms_per_step, median_ratio
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PY = sys.executable
@@ -154,24 +156,18 @@ def speed(rounds, steps, jit):
         "lvat-vae": {"transformer": transformer_path("vae"), "epsilon": EPSILON["vae"]},
         "lvat-glow": {"transformer": transformer_path("glow"), "epsilon": EPSILON["glow"]},
     }
-    models = {}
+    models, streams = {}, {}
     for method, hp in configs.items():
         keras.utils.set_random_seed(0)
         model = kzoo.Regularized(kzoo.models.mlp(ds.input_shape, 10), build_regularizer(method, **hp), seed=0)
         model.compile(optimizer="adam", jit_compile=jit)
         stream = kzoo.data.semi_supervised(x_l, y_l, x_u, batch_labeled=32, batch_unlabeled=128, seed=0)
         model.fit(stream, steps_per_epoch=10, epochs=1, verbose=0)  # trace + warm up
-        models[method] = (model, stream)
-    times = {m: [] for m in configs}
-    for _ in range(rounds):  # interleaved: contention on a shared machine hits every method alike
-        for method, (model, stream) in models.items():
-            t = time.perf_counter()
-            model.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0)
-            times[method].append(1000 * (time.perf_counter() - t) / steps)
+        models[method], streams[method] = model, stream
+    times = interleaved_ms_per_step(models, streams, rounds, steps)
     med = {m: float(np.median(v)) for m, v in times.items()}
-    ratios = {m: [a / b for a, b in zip(times[m], times["vat"])] for m in configs}
     return {"jit_compile": jit, "rounds": rounds, "steps_per_round": steps,
-            "rows": [{"method": m, "ms_per_step_median": med[m], "ratio_to_vat_median": float(np.median(ratios[m])),
+            "rows": [{"method": m, "ms_per_step_median": med[m], "ratio_to_vat_median": median_ratio(times, m, "vat"),
                       "ms_per_step_all": times[m]} for m in configs]}
 
 

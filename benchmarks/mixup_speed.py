@@ -9,11 +9,11 @@ shared machine falls on every method alike.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
-import time
+
+from timing import emit, interleaved_ms_per_step, median_ratio
 
 
 def main(argv=None):
@@ -56,19 +56,10 @@ def main(argv=None):
         model.compile(optimizer="adam", jit_compile=True)
         model.fit(streams[name], steps_per_epoch=10, epochs=1, verbose=0)  # compile + warm up
         models[name] = model
-    times = {name: [] for name in methods}
-    for r in range(args.rounds):
-        for name, model in models.items():
-            t = time.perf_counter()
-            model.fit(streams[name], steps_per_epoch=args.steps, epochs=1, verbose=0)
-            times[name].append(1000 * (time.perf_counter() - t) / args.steps)
-        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {times[n][-1]:.1f}" for n in methods),
-              file=sys.stderr, flush=True)
-    rows = []
-    for name in methods:
-        ratios = [a / b for a, b in zip(times[name], times["supervised"])]
-        rows.append({"method": name, "ms_per_step": statistics.median(times[name]),
-                     "ratio_to_supervised": statistics.median(ratios), "ms_per_round": times[name]})
+    times = interleaved_ms_per_step(models, streams, args.rounds, args.steps, log=True)
+    rows = [{"method": name, "ms_per_step": statistics.median(times[name]),
+             "ratio_to_supervised": median_ratio(times, name, "supervised"), "ms_per_round": times[name]}
+            for name in methods]
     out = {"backend": keras.backend.backend(), "jit_compile": True, "rounds": args.rounds,
            "steps_per_round": args.steps, "batch": total, "batch_labeled": args.batch_labeled,
            "batch_unlabeled": args.batch_unlabeled, "rows": rows,
@@ -79,11 +70,7 @@ def main(argv=None):
                     "batch_norm=clean (the default) also runs the layers after the mixing point once more "
                     "on the clean batch for its statistics, with gradient. The SSL step sees 160 inputs "
                     "in three passes (clean, mixed labeled, mixed unlabeled) plus the statistics passes.")}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
-    else:
-        print(json.dumps(out, indent=2))
+    emit(out, args.json)
     return 0
 
 
