@@ -189,13 +189,13 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     The "divide by 10 at epochs e1, e2, ..." schedule of SGD-trained ResNets
     (Manifold Mixup paper, Appendices C and E): ``learning_rate * factor ** k``
-    where k is the number of boundaries <= step.
+    where k is the number of boundaries <= step (a repeated boundary counts twice).
     """
 
     def __init__(self, learning_rate, boundaries, factor=0.1):
         boundaries = [int(b) for b in boundaries]
-        if any(b < 1 for b in boundaries) or boundaries != sorted(set(boundaries)):
-            raise ValueError(f"boundaries must be increasing optimizer steps >= 1, got {boundaries}")
+        if any(b < 1 for b in boundaries) or boundaries != sorted(boundaries):
+            raise ValueError(f"boundaries must be non-decreasing optimizer steps >= 1, got {boundaries}")
         if not (math.isfinite(factor) and factor > 0):
             raise ValueError(f"factor must be a finite number > 0, got {factor!r}")
         self.learning_rate = float(learning_rate)

@@ -178,7 +178,9 @@ def test_step_decay_values_and_checks():
     for s, v in want.items():
         np.testing.assert_allclose(got[s], v, rtol=1e-5)
     assert sched.get_config() == {"learning_rate": 0.1, "boundaries": [50, 75, 88], "factor": 0.1}
-    with pytest.raises(ValueError, match="increasing"):
+    twice = kops.StepDecay(1.0, [2, 2])  # two drops on one step (a very short run)
+    np.testing.assert_allclose([float(to_np(twice(s))) for s in (1, 2)], [1.0, 0.01], rtol=1e-5)
+    with pytest.raises(ValueError, match="non-decreasing"):
         kops.StepDecay(0.1, [75, 50])
     with pytest.raises(ValueError, match="factor"):
         kops.StepDecay(0.1, [5], factor=0.0)
