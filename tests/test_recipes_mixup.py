@@ -14,9 +14,11 @@ pytestmark = pytest.mark.tensorflow_only  # tfds.testing.mock_data needs TensorF
 sys.path.insert(0, os.path.join(REPO, "recipes"))
 
 
+# One row per table and dataset (CI time: tracing a mixed ResNet step is the slow part); the other rows differ
+# only in method_settings, checked below without training.
 @pytest.mark.parametrize("table,dataset,method,n,labels", [
-    (1, "cifar10", "manifold-mixup", 40, 20),
-    (1, "cifar100", "input-mixup", 800, 100),  # every one of the 100 mock classes needs a label
+    (1, "cifar10", "input-mixup", 40, 20),
+    (1, "cifar100", "supervised", 800, 100),  # every one of the 100 mock classes needs a label
     (2, "cifar10", "manifold-mixup", 40, 20),
     (2, "svhn", "input-mixup", 40, 20),
 ])
@@ -49,8 +51,9 @@ def test_manifold_mixup_recipe_full_paths(table, dataset, method, n, labels, moc
     if table == 1:
         assert hp["weight_decay"] == 1e-4 and hp["lr_drops"] == pytest.approx([1 / 3, 2 / 3])
         assert hp["augment"] == "translate,flip" and not hp["nesterov"]
-        alpha = {"input-mixup": 1.0, "manifold-mixup": 2.0}[method]
-        assert hp["mixup_alpha"] == alpha and result["method"] == {"input-mixup": "mixup"}.get(method, method)
+        if method != "supervised":
+            alpha = {"input-mixup": 1.0, "manifold-mixup": 2.0}[method]
+            assert hp["mixup_alpha"] == alpha and result["method"] == {"input-mixup": "mixup"}.get(method, method)
         assert recipe.FULL[(1, dataset)]["steps"] == 600_000  # 1,200 epochs of 500 updates
     else:
         assert hp["batch_unlabeled"] == 100 and hp["weight_decay"] == 5e-4 and hp["nesterov"]
@@ -87,6 +90,27 @@ def test_manifold_mixup_recipe_rejects_invalid_combinations_before_any_work(argv
     assert e.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_manifold_mixup_recipe_rows_and_their_mixing_layers_on_the_full_networks():
+    import manifold_mixup as recipe
+
+    from kzoo import mixup, models
+
+    assert recipe.method_settings(1, "supervised", True) == ("supervised", {})
+    assert recipe.method_settings(1, "input-mixup", True) == ("mixup", {"mixup_alpha": 1.0})
+    assert recipe.method_settings(1, "manifold-mixup", True) == (
+        "manifold-mixup", {"mixup_alpha": 2.0, "mix_layers": "input,block1,block2"})
+    assert recipe.method_settings(1, "manifold-mixup-all", True) == (
+        "manifold-mixup", {"mixup_alpha": 6.0, "mix_layers": "input,block1,block2,block3"})
+    ssl = dict(mixup_alpha=0.1, mixup_unlabeled_alpha=2.0, mixup_rampup_fraction=0.4, mixup_consistency=2.0)
+    assert recipe.method_settings(2, "input-mixup", True, "svhn") == ("mixup-ssl", ssl)
+    assert recipe.method_settings(2, "manifold-mixup", True, "svhn") == (
+        "manifold-mixup-ssl", {**ssl, "mix_layers": "input,block1,block2"})
+    # the paper's eligible layers exist at full depth (PreActResNet-18 on CIFAR-100, WRN-28-2)
+    mixup.ManifoldMixup(layers="input,block1,block2,block3").check_network(
+        models.preact_resnet18(num_classes=100, width=0.0625))
+    mixup.ManifoldMixup(layers=recipe.PAPER_LAYERS).check_network(models.wide_resnet28_2(width=0.0625))
+
+
 def test_manifold_mixup_recipe_paper_lines():
     import manifold_mixup as recipe
 
@@ -94,5 +118,3 @@ def test_manifold_mixup_recipe_paper_lines():
     assert recipe.paper_line(2, "svhn", "manifold-mixup", True).startswith("5.70% ± 0.48 (Table 2")
     assert "PreActResNet-152" in recipe.paper_line(1, "cifar10", "manifold-mixup-all", True)
     assert recipe.paper_line(1, "digits", "manifold-mixup", False).startswith("no number")
-    assert recipe.method_settings(1, "manifold-mixup-all", True) == (
-        "manifold-mixup", {"mixup_alpha": 6.0, "mix_layers": "input,block1,block2,block3"})
