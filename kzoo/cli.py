@@ -54,7 +54,7 @@ def _parser():
     t.add_argument("--decay-fraction", type=float, default=1 / 3,
                    help="linear learning-rate decay over this last fraction of training")
     t.add_argument("--augment", default=None, help="translate, flip or translate,flip (image data)")
-    t.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/svhn")
+    t.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/cifar100/svhn")
     t.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto")
     t.add_argument("--metrics-json", default=None, help="write the run's metrics to this JSON file")
     t.add_argument("--export", default=None, help="export the trained classifier as a SavedModel here")
@@ -84,7 +84,7 @@ def _parser():
     q.add_argument("--learning-rate", type=float, default=None, help="(default: the model's own)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
-    q.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/svhn")
+    q.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/cifar100/svhn")
     q.add_argument("--export", required=True, help="where to save the trained model (Keras format)")
     q.add_argument("--metrics-json", default=None, help="write the training metrics to this JSON file")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -105,7 +105,7 @@ def _parser():
     e.add_argument("--limit", type=int, default=None, help="evaluate the first N test examples only")
     e.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
                    help="Keras backend (default: tensorflow for a SavedModel folder, else $KERAS_BACKEND)")
-    e.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/svhn")
+    e.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/cifar100/svhn")
     e.add_argument("--metrics-json", default=None, help="also write the metrics to this JSON file")
     return p
 

@@ -58,6 +58,7 @@ DATASETS = (
     "mnist",
     "cifar10",
     "svhn",
+    "cifar100",
 )
 
 _DESCRIPTIONS = {
@@ -80,10 +81,15 @@ _DESCRIPTIONS = {
     "images (32, 32, 3) in [0, 1]",
     "svhn": "SVHN via tensorflow_datasets 'svhn_cropped' (train/test, "
     "no extra), 10 classes, images (32, 32, 3) in [0, 1]",
+    "cifar100": "CIFAR-100 via tensorflow_datasets 'cifar100' (fine labels), "
+    "100 classes, images (32, 32, 3) in [0, 1]",
 }
 
 # kzoo name -> tensorflow_datasets name.
-_TFDS_NAMES = {"mnist": "mnist", "cifar10": "cifar10", "svhn": "svhn_cropped"}
+_TFDS_NAMES = {"mnist": "mnist", "cifar10": "cifar10", "svhn": "svhn_cropped",
+               "cifar100": "cifar100"}
+# Classes of each TFDS set (as_supervised yields 'label': CIFAR-100's fine labels).
+_TFDS_CLASSES = {"mnist": 10, "cifar10": 10, "svhn": 10, "cifar100": 100}
 _ALIASES = {"svhn_cropped": "svhn"}
 
 _DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -446,7 +452,7 @@ def _load_tfds(key, data_dir):
 
     x_tr, y_tr = split("train")
     x_te, y_te = split("test")
-    return Dataset(key, x_tr, y_tr, x_te, y_te, num_classes=10,
+    return Dataset(key, x_tr, y_tr, x_te, y_te, num_classes=_TFDS_CLASSES[key],
                    value_range=(0.0, 1.0))
 
 

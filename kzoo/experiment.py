@@ -191,6 +191,12 @@ class RunContext:
     tensorboard: object = None
     is_chief: bool = True
     guards: list = dataclasses.field(default_factory=list)
+    # the optimizer (see run(): optimizer, momentum, nesterov, weight_decay, lr_drops)
+    optimizer_name: str = "adam"
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    lr_drops: tuple = ()
 
     @property
     def semi_supervised(self):
@@ -220,13 +226,25 @@ class RunContext:
                                 seed=self.seed, augment=self.augment)
 
     def optimizer(self, learning_rate=None, **kwargs):
-        """Adam with the run's learning rate and linear decay over the last ``decay_fraction``."""
+        """The run's optimizer: Adam (``kwargs`` go to it, e.g. ``beta_1``) or, with ``optimizer="sgd"``,
+        SGD with ``momentum``/``nesterov`` and coupled L2 ``weight_decay`` (kzoo.ops.SGDWithL2).
+
+        The learning rate decays linearly to 0 over the last ``decay_fraction`` of
+        the steps or, with ``lr_drops``, is multiplied by 0.1 at each of those
+        fractions of the steps (kzoo.ops.StepDecay).
+        """
         import keras
 
-        from kzoo.ops import LinearDecay
+        from kzoo.ops import LinearDecay, SGDWithL2, StepDecay
 
         lr = self.learning_rate if learning_rate is None else learning_rate
-        schedule = LinearDecay(lr, self.steps, int(round(self.decay_fraction * self.steps)))
+        if self.lr_drops:
+            schedule = StepDecay(lr, drop_steps(self.lr_drops, self.steps))
+        else:
+            schedule = LinearDecay(lr, self.steps, int(round(self.decay_fraction * self.steps)))
+        if self.optimizer_name == "sgd":
+            return SGDWithL2(schedule, momentum=float(self.momentum), nesterov=bool(self.nesterov),
+                             l2=float(self.weight_decay), **kwargs)
         return keras.optimizers.Adam(schedule, **kwargs)
 
     def fit(self, model, stream=None):
@@ -264,6 +282,38 @@ class RunContext:
                             verbose=self.verbose, callbacks=callbacks, shuffle=False)
         guard.check()
         return history
+
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+def drop_steps(lr_drops, steps):
+    """The optimizer steps at which ``lr_drops`` (fractions of ``steps``) multiply the learning rate by 0.1
+    (in a very short run two drops may fall on the same step: it then multiplies by 0.01)."""
+    return [max(1, int(round(float(f) * steps))) for f in lr_drops]
+
+
+def _check_optimizer(optimizer, momentum, nesterov, weight_decay, lr_drops):
+    """``lr_drops`` as a tuple of floats; ConfigError for any invalid optimizer setting."""
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+    if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+        raise ConfigError(f"momentum must be a number in [0, 1), got {momentum!r}")
+    if not isinstance(nesterov, bool):
+        raise ConfigError(f"nesterov must be True or False, got {nesterov!r}")
+    if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ConfigError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    if optimizer != "sgd" and (weight_decay or nesterov or momentum):
+        raise ConfigError("momentum, nesterov and weight_decay apply to optimizer='sgd' (SGD with momentum and "
+                          f"coupled L2); got optimizer={optimizer!r}")
+    drops = tuple(lr_drops or ())
+    try:
+        drops = tuple(float(f) for f in drops)
+    except (TypeError, ValueError):
+        raise ConfigError(f"lr_drops must be fractions of training in (0, 1), got {lr_drops!r}") from None
+    if any(not 0 < f < 1 for f in drops) or list(drops) != sorted(set(drops)):
+        raise ConfigError(f"lr_drops must be increasing fractions of training in (0, 1), got {lr_drops!r}")
+    return drops
 
 
 def train_regularized(ctx):
@@ -308,6 +358,11 @@ def run(
     distribution=None,
     devices=None,
     tensorboard=None,
+    optimizer="adam",
+    momentum=0.0,
+    nesterov=False,
+    weight_decay=0.0,
+    lr_drops=None,
     **hyperparameter_kwargs,
 ):
     """Train ``method`` on ``dataset`` with ``labels`` labeled examples; returns the metrics dict.
@@ -323,6 +378,12 @@ def run(
     again (see :mod:`kzoo.callbacks`). ``distribution``: "mirrored" (TensorFlow),
     "data-parallel" (JAX) on ``devices`` devices, or "multi-worker" (TensorFlow,
     $TF_CONFIG). ``tensorboard``: a log folder for every loss term and metric.
+
+    ``optimizer``: "adam" (default) or "sgd" (with ``momentum``, ``nesterov`` and
+    ``weight_decay``, a coupled L2 coefficient as in PyTorch's SGD). The learning
+    rate decays linearly over the last ``decay_fraction`` of the steps, or with
+    ``lr_drops=(f1, f2, ...)`` is multiplied by 0.1 after each fraction f of
+    the steps (then ``decay_fraction`` is unused and recorded as 0).
     """
     from kzoo import data as kdata
     from kzoo import models as kmodels
@@ -339,6 +400,9 @@ def run(
             raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
     if not 0 <= decay_fraction <= 1:
         raise ConfigError(f"decay_fraction must be in [0, 1], got {decay_fraction!r}")
+    lr_drops = _check_optimizer(optimizer, momentum, nesterov, weight_decay, lr_drops)
+    if lr_drops:
+        decay_fraction = 0.0
     if spec.build is not None:
         build_regularizer(method, **hp)  # the regularizer's own checks, before any data is loaded
     if not isinstance(validation_labels, (int, np.integer)) or not 0 <= validation_labels < labels:
@@ -353,6 +417,11 @@ def run(
               "batch_labeled": int(batch_labeled), "batch_unlabeled": int(batch_unlabeled), "seed": int(seed),
               "hyperparameters": hp, "learning_rate": learning_rate, "decay_fraction": decay_fraction,
               "width": width, "augment": augment, "validation_labels": int(validation_labels)}
+    opt_info = {"optimizer": optimizer, "weight_decay": float(weight_decay), "lr_drops": list(lr_drops)}
+    if optimizer == "sgd":
+        opt_info.update(momentum=float(momentum), nesterov=bool(nesterov))
+    if optimizer != "adam" or lr_drops:  # Adam with linear decay: the config of earlier checkpoints
+        config.update(opt_info)
     if checkpoint_dir is not None:
         checkpoint_dir = _check_checkpoint_dir(checkpoint_dir, config)
 
@@ -380,7 +449,9 @@ def run(
     ctx = RunContext(spec, hp, ds, x_l, y_l, x_u, model, width, int(steps), int(batch_labeled),
                      int(batch_unlabeled), int(seed), learning_rate, decay_fraction, augment, jit_compile,
                      verbose, callbacks=[timer], x_val=x_val, y_val=y_val, checkpoint_dir=checkpoint_dir,
-                     checkpoint_every=int(checkpoint_every), tensorboard=tensorboard)
+                     checkpoint_every=int(checkpoint_every), tensorboard=tensorboard,
+                     optimizer_name=optimizer, momentum=float(momentum), nesterov=bool(nesterov),
+                     weight_decay=float(weight_decay), lr_drops=lr_drops)
     try:
         ctx.make_classifier()  # the model's own checks (input shape, width) before training
     except ValueError as e:
@@ -407,6 +478,7 @@ def run(
             **ctx.info,
             "learning_rate": learning_rate,
             "decay_fraction": decay_fraction,
+            **opt_info,
             "batch_labeled": batch_labeled,
             "batch_unlabeled": batch_unlabeled if semi else 0,
             "augment": augment,

@@ -184,6 +184,59 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Learning rate multiplied by ``factor`` at each of ``boundaries`` (optimizer steps).
+
+    The "divide by 10 at epochs e1, e2, ..." schedule of SGD-trained ResNets
+    (Manifold Mixup paper, Appendices C and E): ``learning_rate * factor ** k``
+    where k is the number of boundaries <= step (a repeated boundary counts twice).
+    """
+
+    def __init__(self, learning_rate, boundaries, factor=0.1):
+        boundaries = [int(b) for b in boundaries]
+        if any(b < 1 for b in boundaries) or boundaries != sorted(boundaries):
+            raise ValueError(f"boundaries must be non-decreasing optimizer steps >= 1, got {boundaries}")
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor must be a finite number > 0, got {factor!r}")
+        self.learning_rate = float(learning_rate)
+        self.boundaries = boundaries
+        self.factor = float(factor)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        k = 0.0
+        for b in self.boundaries:
+            k = k + ops.cast(ops.greater_equal(step, float(b)), "float32")
+        return self.learning_rate * ops.power(self.factor, k)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "boundaries": list(self.boundaries), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class SGDWithL2(keras.optimizers.SGD):
+    """SGD (with momentum) on the gradient of ``loss + l2/2 * ||w||^2``: ``g + l2 * w`` enters the momentum.
+
+    The "weight decay" of PyTorch's SGD and of the papers trained with it
+    (coupled L2). Keras' own ``weight_decay`` is decoupled (``w -= lr * wd * w``
+    outside the momentum), which with momentum m decays about 1 / (1 - m) times
+    less for the same coefficient. Applies to every trainable variable.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, l2=0.0, **kwargs):
+        super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, **kwargs)
+        self.l2 = check_positive("l2", l2, allow_zero=True)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.l2:
+            gradient = ops.add(ops.cast(gradient, variable.dtype),
+                               ops.multiply(ops.cast(self.l2, variable.dtype), variable))
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "l2": self.l2}
+
+
 def check_positive(name, value, allow_zero=False):
     """Raise a ValueError naming the hyperparameter when it is out of range."""
     ok = value is not None and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)

@@ -118,7 +118,7 @@ def small_mlp(seeded):
 # Offline stand-ins for the TFDS datasets (recipes' --full paths)
 # ---------------------------------------------------------------------------
 
-TFDS_NAMES = {"mnist": "mnist", "svhn": "svhn_cropped", "cifar10": "cifar10"}
+TFDS_NAMES = {"mnist": "mnist", "svhn": "svhn_cropped", "cifar10": "cifar10", "cifar100": "cifar100"}
 
 
 def write_tfds_metadata(data_dir, name, n):

@@ -45,7 +45,7 @@ def _row_ids(xb):
 def test_names_and_unknown_dataset():
     assert kd.DATASETS == ("digits", "moons", "circles", "spirals",
                            "gaussians25", "synthetic32", "mnist", "cifar10",
-                           "svhn")
+                           "svhn", "cifar100")
     with pytest.raises(ValueError) as e:
         kd.load("imagenet")
     msg = str(e.value)
@@ -164,7 +164,7 @@ def test_list_datasets(tmp_path):
     assert all(set(d) >= {"name", "offline", "description"} for d in info)
     for name in ("digits", "moons", "circles", "spirals", "gaussians25", "synthetic32"):
         assert by[name]["offline"] is True
-    for name in ("mnist", "cifar10", "svhn"):
+    for name in ("mnist", "cifar10", "svhn", "cifar100"):
         assert by[name]["offline"] is False
     # A version folder with dataset_info.json counts as prepared.
     (tmp_path / "cifar10" / "3.0.2").mkdir(parents=True)
@@ -183,6 +183,8 @@ def test_absent_tfds_data_message(tmp_path, monkeypatch):
     assert "download_and_prepare --datasets=svhn_cropped" in msg
     assert "--data-dir" in msg
     assert isinstance(e.value, RuntimeError)
+    with pytest.raises(kd.DatasetUnavailableError, match="download_and_prepare --datasets=cifar100 "):
+        kd.load("cifar100", data_dir=str(tmp_path))
     # Default data dir: KZOO_DATA_DIR wins over TFDS_DATA_DIR.
     other = tmp_path / "tfds"
     monkeypatch.setenv("KZOO_DATA_DIR", str(tmp_path / "kz"))
@@ -197,11 +199,12 @@ def test_absent_tfds_data_message(tmp_path, monkeypatch):
     assert kd.resolve_data_dir() == os.path.expanduser("~/tensorflow_datasets")
 
 
-@pytest.mark.parametrize("name,tfds_name,shape", [
-    ("mnist", "mnist", (28, 28, 1)),
-    ("svhn", "svhn_cropped", (32, 32, 3)),
+@pytest.mark.parametrize("name,tfds_name,shape,classes", [
+    ("mnist", "mnist", (28, 28, 1), 10),
+    ("svhn", "svhn_cropped", (32, 32, 3), 10),
+    ("cifar100", "cifar100", (32, 32, 3), 100),
 ])
-def test_tfds_loading_with_mock(tmp_path, name, tfds_name, shape):
+def test_tfds_loading_with_mock(tmp_path, name, tfds_name, shape, classes):
     tfds = pytest.importorskip("tensorflow_datasets")
     data_dir = str(tmp_path)
     # Real metadata makes the mock use known split sizes (batch_size=-1
@@ -216,13 +219,13 @@ def test_tfds_loading_with_mock(tmp_path, name, tfds_name, shape):
     with tfds.testing.mock_data(num_examples=7, data_dir=data_dir):
         ds = kd.load(name, data_dir=data_dir)
         flat = kd.load(name, data_dir=data_dir, flatten=True)
-    assert ds.name == name and ds.num_classes == 10
+    assert ds.name == name and ds.num_classes == classes
     assert ds.x_train.shape == (7,) + shape and ds.x_test.shape == (7,) + shape
     assert ds.input_shape == shape
     assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
     assert ds.x_train.max() > 0.5  # scaled from uint8, not left at 0..255/255**2
-    assert ds.y_train.min() >= 0 and ds.y_train.max() < 10
+    assert ds.y_train.min() >= 0 and ds.y_train.max() < classes
     assert ds.value_range == (0.0, 1.0)
     assert flat.x_train.shape == (7, int(np.prod(shape)))
 

@@ -42,6 +42,51 @@ def test_run_supervised_two_moons_learns():
     assert result["test_error"] < 0.2  # chance is 0.5
 
 
+def test_sgd_optimizer_knobs_are_used_and_recorded(tmp_path):
+    out = tmp_path / "m.json"
+    result = experiment.run(method="supervised", dataset="moons", labels=20, steps=8, batch_labeled=8, verbose=0,
+                            learning_rate=0.1, optimizer="sgd", momentum=0.9, nesterov=True, weight_decay=5e-4,
+                            lr_drops=(0.5, 0.75), metrics_json=str(out))
+    hp = json.loads(out.read_text())["hyperparameters"]
+    assert hp == result["hyperparameters"]
+    assert (hp["optimizer"], hp["momentum"], hp["nesterov"], hp["weight_decay"]) == ("sgd", 0.9, True, 5e-4)
+    assert hp["lr_drops"] == [0.5, 0.75] and hp["decay_fraction"] == 0.0  # the drops replace the linear decay
+    assert experiment.drop_steps((0.5, 0.75, 0.875), 1000) == [500, 750, 875]
+    assert experiment.drop_steps((0.5, 0.75, 0.875), 2) == [1, 2, 2]
+
+
+def test_sgd_context_optimizer_is_coupled_l2_sgd_with_step_decay():
+    import keras
+
+    from kzoo import ops as kops
+
+    ctx = experiment.RunContext(methods.get("supervised"), {}, None, None, None, None, "mlp", 1.0, 100, 8, 8, 0,
+                                0.1, 0.0, None, False, 0, optimizer_name="sgd", momentum=0.9, nesterov=False,
+                                weight_decay=1e-4, lr_drops=(0.4, 0.8))
+    opt = ctx.optimizer()
+    assert isinstance(opt, kops.SGDWithL2) and opt.l2 == 1e-4 and opt.momentum == 0.9
+    assert opt._learning_rate.boundaries == [40, 80]
+    ctx.optimizer_name, ctx.momentum, ctx.weight_decay, ctx.lr_drops = "adam", 0.0, 0.0, ()
+    assert isinstance(ctx.optimizer(beta_1=0.5), keras.optimizers.Adam)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"optimizer": "rmsprop"}, "valid optimizers: adam, sgd"),
+    ({"optimizer": "sgd", "momentum": 1.0}, "momentum must be"),
+    ({"optimizer": "sgd", "weight_decay": -1.0}, "weight_decay must be"),
+    ({"weight_decay": 1e-4}, "apply to optimizer='sgd'"),
+    ({"momentum": 0.9}, "apply to optimizer='sgd'"),
+    ({"lr_drops": (0.75, 0.5)}, "increasing fractions"),
+    ({"lr_drops": (0.5, 1.0)}, "increasing fractions"),
+])
+def test_bad_optimizer_settings_fail_before_any_work(kwargs, match, monkeypatch):
+    from kzoo import data as kdata
+
+    monkeypatch.setattr(kdata, "load", lambda *a, **k: pytest.fail("data was loaded"))
+    with pytest.raises(experiment.ConfigError, match=match):
+        experiment.run(method="supervised", dataset="moons", verbose=0, **kwargs)
+
+
 def test_hyperparameters_are_checked_against_their_declared_ranges():
     spec = methods.get("vat")
     assert spec.resolve({"epsilon": "2.5", "power_iterations": 2})["epsilon"] == 2.5

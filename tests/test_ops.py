@@ -171,6 +171,51 @@ def test_linear_decay_as_optimizer_schedule():
     np.testing.assert_allclose(lrs, [0.5, 0.5, 0.5, 0.25], rtol=1e-6)
 
 
+def test_step_decay_values_and_checks():
+    sched = kops.StepDecay(0.1, boundaries=[50, 75, 88])
+    got = {s: float(to_np(sched(s))) for s in (0, 49, 50, 74, 75, 87, 88, 1000)}
+    want = {0: 0.1, 49: 0.1, 50: 0.01, 74: 0.01, 75: 1e-3, 87: 1e-3, 88: 1e-4, 1000: 1e-4}
+    for s, v in want.items():
+        np.testing.assert_allclose(got[s], v, rtol=1e-5)
+    assert sched.get_config() == {"learning_rate": 0.1, "boundaries": [50, 75, 88], "factor": 0.1}
+    twice = kops.StepDecay(1.0, [2, 2])  # two drops on one step (a very short run)
+    np.testing.assert_allclose([float(to_np(twice(s))) for s in (1, 2)], [1.0, 0.01], rtol=1e-5)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        kops.StepDecay(0.1, [75, 50])
+    with pytest.raises(ValueError, match="factor"):
+        kops.StepDecay(0.1, [5], factor=0.0)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_with_l2_matches_pytorch_style_coupled_l2(nesterov):
+    """float64 numpy reference of PyTorch's SGD(momentum, weight_decay, nesterov):
+    g' = g + wd w; b = m b + g'; step = g' + m b (nesterov) or b; w -= lr step.
+    Keras' velocity form (v = m v - lr g'; w += v) is the same for a constant lr."""
+    lr, m, wd = 0.1, 0.9, 0.05
+    w0 = np.array([1.0, -2.0, 0.5])
+    grads = [np.array([0.3, -0.1, 0.2]) * (k + 1) for k in range(5)]
+    opt = kops.SGDWithL2(lr, momentum=m, nesterov=nesterov, l2=wd)
+    v = keras.Variable(w0.astype("float32"))
+    for g in grads:
+        opt.apply_gradients([(keras.ops.convert_to_tensor(g.astype("float32")), v)])
+    w, b = w0.copy(), np.zeros(3)
+    for g in grads:
+        g = g + wd * w
+        b = m * b + g
+        w = w - lr * ((g + m * b) if nesterov else b)
+    np.testing.assert_allclose(to_np(v), w, rtol=1e-5, atol=1e-6)
+    # without the L2 term it is Keras' SGD
+    plain, ref = kops.SGDWithL2(lr, momentum=m, nesterov=nesterov), keras.optimizers.SGD(lr, m, nesterov)
+    a, c = keras.Variable(w0.astype("float32")), keras.Variable(w0.astype("float32"))
+    for g in grads:
+        plain.apply_gradients([(keras.ops.convert_to_tensor(g.astype("float32")), a)])
+        ref.apply_gradients([(keras.ops.convert_to_tensor(g.astype("float32")), c)])
+    np.testing.assert_allclose(to_np(a), to_np(c), rtol=1e-6)
+    assert kops.SGDWithL2.from_config(opt.get_config()).l2 == wd
+    with pytest.raises(ValueError, match="l2"):
+        kops.SGDWithL2(0.1, l2=-1.0)
+
+
 # ---------------------------------------------------------------------------
 # check_positive
 # ---------------------------------------------------------------------------
