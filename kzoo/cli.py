@@ -34,6 +34,9 @@ def _parser():
     m.add_argument("--verbose", "-v", action="store_true", help="also list each method's hyperparameters")
     d = sub.add_parser("datasets", help="list the datasets and whether each is available offline")
     d.add_argument("--data-dir", default=None, help="TFDS data folder (default: $KZOO_DATA_DIR, $TFDS_DATA_DIR, ~/tensorflow_datasets)")
+    d.add_argument("--export", default=None, metavar="NAME",
+                   help="write the prepared TFDS set NAME as DATA_DIR/kzoo_npz/NAME.npz, which kzoo then reads "
+                        "without TensorFlow (e.g. on a JAX-only GPU machine)")
 
     t = sub.add_parser("train", help="train a classifier with a regularizer, evaluate it, export it")
     t.add_argument("method", help=f"one of: {', '.join(METHODS)}")
@@ -196,7 +199,15 @@ def main(argv=None):
                     print(f"{'':<22}{hp.flag:<20} default {hp.default!r:<10} {hp.help}")
         return 0
     if args.command == "datasets":
-        from kzoo.data import list_datasets
+        from kzoo.data import DatasetUnavailableError, export_npz, list_datasets
+
+        if args.export:
+            try:
+                print(f"wrote {export_npz(args.export, args.data_dir)}")
+            except (DatasetUnavailableError, ValueError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            return 0
 
         for row in list_datasets(args.data_dir):
             where = "offline" if row["offline"] else "not available here"

@@ -411,11 +411,59 @@ def _prepare_hint(tfds_name, data_dir):
         f"run `python -m tensorflow_datasets.scripts.download_and_prepare "
         f"--datasets={tfds_name} --data_dir={data_dir}` on a machine with "
         f"network and copy {data_dir} here, or pass --data-dir (data_dir=...) "
-        f"/ set KZOO_DATA_DIR to a directory that already holds it")
+        f"/ set KZOO_DATA_DIR to a directory that already holds it (or its "
+        f"kzoo_npz/ export: `kzoo datasets --export NAME`, readable without TensorFlow)")
 
 
-def _load_tfds(key, data_dir):
+def npz_path(name, data_dir=None):
+    """Where :func:`export_npz` writes ``name``: ``DATA_DIR/kzoo_npz/NAME.npz``."""
+    return os.path.join(resolve_data_dir(data_dir), "kzoo_npz", f"{_canonical_name(name)}.npz")
+
+
+def export_npz(name, data_dir=None):
+    """Write a prepared TFDS set as one ``.npz`` (uint8 images, int32 labels); returns its path.
+
+    :func:`load` reads that file before it looks for TFDS data, without
+    TensorFlow: export once on a machine with TensorFlow, then copy the file
+    to a JAX-only machine (e.g. a GPU box) under the same data folder.
+    """
+    key = _canonical_name(name)
+    if key not in _TFDS_NAMES:
+        raise ValueError(f"only the TFDS sets ({', '.join(_TFDS_NAMES)}) are exported; {key!r} needs no data "
+                         "folder")
+    ds = _load_tfds(key, data_dir, use_npz=False)
+    path = npz_path(key, data_dir)
+    from kzoo.experiment import atomic_file
+
+    def u8(x):
+        return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+    with atomic_file(path, ".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, x_train=u8(ds.x_train), y_train=ds.y_train, x_test=u8(ds.x_test), y_test=ds.y_test,
+                     num_classes=np.int32(ds.num_classes))
+    return path
+
+
+def _load_npz(key, path):
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test", "num_classes")}
+    except (OSError, ValueError, KeyError) as e:
+        raise DatasetUnavailableError(
+            f"Dataset '{key}': {path} is not a readable kzoo export ({type(e).__name__}: {e}); write it again "
+            f"with `kzoo datasets --export {key}` on a machine with TensorFlow, or delete it to read the TFDS "
+            "data") from e
+    scale = np.float32(255.0)
+    return Dataset(key, arrays["x_train"].astype(np.float32) / scale, arrays["y_train"].astype(np.int32),
+                   arrays["x_test"].astype(np.float32) / scale, arrays["y_test"].astype(np.int32),
+                   num_classes=int(arrays["num_classes"]), value_range=(0.0, 1.0))
+
+
+def _load_tfds(key, data_dir, use_npz=True):
     tfds_name = _TFDS_NAMES[key]
+    if use_npz and os.path.isfile(npz_path(key, data_dir)):
+        return _load_npz(key, npz_path(key, data_dir))
     data_dir = resolve_data_dir(data_dir)
     if _prepared_version_dir(tfds_name, data_dir) is None:
         raise DatasetUnavailableError(
@@ -474,7 +522,7 @@ def list_datasets(data_dir=None) -> list:
         elif key in _TFDS_NAMES:
             if have_tfds is None:
                 have_tfds = _tfds_importable()
-            offline = bool(have_tfds) and (
+            offline = os.path.isfile(npz_path(key, resolved)) or bool(have_tfds) and (
                 _prepared_version_dir(_TFDS_NAMES[key], resolved) is not None)
         else:
             offline = True

@@ -230,6 +230,43 @@ def test_tfds_loading_with_mock(tmp_path, name, tfds_name, shape, classes):
     assert flat.x_train.shape == (7, int(np.prod(shape)))
 
 
+def test_npz_export_is_read_without_tensorflow(tmp_path, monkeypatch, capsys):
+    """`kzoo datasets --export` writes what load() then reads with TF and TFDS unimportable."""
+    import shutil
+    import sys
+
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from kzoo.cli import main
+
+    data_dir = str(tmp_path / "tfds")
+    write_tfds_metadata(data_dir, "svhn_cropped", 9)
+    with tfds.testing.mock_data(num_examples=9, data_dir=data_dir):
+        reference = kd.load("svhn", data_dir=data_dir)
+        assert main(["datasets", "--export", "svhn", "--data-dir", data_dir]) == 0
+    path = kd.npz_path("svhn", data_dir)
+    assert f"wrote {path}" in capsys.readouterr().out
+    # a JAX-only machine: the export alone, in another folder, no TensorFlow
+    other = str(tmp_path / "gpu_box")
+    os.makedirs(os.path.join(other, "kzoo_npz"))
+    shutil.copy(path, kd.npz_path("svhn", other))
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+    assert {d["name"]: d["offline"] for d in kd.list_datasets(other)}["svhn"] is True
+    ds = kd.load("svhn", data_dir=other)
+    for split in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(ds, split), getattr(reference, split))
+    assert ds.num_classes == 10 and ds.x_train.dtype == np.float32
+    # a damaged export says what to do, in one line
+    with open(kd.npz_path("svhn", other), "wb") as f:
+        f.write(b"not an npz")
+    with pytest.raises(kd.DatasetUnavailableError, match="--export svhn") as e:
+        kd.load("svhn", data_dir=other)
+    assert "\n" not in str(e.value)
+    # only the TFDS sets are exported
+    assert main(["datasets", "--export", "moons", "--data-dir", data_dir]) == 2
+    assert "only the TFDS sets" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------
 # labeled_split
 # ---------------------------------------------------------------------------
