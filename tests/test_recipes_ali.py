@@ -41,6 +41,7 @@ def test_svhn_unsupervised_full_path_saves_the_table4_model(mock_tfds, tmp_path,
     back = kali.load(export)  # the saved model is the paper's SVHN architecture (Table 4)
     assert back.latent_dim == 256 and back.data_shape == (32, 32, 3)
     assert back.discriminator.get_layer("dx_conv2").kernel_size == (4, 4)
+    assert back.encoder.get_layer("enc_conv1").kernel_initializer.stddev == 0.01  # N(0, 0.01²) weights
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]
     out = capsys.readouterr().out
     assert "paper: 100 epochs = 73300 steps" in out and "paper: no number for the unsupervised model" in out
@@ -63,6 +64,13 @@ def test_ssl_full_paths_use_the_papers_settings(dataset, labels, paper, mock_tfd
     assert ("Table 4" if dataset == "svhn" else "Table 3") in hp["networks"]
     out = capsys.readouterr().out
     assert f"paper: {paper}" in out and "kzoo: " in out
+
+
+def test_digits_default_runs_offline(tmp_path, capsys):
+    recipe = _recipe()
+    res = recipe.main(["--steps", "2", "--width", "0.05", "--quiet", "--export", str(tmp_path / "d.keras")])
+    assert res["dataset"] == "digits" and res["steps"] == 2 and os.path.exists(tmp_path / "d.png")
+    assert "paper: no digits number" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv,message", [
