@@ -80,6 +80,8 @@ def _parser():
     p.add_argument("--export", default=None, help="unsupervised: the .keras file (default saved_models/"
                    "ali_DATASET.keras, PNG beside it); --ssl: a folder for the exported plain classifier")
     p.add_argument("--metrics-json", default=None, help="write the run's metrics and hyperparameters here")
+    p.add_argument("--checkpoint-dir", default=None, help="--ssl: checkpoint here and resume an interrupted run "
+                   "when the same command is started again")
     p.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto", help="--ssl runs")
     p.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -98,6 +100,8 @@ def _check(p, args):
         p.error(f"--labels must be >= 10 (one per class), got {args.labels}")
     if args.full and args.ssl and args.dataset == "cifar10" and args.labels not in (None,) + CIFAR10_LABELS:
         p.error(f"Table 2 has 1000, 2000, 4000 and 8000 labels; got --labels {args.labels}")
+    if args.checkpoint_dir and not args.ssl:
+        p.error("--checkpoint-dir applies to --ssl runs (kzoo.experiment.run); unsupervised pretraining has none")
     if args.steps is not None and args.steps < 1:
         p.error(f"--steps must be >= 1, got {args.steps}")
     if args.width is not None and not (math.isfinite(args.width) and args.width > 0):
@@ -155,6 +159,7 @@ def main(argv=None):
         r = run(method="ali-ssl", dataset=args.dataset, labels=labels, steps=steps, batch_labeled=BATCH_SIZE,
                 batch_unlabeled=BATCH_SIZE, learning_rate=LEARNING_RATE, decay_fraction=0.0, width=width,
                 seed=args.seed, data_dir=args.data_dir, jit_compile=jit, export=args.export,
+                checkpoint_dir=args.checkpoint_dir,
                 metrics_json=args.metrics_json, hyperparameters=hp, verbose=verbose)
         print(json.dumps({k: r[k] for k in ("method", "dataset", "labels", "test_error", "train_steps")}))
         print(_paper_line(args.dataset, labels, r["test_error"]))
