@@ -156,6 +156,27 @@ def test_semi_supervised_step_matches_the_k_plus_1_losses_by_hand():
                                + (b_full - lr_d * g_b), rtol=1e-4, atol=1e-5)
 
 
+def test_real_and_fake_pairs_share_the_discriminators_batch_norm_statistics():
+    """As in the authors' code, D sees the real pairs and the fake pairs as ONE batch: a batch-norm layer in
+    D (the paper's SVHN D(x)) normalizes both with the statistics of their union."""
+    enc, dec, _, w_full, b_full = _linear_nets()
+    xd, zd = keras.Input((2,)), keras.Input((1,))
+    hx = layers.BatchNormalization(center=False, scale=False, epsilon=1e-3)(xd)
+    disc = keras.Model([xd, zd], layers.Dense(1, kernel_initializer=_const(w_full), bias_initializer=_const(b_full))(
+        layers.Concatenate()([hx, zd])))
+    model = FixedNoiseALI(enc, dec, disc, seed=0)
+    model.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0))
+    z_hat = X @ A0 + np.exp(X @ C0) * EPS
+    x_tilde = PRIOR[:, None] * B0[None, :] + D0
+    both = np.concatenate([X, x_tilde])
+    normed = (both - both.mean(0)) / np.sqrt(both.var(0) + 1e-3)  # statistics of real ∪ fake
+    logits = normed @ w_full[:2, 0] + np.concatenate([z_hat, PRIOR]) * w_full[2, 0] + b_full[0]
+    l_q, l_p = logits[:4], logits[4:]
+    logs = model.fit(X.astype("float32"), batch_size=4, epochs=1, verbose=0, shuffle=False).history
+    np.testing.assert_allclose(logs["d_loss"][0], np.mean(_softplus(-l_q)) + np.mean(_softplus(l_p)), rtol=1e-5)
+    np.testing.assert_allclose(logs["g_loss"][0], np.mean(_softplus(l_q)) + np.mean(_softplus(-l_p)), rtol=1e-5)
+
+
 def test_reparametrized_encoder_samples_q_z_given_x():
     enc, dec, disc, _, _ = _linear_nets()
     model = kali.ALI(enc, dec, disc, seed=3)
