@@ -29,6 +29,10 @@ gives each group its own optimizer, and the step is the backend's.
     ali.fit(x, batch_size=100, epochs=10)
     samples, recon = ali.sample(1000), ali.reconstruct(x[:100])
 
+The paper's own 32×32 models (Appendix A): ``networks_paper("svhn")`` (Table 4) and
+``networks_paper("cifar10")`` (Table 3, maxout discriminator); ``recipes/ali.py --full``
+trains them with the paper's optimizer, batch size and epochs.
+
 Semi-supervised: give a discriminator with ``K`` logits and train on the
 ``({"labeled": x_l, "unlabeled": x_u}, y_l)`` batches of :mod:`kzoo.data`;
 ``ali.classifier()`` is then the plain classifier ``x -> D(x, mean of G_z(x))``.
