@@ -29,6 +29,10 @@ gives each group its own optimizer, and the step is the backend's.
     ali.fit(x, batch_size=100, epochs=10)
     samples, recon = ali.sample(1000), ali.reconstruct(x[:100])
 
+The paper's own 32×32 models (Appendix A): ``networks_paper("svhn")`` (Table 4) and
+``networks_paper("cifar10")`` (Table 3, maxout discriminator); ``recipes/ali.py --full``
+trains them with the paper's optimizer, batch size and epochs.
+
 Semi-supervised: give a discriminator with ``K`` logits and train on the
 ``({"labeled": x_l, "unlabeled": x_u}, y_l)`` batches of :mod:`kzoo.data`;
 ``ali.classifier()`` is then the plain classifier ``x -> D(x, mean of G_z(x))``.
@@ -320,9 +324,13 @@ class ALI(keras.Model):
         z = self._normal((ops.shape(x_u)[0], self.latent_dim), "prior")
         x_tilde = self.decoder(z, training=True)
 
-        # discriminator's loss: the generator's outputs are constants here
-        real_logits = self.discriminator([x_real, ops.stop_gradient(z_hat)], training=True)
-        fake_logits = self.discriminator([ops.stop_gradient(x_tilde), z], training=True)
+        # discriminator's loss: the generator's outputs are constants here. Real and fake pairs go through
+        # the discriminator as ONE batch (as in the authors' code), so a discriminator with batch norm
+        # (the paper's SVHN D(x)) normalizes them with the same statistics.
+        n_real = ops.shape(x_real)[0]
+        d_logits = self.discriminator([ops.concatenate([x_real, ops.stop_gradient(x_tilde)], axis=0),
+                                       ops.concatenate([ops.stop_gradient(z_hat), z], axis=0)], training=True)
+        real_logits, fake_logits = d_logits[:n_real], d_logits[n_real:]
         real_u = self._real_logit(real_logits[n_l:])
         fake = self._real_logit(fake_logits)
         d_unsup = ops.mean(kops.gan_discriminator_loss(real_u, fake))
@@ -337,8 +345,11 @@ class ALI(keras.Model):
                                                             ops.cast(y, "int32")), "float32"))
 
         # generator's loss (encoder + decoder), §2.3: the discriminator is frozen
-        real_g = self._real_logit(call_without_updates(self.discriminator, [x_u, z_hat[n_l:]], frozen=True))
-        fake_g = self._real_logit(call_without_updates(self.discriminator, [x_tilde, z], frozen=True))
+        n_u = ops.shape(x_u)[0]
+        g_logits = self._real_logit(call_without_updates(
+            self.discriminator, [ops.concatenate([x_u, x_tilde], axis=0),
+                                 ops.concatenate([z_hat[n_l:], z], axis=0)], frozen=True))
+        real_g, fake_g = g_logits[:n_u], g_logits[n_u:]
         g_loss = ops.mean(kops.gan_generator_loss(fake_g) + kops.gan_generator_loss(-real_g))
 
         terms.update({"d_loss": d_loss, "g_loss": g_loss,
@@ -538,7 +549,8 @@ def networks_conv(input_shape=(8, 8, 1), latent_dim=32, num_classes=None, determ
     without batch norm and with dropout 0.2, D(z) two 1×1 layers (dense, 256), and
     D(x, z) two 512-unit layers on their concatenation, then the logits. Channel
     counts are the paper's halved (then × ``width``); inputs of other sides work
-    as long as side/2 >= 4. Output in [0, 1] (sigmoid) like the paper's.
+    as long as side/2 >= 4. Output in [0, 1] (sigmoid) like the paper's. The
+    paper's own 32×32 models, layer by layer: :func:`networks_paper`.
     """
     _check_arch(latent_dim, width, num_classes)
     input_shape = tuple(int(s) for s in input_shape)
@@ -595,7 +607,173 @@ def networks_conv(input_shape=(8, 8, 1), latent_dim=32, num_classes=None, determ
     return encoder, decoder, discriminator
 
 
-ARCHITECTURES = ("auto", "conv", "mlp")
+# The paper's two 32×32 models (Appendix A). Encoder and D(x) share the conv stack below
+# (valid padding: 32 -> 28 -> 13 -> 10 -> 4 -> 1); the decoder mirrors it with transposed
+# convolutions (1 -> 4 -> 10 -> 13 -> 28 -> 32). (feature maps, kernel, stride).
+PAPER_CONVS = ((32, 5, 1), (64, 4, 2), (128, 4, 1), (256, 4, 2), (512, 4, 1))
+PAPER_DECONVS = ((256, 4, 1), (128, 4, 2), (64, 4, 1), (32, 4, 2), (32, 5, 1))
+# per dataset: latent size, leaky-ReLU slope, maxout pieces in D (None: leaky ReLU), batch norm in D(x)'s
+# layers 2-5, dropout before each layer of D(x) / D(z) / D(x, z) (the last entry: before the logits)
+PAPER_MODELS = {
+    "svhn": {"latent_dim": 256, "leak": 0.01, "maxout_pieces": None, "dx_batchnorm": True,
+             "dx_dropout": (0.2,) * 5, "dz_dropout": (0.2, 0.2), "dxz_dropout": (0.2, 0.2, 0.2),
+             "table": "Table 4"},
+    "cifar10": {"latent_dim": 64, "leak": 0.1, "maxout_pieces": 2, "dx_batchnorm": False,
+                "dx_dropout": (0.2, 0.5, 0.5, 0.5, 0.5), "dz_dropout": (0.2, 0.5), "dxz_dropout": (0.5, 0.5, 0.5),
+                "table": "Table 3"},
+}
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ChannelMaxout(layers.Layer):
+    """Maxout over groups of ``pieces`` consecutive channels (last axis): ``C·pieces`` maps -> ``C`` maps."""
+
+    def __init__(self, pieces=2, **kwargs):
+        super().__init__(**kwargs)
+        if int(pieces) < 1:
+            raise ValueError(f"ChannelMaxout needs pieces >= 1, got {pieces}")
+        self.pieces = int(pieces)
+
+    def call(self, x):
+        c = x.shape[-1]
+        if c % self.pieces:
+            raise ValueError(f"ChannelMaxout: {c} channels are not a multiple of pieces={self.pieces}")
+        h = ops.reshape(x, (-1,) + tuple(x.shape[1:-1]) + (c // self.pieces, self.pieces))
+        return ops.max(h, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (input_shape[-1] // self.pieces,)
+
+    def get_config(self):
+        return {**super().get_config(), "pieces": self.pieces}
+
+
+def networks_paper(dataset="svhn", input_shape=(32, 32, 3), latent_dim=None, num_classes=None,
+                   deterministic=False, width=1.0, init_std=0.01):
+    """The paper's unsupervised 32×32 models, layer by layer (Appendix A): ``dataset`` "svhn" or "cifar10".
+
+    Shared by both (convolutions with valid padding, weights N(0, 0.01²), zero biases;
+    a layer followed by batch norm has no bias; "1×1" layers on 1×1 maps are Dense layers):
+
+    ======================  ======  ======  ====  ===  ==========================
+    G_z(x), 32×32 input     kernel  stride  maps  BN   nonlinearity
+    ======================  ======  ======  ====  ===  ==========================
+    conv                    5×5     1       32    ✓    leaky ReLU
+    conv                    4×4     2       64    ✓    leaky ReLU
+    conv                    4×4     1       128   ✓    leaky ReLU
+    conv                    4×4     2       256   ✓    leaky ReLU
+    conv                    4×4     1       512   ✓    leaky ReLU
+    conv                    1×1     1       512   ✓    leaky ReLU
+    conv                    1×1     1       2·L   ×    linear: [mean, log σ]
+    G_x(z), L×1×1 input
+    transposed conv         4×4     1       256   ✓    leaky ReLU
+    transposed conv         4×4     2       128   ✓    leaky ReLU
+    transposed conv         4×4     1       64    ✓    leaky ReLU
+    transposed conv         4×4     2       32    ✓    leaky ReLU
+    transposed conv         5×5     1       32    ✓    leaky ReLU
+    conv                    1×1     1       32    ✓    leaky ReLU
+    conv                    1×1     1       3     ×    sigmoid
+    D(x): the encoder's five convolutions, no BN on the first; D(z): two 1×1 layers of
+    512; D(x, z) on their concatenation (1024): two 1×1 layers of 1024, then 1 logit
+    ======================  ======  ======  ====  ===  ==========================
+
+    SVHN (Table 4, ``dataset="svhn"``): L = 256 latents, leaky ReLU slope 0.01, D(x)
+    with batch norm on its layers 2-5, every discriminator layer leaky ReLU with
+    dropout 0.2 on its input (the logits' too).
+
+    CIFAR-10 (Table 3, ``dataset="cifar10"``): L = 64 latents, leaky ReLU slope 0.1,
+    every discriminator layer a maxout of 2 pieces (no batch norm), dropout 0.2 on the
+    inputs of the first layers of D(x) and D(z), 0.5 on every other discriminator
+    layer's (the logits' too). "maps" of a maxout layer are its outputs (the layer
+    computes 2× as many pieces), so D(x, z)'s input has the 1024 channels the table
+    says; the authors' released code instead halves the maps in the maxout (512).
+
+    Both tables' training settings (the recipe's, not this function's): Adam
+    (α = 1e-4, β1 = 0.5; the table's "β2 = 10⁻³" is Blocks' 1 − β2, i.e. 0.999),
+    batch size 100; 100 epochs (SVHN) / 6475 epochs (CIFAR-10).
+
+    ``num_classes``: K logits instead of 1 (the semi-supervised K+1-way discriminator
+    of §4.3); ``latent_dim`` (default the table's), ``width`` scales every channel count.
+    """
+    if dataset not in PAPER_MODELS:
+        raise ValueError(f"the paper's models are for {', '.join(PAPER_MODELS)}, got dataset={dataset!r}")
+    cfg = PAPER_MODELS[dataset]
+    latent_dim = cfg["latent_dim"] if latent_dim is None else int(latent_dim)
+    _check_arch(latent_dim, width, num_classes)
+    input_shape = tuple(int(s) for s in input_shape)
+    if len(input_shape) != 3 or input_shape[:2] != (32, 32):
+        raise ValueError(f"the paper's {dataset} model takes 32×32 images (32, 32, channels), got {input_shape}; "
+                         "use architecture='conv' for other sizes")
+    ch = lambda c: max(1, int(round(c * width)))  # noqa: E731
+    init, leak, pieces = _init(init_std), cfg["leak"], cfg["maxout_pieces"]
+
+    def act(h, name):
+        return layers.LeakyReLU(negative_slope=leak, name=name)(h)
+
+    def conv(h, f, k, s, bn, name, transpose=False):
+        kind = layers.Conv2DTranspose if transpose else layers.Conv2D
+        return kind(f, k, strides=s, padding="valid", use_bias=not bn, kernel_initializer=init, name=name)(h)
+
+    def bn_act(h, tag, i):
+        return act(layers.BatchNormalization(name=f"{tag}_bn{i}")(h), f"{tag}_act{i}")
+
+    x = keras.Input(input_shape, name="x")
+    h = x
+    for i, (f, k, s) in enumerate(PAPER_CONVS, 1):
+        h = bn_act(conv(h, ch(f), k, s, True, f"enc_conv{i}"), "enc", i)
+    h = layers.Flatten(name="enc_flat")(h)
+    h = bn_act(layers.Dense(ch(512), use_bias=False, kernel_initializer=init, name="enc_dense6")(h), "enc", 6)
+    encoder = keras.Model(x, _encoder_heads(h, latent_dim, deterministic, init, "encoder"), name="encoder")
+
+    z = keras.Input((latent_dim,), name="z")
+    h = layers.Reshape((1, 1, latent_dim), name="dec_reshape")(z)
+    for i, (f, k, s) in enumerate(PAPER_DECONVS, 1):
+        h = bn_act(conv(h, ch(f), k, s, True, f"dec_deconv{i}", transpose=True), "dec", i)
+    h = bn_act(layers.Conv2D(ch(32), 1, use_bias=False, kernel_initializer=init, name="dec_conv6")(h), "dec", 6)
+    out = layers.Conv2D(input_shape[2], 1, activation="sigmoid", kernel_initializer=init, name="x_out")(h)
+    decoder = keras.Model(z, out, name="decoder")
+
+    def unit(h, f, tag, i, drop, spatial=None, bn=False):
+        """One discriminator layer: dropout on its input, conv/dense, [BN], leaky ReLU or maxout."""
+        if drop:
+            h = layers.Dropout(drop, name=f"{tag}_drop{i}")(h)
+        n = f * (pieces or 1)
+        if spatial:
+            h = conv(h, n, spatial[0], spatial[1], bn, f"{tag}_conv{i}")
+        else:
+            h = layers.Dense(n, use_bias=not bn, kernel_initializer=init, name=f"{tag}_dense{i}")(h)
+        if bn:
+            h = layers.BatchNormalization(name=f"{tag}_bn{i}")(h)
+        return ChannelMaxout(pieces, name=f"{tag}_maxout{i}")(h) if pieces else act(h, f"{tag}_act{i}")
+
+    xd, zd = keras.Input(input_shape, name="x"), keras.Input((latent_dim,), name="z")
+    hx = xd
+    for i, ((f, k, s), drop) in enumerate(zip(PAPER_CONVS, cfg["dx_dropout"]), 1):
+        hx = unit(hx, ch(f), "dx", i, drop, spatial=(k, s), bn=cfg["dx_batchnorm"] and i > 1)
+    hx = layers.Flatten(name="dx_flat")(hx)
+    hz = zd
+    for i, drop in enumerate(cfg["dz_dropout"], 1):
+        hz = unit(hz, ch(512), "dz", i, drop)
+    h = layers.Concatenate(name="xz")([hx, hz])
+    for i, drop in enumerate(cfg["dxz_dropout"][:-1], 1):
+        h = unit(h, ch(1024), "dxz", i, drop)
+    h = layers.Dropout(cfg["dxz_dropout"][-1], name="dxz_drop3")(h)
+    logits = layers.Dense(num_classes or 1, kernel_initializer=init, name="logits")(h)
+    discriminator = keras.Model([xd, zd], logits, name="discriminator")
+    return encoder, decoder, discriminator
+
+
+def networks_svhn(**kwargs):
+    """The paper's SVHN model (Table 4): :func:`networks_paper` with ``dataset="svhn"``."""
+    return networks_paper("svhn", **kwargs)
+
+
+def networks_cifar10(**kwargs):
+    """The paper's CIFAR-10 model (Table 3, maxout discriminator): :func:`networks_paper` with ``dataset="cifar10"``."""
+    return networks_paper("cifar10", **kwargs)
+
+
+ARCHITECTURES = ("auto", "conv", "mlp", "svhn", "cifar10")
 
 
 def networks_for(input_shape, latent_dim=None, num_classes=None, deterministic=False, width=1.0, architecture="auto",
@@ -605,7 +783,9 @@ def networks_for(input_shape, latent_dim=None, num_classes=None, deterministic=F
     ``architecture="auto"`` and ``"mlp"``: :func:`networks_mlp` (on images it
     flattens them, uses 32 latents and puts Gaussian noise of std 0.3 on the
     discriminator's input, as Salimans et al.'s MLP discriminator); ``"conv"``:
-    :func:`networks_conv` (images only). "auto" picks the MLP on images too: on
+    :func:`networks_conv` (images only); ``"svhn"`` / ``"cifar10"``: the paper's
+    32×32 models of Tables 4 / 3 (:func:`networks_paper`; latent size 256 / 64
+    unless given). "auto" picks the MLP on images too: on
     CPU it trains about 4× faster per step than the conv model, and on digits
     its adversarial game stays balanced (D(real) and D(fake) near 0.5) where the
     conv discriminator wins outright (D(fake) → 0) at the default learning rate.
@@ -613,6 +793,9 @@ def networks_for(input_shape, latent_dim=None, num_classes=None, deterministic=F
     input_shape = tuple(input_shape)
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
+    if architecture in PAPER_MODELS:
+        return networks_paper(architecture, input_shape, latent_dim=latent_dim or None, num_classes=num_classes,
+                              deterministic=deterministic, width=width, **kwargs)
     if len(input_shape) == 3 and architecture in ("auto", "mlp"):
         return networks_mlp(input_shape, latent_dim=latent_dim or 32, num_classes=num_classes,
                             deterministic=deterministic, width=width, input_noise=0.3, **kwargs)
@@ -657,12 +840,13 @@ def _save_figure(fig, path):
 
 
 def _tile(images, rows, cols):
-    """(rows*cols, h, w, c) images -> one (rows*h, cols*w) array with 1-pixel gaps."""
+    """(rows*cols, h, w, c) images -> one (rows*h, cols*w[, 3]) array with 1-pixel gaps (RGB kept in colour)."""
     h, w = images.shape[1:3]
-    out = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1))
+    rgb = images.ndim == 4 and images.shape[-1] == 3
+    out = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1) + ((3,) if rgb else ()))
     for i, img in enumerate(images[: rows * cols]):
         r, c = divmod(i, cols)
-        out[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = np.clip(img.mean(-1), 0, 1)
+        out[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = np.clip(img if rgb else img.mean(-1), 0, 1)
     return out
 
 
@@ -730,6 +914,12 @@ def plot_2d(model, x, path, n=2000, seed=0, title=None, centers=None):
 # --------------------------------------------------------------------------
 
 
+def _networks_name(arch, disc):
+    if arch in PAPER_MODELS:
+        return f"paper {arch!r}, {PAPER_MODELS[arch]['table']}"
+    return "conv" if "dx_conv1" in [layer.name for layer in disc.layers] else "mlp"
+
+
 def train_semi_supervised(ctx):
     """``kzoo train ali-ssl``: the K+1-way joint discriminator is the classifier; returns it (plain)."""
     hp, ds = ctx.hyperparameters, ctx.dataset
@@ -738,9 +928,10 @@ def train_semi_supervised(ctx):
     model = ALI(enc, dec, disc, unsupervised_weight=hp["unsup_weight"], seed=ctx.seed)
     model.compile(discriminator_optimizer=ctx.optimizer(beta_1=hp["beta1"]),
                   generator_optimizer=ctx.optimizer(beta_1=hp["beta1"]), jit_compile=ctx.jit_compile)
-    ctx.info["networks"] = (f"kzoo.ali.networks_{'conv' if 'dx_conv1' in [l.name for l in disc.layers] else 'mlp'} "
+    ctx.info["networks"] = (f"kzoo.ali.networks_{_networks_name(hp['ali_arch'], disc)} "
                             f"(latent {model.latent_dim}, {'deterministic' if not model.stochastic else 'Gaussian'} "
                             f"encoder; --model is not used)")
+    ctx.info["latent_dim_used"] = model.latent_dim
     ctx.fit(model, ctx.stream(semi_supervised=True))
     return model.classifier()
 
@@ -770,7 +961,8 @@ def pretrain(ctx):
                               seed=ctx.seed)  # labels are ignored by unsupervised ALI
     history = ctx.fit(model, stream).history
     save(model, export)
-    metrics = {"export": export, "learning_rate": lr, "latent_dim": model.latent_dim,
+    metrics = {"export": export, "learning_rate": lr, "beta1": hp["beta1"], "batch_size": ctx.batch_size,
+               "latent_dim": model.latent_dim, "networks": f"kzoo.ali.networks_{_networks_name(hp['ali_arch'], disc)}",
                **{k: float(v[-1]) for k, v in history.items()}}
     rec = model.reconstruct(ds.x_test, sample=False)
     metrics["test_reconstruction_mse"] = float(np.mean((rec - ds.x_test) ** 2))

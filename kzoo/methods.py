@@ -327,13 +327,15 @@ _ALI_PAPER = "Dumoulin et al., Adversarially Learned Inference, ICLR 2017"
 
 def _ali_hyperparameters():
     return (
-        Hyperparameter("latent_dim", 0, "ALI latent size (0: 32 for images, 2 for 2-D data)", int, minimum=0,
+        Hyperparameter("latent_dim", 0, "ALI latent size (0: the architecture's: 32 for images, 2 for 2-D data, "
+                       "256 svhn, 64 cifar10)", int, minimum=0,
                        grid=(16, 32, 64)),
         Hyperparameter("beta1", 0.5, "ALI: Adam β1 of both players (paper 0.5)", float, minimum=0.0,
                        maximum=0.999, grid=(0.5, 0.8)),
         Hyperparameter("deterministic", False, "BiGAN: deterministic encoder instead of ALI's Gaussian one", bool),
         Hyperparameter("ali_arch", "auto", "ALI networks: auto (= mlp), conv (the paper's SVHN "
-                       "model scaled down) or mlp (flattened inputs)", str, choices=("auto", "conv", "mlp")),
+                       "model scaled down), mlp (flattened inputs), svhn / cifar10 (the paper's 32x32 models, "
+                       "Tables 4 / 3)", str, choices=("auto", "conv", "mlp", "svhn", "cifar10")),
     )
 
 

@@ -4,8 +4,10 @@
     python recipes/ali_digits.py --ssl            # also semi-supervised ALI with 100 labels (test error)
     python recipes/ali_digits.py --deterministic  # BiGAN's deterministic encoder instead
 
-The networks are the paper's SVHN model (Table 4) scaled to 8×8 inputs
-(``kzoo.ali.networks_conv``). The PNG shows decoder samples, reconstructions
+The networks are ``kzoo.ali.networks_for``'s default for images (``ali_arch=auto``:
+the flattening MLP with a maxout discriminator; ``kzoo pretrain ali --ali-arch conv``
+gives the paper's SVHN model scaled to 8×8). The paper-scale SVHN / CIFAR-10
+experiments (Tables 1-4) are ``recipes/ali.py --full``. The PNG shows decoder samples, reconstructions
 ``G_x(z), z ~ q(z|x)`` of test digits (odd columns: inputs; the paper's Figs. 2-5)
 and decodings of latents interpolated linearly between the encodings of two test
 digits (Fig. 6). Like the paper's, the reconstructions are not trained for: ALI

@@ -156,6 +156,27 @@ def test_semi_supervised_step_matches_the_k_plus_1_losses_by_hand():
                                + (b_full - lr_d * g_b), rtol=1e-4, atol=1e-5)
 
 
+def test_real_and_fake_pairs_share_the_discriminators_batch_norm_statistics():
+    """As in the authors' code, D sees the real pairs and the fake pairs as ONE batch: a batch-norm layer in
+    D (the paper's SVHN D(x)) normalizes both with the statistics of their union."""
+    enc, dec, _, w_full, b_full = _linear_nets()
+    xd, zd = keras.Input((2,)), keras.Input((1,))
+    hx = layers.BatchNormalization(center=False, scale=False, epsilon=1e-3)(xd)
+    disc = keras.Model([xd, zd], layers.Dense(1, kernel_initializer=_const(w_full), bias_initializer=_const(b_full))(
+        layers.Concatenate()([hx, zd])))
+    model = FixedNoiseALI(enc, dec, disc, seed=0)
+    model.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0))
+    z_hat = X @ A0 + np.exp(X @ C0) * EPS
+    x_tilde = PRIOR[:, None] * B0[None, :] + D0
+    both = np.concatenate([X, x_tilde])
+    normed = (both - both.mean(0)) / np.sqrt(both.var(0) + 1e-3)  # statistics of real ∪ fake
+    logits = normed @ w_full[:2, 0] + np.concatenate([z_hat, PRIOR]) * w_full[2, 0] + b_full[0]
+    l_q, l_p = logits[:4], logits[4:]
+    logs = model.fit(X.astype("float32"), batch_size=4, epochs=1, verbose=0, shuffle=False).history
+    np.testing.assert_allclose(logs["d_loss"][0], np.mean(_softplus(-l_q)) + np.mean(_softplus(l_p)), rtol=1e-5)
+    np.testing.assert_allclose(logs["g_loss"][0], np.mean(_softplus(l_q)) + np.mean(_softplus(-l_p)), rtol=1e-5)
+
+
 def test_reparametrized_encoder_samples_q_z_given_x():
     enc, dec, disc, _, _ = _linear_nets()
     model = kali.ALI(enc, dec, disc, seed=3)
@@ -319,3 +340,91 @@ def test_mode_coverage_recipe_runs_end_to_end(tmp_path):
     assert a["learning_rate"] == g["learning_rate"] and a["init_std"] == g["init_std"]
     assert recipe.draw_hyperparameters(0) != recipe.draw_hyperparameters(1)
     assert os.path.exists(out + ".png") and os.path.exists(out + "_fig8.png") and os.path.exists(out + ".json")
+
+
+# ---------------------------------------------------------------------------
+# The paper's 32×32 models (Appendix A, Tables 3-4), layer by layer
+# ---------------------------------------------------------------------------
+
+# The tables, typed in again: (kernel, stride, feature maps) of G_z(x)'s / D(x)'s convolutions and G_x(z)'s
+# transposed convolutions; then per dataset: latents, leaky slope, maxout pieces, D(x) BN, dropout rates.
+TABLE_CONVS = [(5, 1, 32), (4, 2, 64), (4, 1, 128), (4, 2, 256), (4, 1, 512)]
+TABLE_DECONVS = [(4, 1, 256), (4, 2, 128), (4, 1, 64), (4, 2, 32), (5, 1, 32)]
+TABLES = {"svhn": dict(latent=256, leak=0.01, pieces=1, dx_bn=True, dropout=[0.2] * 10),
+          "cifar10": dict(latent=64, leak=0.1, pieces=2, dx_bn=False,
+                          dropout=[0.2, 0.5, 0.5, 0.5, 0.5, 0.2, 0.5, 0.5, 0.5, 0.5])}
+
+
+def _table_parameter_count(table, w, k):
+    """Trainable parameters of the three networks, counted from the table (BN: γ and β; no bias before BN)."""
+    c = lambda n: max(1, round(n * w))  # noqa: E731
+    lat, p = table["latent"], table["pieces"]
+    enc, cin = 0, 3
+    for kern, _, f in TABLE_CONVS:
+        enc += kern * kern * cin * c(f) + 2 * c(f)
+        cin = c(f)
+    enc += cin * c(512) + 2 * c(512) + 2 * (c(512) * lat + lat)  # 1×1 conv + BN, linear [mean, log σ]
+    dec, cin = 0, lat
+    for kern, _, f in TABLE_DECONVS:
+        dec += kern * kern * cin * c(f) + 2 * c(f)
+        cin = c(f)
+    dec += cin * c(32) + 2 * c(32) + c(32) * 3 + 3  # 1×1 conv + BN, 1×1 sigmoid output (bias)
+    disc, cin = 0, 3
+    for i, (kern, _, f) in enumerate(TABLE_CONVS):
+        bn = table["dx_bn"] and i > 0
+        disc += kern * kern * cin * c(f) * p + (2 * c(f) if bn else c(f) * p)
+        cin = c(f)
+    zin = lat
+    for _ in range(2):
+        disc += zin * c(512) * p + c(512) * p
+        zin = c(512)
+    jin = cin + zin
+    for _ in range(2):
+        disc += jin * c(1024) * p + c(1024) * p
+        jin = c(1024)
+    return enc, dec, disc + jin * k + k
+
+
+@pytest.mark.parametrize("dataset", ["svhn", "cifar10"])
+def test_paper_models_follow_appendix_a_layer_by_layer(dataset, monkeypatch):
+    table = TABLES[dataset]
+    assert kali._init(0.01).stddev == 0.01  # the tables' N(0, 0.01²) weights
+    # structure only: constant weights build ~10× faster on JAX (no random kernel compiled per shape)
+    monkeypatch.setattr(kali, "_init", lambda std: "zeros")
+    w = 1 / 16
+    enc, dec, disc = kali.networks_paper(dataset, num_classes=10, width=w)
+    model = kali.ALI(enc, dec, disc)
+    assert model.latent_dim == table["latent"] and model.stochastic and model.num_classes == 10
+    convs = [layer for layer in enc.layers if isinstance(layer, layers.Conv2D)]
+    assert [(lay.kernel_size[0], lay.strides[0], lay.filters) for lay in convs] == [
+        (k, s, max(1, round(f * w))) for k, s, f in TABLE_CONVS]
+    assert [lay.output.shape[1] for lay in convs] == [28, 13, 10, 4, 1]  # valid padding: 32×32 -> 1×1
+    deconvs = [layer for layer in dec.layers if isinstance(layer, layers.Conv2DTranspose)]
+    assert [(lay.kernel_size[0], lay.strides[0], lay.filters) for lay in deconvs] == [
+        (k, s, max(1, round(f * w))) for k, s, f in TABLE_DECONVS]
+    assert [lay.output.shape[1] for lay in deconvs] == [4, 10, 13, 28, 32]
+    assert dec.output_shape == (None, 32, 32, 3) and dec.layers[-1].activation is keras.activations.sigmoid
+    slopes = {lay.negative_slope for net in (enc, dec, disc) for lay in net.layers if isinstance(lay, layers.LeakyReLU)}
+    assert len(slopes) == 1 and slopes.pop() == pytest.approx(table["leak"])
+    drops = [lay.rate for lay in disc.layers if isinstance(lay, layers.Dropout)]
+    assert sorted(drops) == sorted(table["dropout"])  # one before each discriminator layer and the logits
+    assert [lay.rate for lay in disc.layers if isinstance(lay, layers.Dropout) and lay.name.startswith("dx_")] == \
+        table["dropout"][:5]
+    bn_x = sorted(lay.name for lay in disc.layers if isinstance(lay, layers.BatchNormalization))
+    assert bn_x == (["dx_bn2", "dx_bn3", "dx_bn4", "dx_bn5"] if table["dx_bn"] else [])
+    maxouts = [lay for lay in disc.layers if isinstance(lay, kali.ChannelMaxout)]
+    assert len(maxouts) == (9 if table["pieces"] == 2 else 0)
+    assert disc.get_layer("xz").output.shape[-1] == 2 * max(1, round(512 * w))  # D(x) ⊕ D(z): the tables' 1024
+    counts = tuple(sum(int(np.prod(v.shape)) for v in net.trainable_weights) for net in (enc, dec, disc))
+    assert counts == _table_parameter_count(table, w, 10)
+
+
+def test_channel_maxout_takes_the_max_of_consecutive_channels():
+    x = np.random.default_rng(0).normal(size=(2, 3, 3, 8)).astype("float32")
+    out = to_np(kali.ChannelMaxout(2)(x))
+    np.testing.assert_array_equal(out, np.maximum(x[..., 0::2], x[..., 1::2]))
+    assert to_np(kali.ChannelMaxout(4)(x[:, 0, 0])).shape == (2, 2)
+    with pytest.raises(ValueError, match="the paper's svhn model takes 32×32 images"):
+        kali.networks_paper("svhn", input_shape=(28, 28, 1))
+    with pytest.raises(ValueError, match="the paper's models are for svhn, cifar10"):
+        kali.networks_paper("mnist")
