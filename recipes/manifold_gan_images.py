@@ -12,7 +12,8 @@
 Coupled (Tables 1-3): ``kzoo train gan-ssl``, Salimans et al.'s feature-matching GAN whose
 K+1-way discriminator is the classifier, + γ·Ω_manifold (``--regularizer manifold``, the
 default), nothing (``none``: the paper's "Improved GAN (ours)" row), the ambient regularizer
-(``ambient``) or the unnormalized tangent (``unnormalized``). Generator Table A3 (uniform latent
+(``ambient``) or the unnormalized tangent (``unnormalized``; the paper gives no ε for it, so
+``--epsilon`` is required). Generator Table A3 (uniform latent
 100, 4×4×512 -> 5×5 transposed convs 256, 128, 3, weight-normalized output), discriminator Table A4
 (weight norm, lReLU 0.2, dropout; Conv-Large 96/192 on CIFAR-10, Conv-Small 64/128 on SVHN),
 Table A5: γ = 1e-3, ε = 20, η = 1, Adam(3e-4, β1 = 0.5), batches of 25 (CIFAR-10) / 50 (SVHN)
@@ -211,6 +212,9 @@ def check_args(p, args):
                 p.error(f"{flag} applies to --table 5 (the decoupled experiment's DCGAN)")
     if table == 5 and args.regularizer == "none" and args.pretrain_steps is not None:
         p.error("--pretrain-steps: the supervised baseline (--regularizer none) uses no DCGAN")
+    if args.regularizer == "unnormalized" and args.epsilon is None:
+        p.error("--regularizer unnormalized needs --epsilon: the paper gives no ε for the unnormalized tangent "
+                "(ε multiplies r = g(z + ηδ) - g(z) itself; ε = 1 evaluates f at g(z + ηδ))")
     for flag, value in (("--gamma", args.gamma), ("--epsilon", args.epsilon)):
         if args.regularizer == "none" and value is not None:
             p.error(f"{flag}: --regularizer none trains without a regularizer")
@@ -231,13 +235,11 @@ def main(argv=None):
     table = check_args(p, args)
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
-    from kzoo.experiment import run
+    from kzoo import experiment
 
     labels = args.labels or DEFAULT_LABELS[table]
     if table == 5:
         save = args.save or default_save(args.width)
-        if args.regularizer == "manifold":
-            pretrain_dcgan(save, args.width, args.pretrain_steps, args.seed, args.data_dir)
         cfg = decoupled_config(labels, args.regularizer, save)
         cfg["width"] = args.width
         hp_gamma = "gamma"
@@ -252,9 +254,16 @@ def main(argv=None):
         hp["epsilon"] = args.epsilon
     if args.steps:
         cfg["steps"] = args.steps
+    try:  # the run's own checks before the DCGAN's pretraining (hours on a GPU)
+        experiment.resolve_hyperparameters(cfg["method"], hp)
+        experiment._check_writable_target(args.metrics_json, "metrics file")
+    except ValueError as e:
+        p.error(str(e))
+    if table == 5 and args.regularizer == "manifold":
+        pretrain_dcgan(save, args.width, args.pretrain_steps, args.seed, args.data_dir)
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-    result = run(seed=args.seed, data_dir=args.data_dir, metrics_json=args.metrics_json, jit_compile=jit,
-                 **cfg)
+    result = experiment.run(seed=args.seed, data_dir=args.data_dir, metrics_json=args.metrics_json,
+                            jit_compile=jit, **cfg)
     print(json.dumps({k: result[k] for k in ("method", "dataset", "labels", "test_error", "train_steps")}))
     print(f"kzoo: {100 * result['test_error']:.2f}% test error ({args.regularizer}); "
           + paper_line(table, labels, args.regularizer))

@@ -90,8 +90,10 @@ def test_decoupled_full_path_pretrains_the_dcgan_once(mock_tfds, tmp_path, capsy
     assert line.startswith("kzoo: ") and "no number for 20 labels" in line
     assert "with 4000 labels: + manifold (IS: 6.68) 23.50 ± 1.20%, Supervised (ours) 25.01 ± 1.29%" in line
     # a second run reuses the saved generator instead of pretraining again
-    _run(argv, mock_tfds, tmp_path, "cifar10")
-    assert len(calls) == 1 and "reusing the DCGAN generator" in capsys.readouterr().out
+    mtime = save.stat().st_mtime_ns
+    assert recipe.pretrain_dcgan(str(save), 0.0625, 1, 0, None) is None
+    assert len(calls) == 1 and save.stat().st_mtime_ns == mtime
+    assert "reusing the DCGAN generator" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -102,15 +104,29 @@ def test_decoupled_full_path_pretrains_the_dcgan_once(mock_tfds, tmp_path, capsy
     (["--dataset", "svhn", "--full", "--pretrain-steps", "3"], "applies to --table 5"),
     (["--dataset", "cifar10", "--full", "--regularizer", "none", "--gamma", "1"], "without a regularizer"),
     (["--dataset", "cifar10", "--full", "--labels", "0"], "--labels must be >= 1"),
+    (["--dataset", "cifar10", "--full", "--regularizer", "unnormalized"], "needs --epsilon"),
 ])
 def test_invalid_combinations_fail_before_any_work(argv, message, capsys, monkeypatch):
     import manifold_gan
     from kzoo import experiment
 
     monkeypatch.setattr(experiment, "run", lambda **kw: pytest.fail("run() was called"))
+    monkeypatch.setattr(experiment, "pretrain", lambda *a, **kw: pytest.fail("pretrain() was called"))
     with pytest.raises(SystemExit) as e:
         manifold_gan.main(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_run_checks_come_before_the_dcgan_pretraining(tmp_path, capsys, monkeypatch):
+    import manifold_gan
+    from kzoo import experiment
+
+    monkeypatch.setattr(experiment, "pretrain", lambda *a, **kw: pytest.fail("pretrain() was called"))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit):
+        manifold_gan.main(["--dataset", "cifar10", "--full", "--table", "5", "--save", str(tmp_path / "g.keras"),
+                           "--metrics-json", str(tmp_path / "file" / "m.json")])
+    assert "metrics file" in capsys.readouterr().err and not (tmp_path / "g.keras").exists()
 
 
 def test_paper_lines_name_the_rows():
