@@ -415,6 +415,9 @@ register(Method(
      Hyperparameter("ema_decay", 0.999, "decay of the classifier's exponential moving average", float,
                     minimum=0.0, maximum=0.99999),
      Hyperparameter("weight_norm", True, "weight-normalized discriminator (Table A4)", bool),
+     Hyperparameter("gan_discriminator", "conv_small", "conv discriminator of Table A4: conv_small (64/128 "
+                    "channels, the paper's SVHN network) or conv_large (96/192, its CIFAR-10 network)", str,
+                    choices=("conv_small", "conv_large")),
      _GAN_ARCH, _GAN_WIDTH, _LATENT_DIM),
     train=_train_gan_ssl, paper=_MANIFOLD_PAPER))
 register(Method(

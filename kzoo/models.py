@@ -9,6 +9,8 @@
 
 ``kzoo.models.VAE`` and ``kzoo.models.Glow`` are the LVAT paper's generative
 "transformers" (defined in :mod:`kzoo.lvat`, loaded on first use; TensorFlow backend).
+* :func:`conv_manifold` -- the 13-layer CNN of the manifold-regularization paper's
+  decoupled experiments (Lecouat et al., paper 000, Table A7: 96/128/256 channels, lReLU 0.2).
 * :func:`preact_resnet18` -- PreActResNet-18 (He et al., 2016), the Manifold
   Mixup paper's supervised network; :func:`wide_resnet28_2` -- WRN-28-2
   (Zagoruyko & Komodakis, 2016, as in Oliver et al., 2018), its
@@ -23,7 +25,7 @@ i; the ResNets: residual stage i), the layers Manifold Mixup mixes at
 import keras
 from keras import layers
 
-MODELS = ("mlp", "conv_small", "conv_large", "preact_resnet18", "wide_resnet28_2")
+MODELS = ("mlp", "conv_small", "conv_large", "preact_resnet18", "wide_resnet28_2", "conv_manifold")
 
 
 def mlp(input_shape=(64,), num_classes=10, hidden=(1200, 600, 300, 150), batch_norm=True,
@@ -54,10 +56,12 @@ _TABLE6 = {
     "conv_small_svhn": ((64, 64, 64), (128, 128, 128), (128, 128, 128)),
     "conv_small": ((96, 96, 96), (192, 192, 192), (192, 192, 192)),
     "conv_large": ((128, 128, 128), (256, 256, 256), (512, 256, 128)),
+    # paper 000 (Lecouat et al.), Table A7: the CNN of the decoupled experiments (Table 5)
+    "conv_manifold": ((96, 96, 96), (128, 128, 128), (256, 128, 128)),
 }
 
 
-def _conv_net(spec, input_shape, num_classes, width, dropout, name):
+def _conv_net(spec, input_shape, num_classes, width, dropout, name, negative_slope=0.1):
     _check(input_shape, num_classes)
     if len(input_shape) != 3:
         raise ValueError(
@@ -74,7 +78,7 @@ def _conv_net(spec, input_shape, num_classes, width, dropout, name):
     def conv(h, filters, kernel, padding, tag):
         h = layers.Conv2D(ch(filters), kernel, padding=padding, use_bias=False, name=f"conv{tag}")(h)
         h = layers.BatchNormalization(name=f"bn{tag}")(h)
-        return layers.LeakyReLU(negative_slope=0.1, name=f"lrelu{tag}")(h)
+        return layers.LeakyReLU(negative_slope=negative_slope, name=f"lrelu{tag}")(h)
 
     for b, filters in enumerate(spec[:2], start=1):
         for i, f in enumerate(filters, start=1):
@@ -104,6 +108,14 @@ def conv_small(input_shape=(32, 32, 3), num_classes=10, width=1.0, dropout=0.5, 
 def conv_large(input_shape=(32, 32, 3), num_classes=10, width=1.0, dropout=0.5):
     """Conv-Large of Table 6 (128/256/512 channels)."""
     return _conv_net(_TABLE6["conv_large"], input_shape, num_classes, width, dropout, "conv_large")
+
+
+def conv_manifold(input_shape=(32, 32, 3), num_classes=10, width=1.0, dropout=0.5):
+    """The decoupled experiments' CNN of paper 000 (Lecouat et al.), Table A7: 3 × (3×3, 96) -> max-pool ->
+    dropout 0.5 -> 3 × (3×3, 128) -> max-pool -> dropout 0.5 -> 3×3 256 (valid) -> 1×1 128 -> 1×1 128
+    -> average pool -> dense; batch norm and lReLU 0.2 after every conv."""
+    return _conv_net(_TABLE6["conv_manifold"], input_shape, num_classes, width, dropout, "conv_manifold",
+                     negative_slope=0.2)
 
 
 def _channels(width):

@@ -4,6 +4,8 @@
     python recipes/manifold_gan.py --dataset moons
     python recipes/manifold_gan.py --dataset digits     # coupled gan-ssl + manifold on digits, samples grid
     python recipes/manifold_gan.py --full               # the paper's 2-D networks (6 × 384 ReLU), longer
+    python recipes/manifold_gan.py --dataset cifar10 --full --table 2   # paper scale: Tables 1-3 and 5, see
+                                                        # recipes/manifold_gan_images.py (forwarded there)
 
 2-D (decoupled, paper App. B "unknown manifold"): a GAN is trained on the
 unlabeled points only; a separate MLP classifier sees one labeled point per
@@ -190,9 +192,20 @@ def digits(seed=0, steps=1000, labels=100, manifold_gamma=1e-2, png=None, verbos
     return out
 
 
+IMAGE_DATASETS = ("cifar10", "svhn")  # paper scale: recipes/manifold_gan_images.py
+
+
 def main(argv=None):
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--dataset", default="circles")
+    if peek.parse_known_args(argv)[0].dataset in IMAGE_DATASETS:
+        sys.path.insert(0, HERE)
+        import manifold_gan_images
+
+        return manifold_gan_images.main(argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="circles", choices=("circles", "moons", "digits"))
+    p.add_argument("--dataset", default="circles", choices=("circles", "moons", "digits") + IMAGE_DATASETS,
+                   help="cifar10, svhn: the paper's Tables 1-3 and 5 (see recipes/manifold_gan_images.py --help)")
     p.add_argument("--full", action="store_true", help="paper-scale networks and schedules")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gamma", type=float, default=None, help="regularizer weight (2-D: 6; digits: 1e-2)")

@@ -196,6 +196,16 @@ def test_architectures_scale_to_the_input_size():
     assert kgan.output_activation((0.0, 1.0)) == "sigmoid" and kgan.output_activation((-3.0, 3.0)) is None
 
 
+def test_ssgan_discriminator_columns_of_table_a4():
+    # Conv-Small (SVHN column: 64/128 channels) and Conv-Large (CIFAR-10 column: 96/192), at width 1/8
+    for name, (c1, c2) in (("conv_small", (8, 16)), ("conv_large", (12, 24))):
+        _, d = kgan.ssgan_pair((8, 8, 1), 10, arch="conv", width=0.125, discriminator=name)
+        assert [d.get_layer(n).output.shape[-1] for n in ("conv1_1", "conv2_1", "conv3_1", "nin3_3")] == \
+            [c1, c2, c2, c2]
+    with pytest.raises(ValueError, match="conv_small, conv_large"):
+        kgan.ssgan_pair((8, 8, 1), 10, discriminator="conv_huge")
+
+
 # -- the manifold and ambient regularizers ------------------------------------------------
 
 

@@ -104,6 +104,17 @@ def test_conv_large_table6_at_full_width():
     assert m.get_layer("drop1").rate == 0.5
 
 
+def test_conv_manifold_is_table_a7_of_the_manifold_gan_paper():
+    m = models.conv_manifold(input_shape=(32, 32, 3), num_classes=10, width=0.125)
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in m.layers}
+    # 3 × 3x3 96 -> pool -> 3 × 3x3 128 -> pool -> 3x3 256 valid -> 1x1 128 -> 1x1 128 (width 1/8)
+    assert shapes["conv1_3"] == (32, 32, 12) and shapes["pool1"] == (16, 16, 12)
+    assert shapes["conv2_3"] == (16, 16, 16) and shapes["pool2"] == (8, 8, 16)
+    assert shapes["conv3_1"] == (6, 6, 32) and shapes["conv3_2"] == (6, 6, 16) and shapes["conv3_3"] == (6, 6, 16)
+    assert m.get_layer("lrelu2_2").negative_slope == pytest.approx(0.2)  # the paper's slope (conv_large: 0.1)
+    assert m.get_layer("drop2").rate == 0.5 and "conv_manifold" in models.MODELS
+
+
 def test_conv_on_small_inputs_keeps_a_feature_map():
     m = models.conv_large(input_shape=(8, 8, 1), num_classes=7, width=0.125)
     shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in m.layers}
