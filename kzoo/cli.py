@@ -42,7 +42,8 @@ def _parser():
     t.add_argument("method", help=f"one of: {', '.join(METHODS)}")
     t.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)} (default digits)")
     t.add_argument("--labels", type=int, default=100, help="number of labeled training examples (class-balanced)")
-    t.add_argument("--model", default="mlp", help="mlp, conv_small or conv_large (default mlp)")
+    t.add_argument("--model", default="mlp", help="mlp, conv_small, conv_large, preact_resnet18, wide_resnet28_2 "
+                   "or conv_manifold (kzoo.models; default mlp)")
     t.add_argument("--width", type=float, default=1.0, help="channel multiplier of the conv models")
     t.add_argument("--steps", type=int, default=1000, help="optimizer steps")
     t.add_argument("--batch-labeled", type=int, default=32)

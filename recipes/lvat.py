@@ -56,6 +56,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--metrics-json", default=None)
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="checkpoint the run here and resume it from there when the same command runs again")
     args = p.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     from kzoo.experiment import pretrain, run
@@ -91,7 +93,8 @@ def main(argv=None):
         cfg["width"] = args.width
     epsilon = args.epsilon or (FULL_EPSILON[key] if args.full else 1.0)
     result = run(method=f"lvat-{kind}", dataset=args.dataset, seed=args.seed, transformer=save, epsilon=epsilon,
-                 data_dir=args.data_dir, metrics_json=args.metrics_json, **cfg)
+                 data_dir=args.data_dir, metrics_json=args.metrics_json,
+                 checkpoint_dir=args.checkpoint_dir, **cfg)
     paper = PAPER.get(key) if args.full else None
     print(json.dumps({k: result[k] for k in ("method", "dataset", "labels", "test_error", "train_steps")}))
     print(f"kzoo: {100 * result['test_error']:.2f}% test error; paper: "

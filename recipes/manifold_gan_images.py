@@ -192,6 +192,8 @@ def build_parser():
     p.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--metrics-json", default=None)
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="checkpoint the run here and resume it from there when the same command runs again")
     return p
 
 
@@ -263,7 +265,7 @@ def main(argv=None):
         pretrain_dcgan(save, args.width, args.pretrain_steps, args.seed, args.data_dir)
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     result = experiment.run(seed=args.seed, data_dir=args.data_dir, metrics_json=args.metrics_json,
-                            jit_compile=jit, **cfg)
+                            jit_compile=jit, checkpoint_dir=args.checkpoint_dir, **cfg)
     print(json.dumps({k: result[k] for k in ("method", "dataset", "labels", "test_error", "train_steps")}))
     print(f"kzoo: {100 * result['test_error']:.2f}% test error ({args.regularizer}); "
           + paper_line(table, labels, args.regularizer))

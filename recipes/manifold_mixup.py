@@ -138,6 +138,8 @@ def main(argv=None):
     p.add_argument("--data-dir", default=None)
     p.add_argument("--metrics-json", default=None)
     args = p.parse_args(argv)
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="checkpoint the run here and resume it from there when the same command runs again")
     if args.full and args.dataset == "digits":
         p.error("--full applies to cifar10, cifar100 (Table 1) and cifar10, svhn (Table 2); "
                 "digits is the offline default")
@@ -165,7 +167,8 @@ def main(argv=None):
         hp["mix_batch_norm"] = args.mix_batch_norm
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     result = run(method=method, dataset=args.dataset, seed=args.seed, width=args.width, jit_compile=jit,
-                 data_dir=args.data_dir, metrics_json=args.metrics_json, **cfg, **hp)
+                 data_dir=args.data_dir, metrics_json=args.metrics_json, checkpoint_dir=args.checkpoint_dir,
+                 **cfg, **hp)
     paper = paper_line(args.table, args.dataset, args.method, args.full)
     result["recipe"] = {"table": args.table, "row": args.method, "full": args.full, "paper": paper}
     if args.metrics_json:

@@ -63,6 +63,8 @@ def main(argv=None):
     p.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--metrics-json", default=None)
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="checkpoint the run here and resume it from there when the same command runs again")
     args = p.parse_args(argv)
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
@@ -83,7 +85,7 @@ def main(argv=None):
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     result = run(method=args.method, dataset=args.dataset, seed=args.seed, entmin=args.entmin,
                  epsilon=epsilon, width=args.width, jit_compile=jit, data_dir=args.data_dir,
-                 metrics_json=args.metrics_json, **cfg)
+                 metrics_json=args.metrics_json, checkpoint_dir=args.checkpoint_dir, **cfg)
     key = args.method + ("+entmin" if args.entmin else "")
     paper = PAPER.get((args.dataset, cfg["model"], bool(args.augment)), {}).get(key)
     print(json.dumps({k: result[k] for k in ("method", "dataset", "labels", "test_error", "train_steps")}))

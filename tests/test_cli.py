@@ -21,6 +21,15 @@ def test_methods_lists_every_method(capsys):
         assert any(line.split()[0] == name for line in out.splitlines())
 
 
+def test_train_help_names_every_model(capsys):
+    import kzoo.models
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in kzoo.models.MODELS), text
+
+
 def test_datasets_reports_offline_availability(capsys, tmp_path):
     assert cli.main(["datasets", "--data-dir", str(tmp_path)]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
