@@ -35,6 +35,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo import backend as kb
 from kzoo import ops as kops
 from kzoo.core import Regularizer, call_without_updates
 
@@ -363,8 +364,9 @@ class ManifoldMixup(Regularizer):
             return run
 
         branches = [branch(head, tail, slots) for head, tail, slots in splits]
-        if len(branches) == 1:
-            logits = branches[0](x, lam, perm)
+        chosen = 0 if len(branches) == 1 else kb.concrete_int(k)
+        if chosen is not None:  # one branch, or eager execution: run only the chosen one
+            logits = branches[chosen](x, lam, perm)
         else:
             logits = ops.switch(k, branches, x, lam, perm)
         return logits, mixed_targets

@@ -76,6 +76,34 @@ def test_mixed_cross_entropy_matches_numpy(seeded, k, per_example):
     np.testing.assert_allclose(value, two.mean(), rtol=1e-5)
 
 
+def test_layer_choice_is_the_same_eager_and_compiled(seeded):
+    """A random layer index k runs the k-th branch alone when eager and through ops.switch when traced."""
+    from kzoo import backend as kb
+
+    model = two_layer()
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 5)).astype("float32")
+    y = np.array([1, 0, 2, 2], "int32")
+    perm, lam = np.array([3, 2, 1, 0]), np.float64(0.7)
+    seed = keras.random.SeedGenerator(0)  # created once, outside any trace
+
+    def mixed_loss(k):
+        reg = Fixed(lam, perm, k, alpha=1.0, layers=["input", "block1"])
+        reg.check_network(model)
+        ctx = StepContext(model, x, y, None, model(x), None, seed)
+        return reg.terms(ctx)["mixup"]
+
+    compiled = kb.compile_function(mixed_loss)
+    onehot = np.eye(3)[y]
+    targets = lam * onehot + (1 - lam) * onehot[perm]
+    for k in (0, 1):
+        expect = np.mean(-np.sum(targets * np_log_softmax(_np_forward(model, x, k, lam, perm)), axis=1))
+        k_tensor = keras.ops.convert_to_tensor(k, dtype="int32")
+        assert kb.concrete_int(k_tensor) == k
+        np.testing.assert_allclose(float(to_np(mixed_loss(k_tensor))), expect, rtol=1e-5)
+        np.testing.assert_allclose(float(to_np(compiled(k_tensor))), expect, rtol=1e-5)
+
+
 def test_one_hot_targets_mix_like_class_indices(seeded):
     model = two_layer()
     x = np.random.default_rng(1).normal(size=(4, 5)).astype("float32")

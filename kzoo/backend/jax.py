@@ -20,6 +20,10 @@ def jvp(fn, x, v):
     return jax.lax.stop_gradient(tangent)
 
 
+def concrete_int(x):
+    return None if isinstance(x, jax.core.Tracer) else int(x)
+
+
 def compile_function(fn):
     return jax.jit(fn)
 
