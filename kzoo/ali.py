@@ -38,7 +38,6 @@ Semi-supervised: give a discriminator with ``K`` logits and train on the
 ``ali.classifier()`` is then the plain classifier ``x -> D(x, mean of G_z(x))``.
 """
 
-import math
 
 import keras
 import numpy as np
@@ -46,6 +45,7 @@ from keras import layers, ops
 
 from kzoo import backend as kb
 from kzoo import ops as kops
+from kzoo.callbacks import NaNGuard
 from kzoo.core import LABELED, UNLABELED, MultiOptimizer, StepOutput, call_without_updates, is_semi_supervised_batch
 
 LOG_STD = "log_std"
@@ -279,7 +279,7 @@ class ALI(keras.Model):
         elif isinstance(x, np.ndarray):
             self._check_data(x)
         callbacks = list(callbacks or [])
-        if not any(isinstance(c, StopOnNaN) for c in callbacks):
+        if not any(isinstance(c, NaNGuard) for c in callbacks):
             callbacks.append(StopOnNaN())
         if self.optimizer is not None and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
@@ -372,25 +372,14 @@ class _Generator(layers.Layer):
         self.built = True
 
 
-class StopOnNaN(keras.callbacks.Callback):
-    """Stop training with a clear error as soon as a logged loss is NaN or infinite."""
+def StopOnNaN():
+    """ALI's divergence guard: :class:`kzoo.callbacks.NaNGuard` with ALI's advice.
 
-    def __init__(self, keys=("d_loss", "g_loss", "loss")):
-        super().__init__()
-        self.keys = keys
-        self.step = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        for key in self.keys:
-            if logs and key in logs:
-                value = float(logs[key])
-                if not math.isfinite(value):
-                    self.model.stop_training = True
-                    raise FloatingPointError(
-                        f"ALI training diverged: {key} is {value} at step {self.step}. Lower the learning rates "
-                        "(or raise Adam's epsilon), check the inputs for NaN/inf, or initialize the weights with "
-                        "a smaller standard deviation.")
+    On a NaN/inf loss it puts back the weights of the last good snapshot (taken
+    every 100 steps) and raises :class:`kzoo.callbacks.NonFiniteLossError`.
+    """
+    return NaNGuard(hint="ALI training diverged: lower the learning rates (or raise Adam's epsilon), check the "
+                         "inputs for NaN/inf, or initialize the weights with a smaller standard deviation.")
 
 
 def save(ali, filepath):

@@ -33,7 +33,6 @@ semi-supervised learning"):
 import functools
 import math
 import os
-import tempfile
 
 import keras
 import numpy as np
@@ -41,6 +40,7 @@ from keras import ops
 
 from kzoo import backend as kb
 from kzoo import ops as kops
+from kzoo.callbacks import NaNGuard, NonFiniteLossError  # noqa: F401  (kzoo.gan.NaNGuard, as before)
 from kzoo.core import (LABELED, UNLABELED, MultiOptimizer, Regularizer, StepContext, StepOutput,
                        call_without_updates, is_semi_supervised_batch)
 
@@ -768,77 +768,6 @@ class SemiSupervisedGAN(GAN):
 # --------------------------------------------------------------------------
 # NaN guard: stop on a non-finite loss, keep the last good weights
 # --------------------------------------------------------------------------
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; the last good weights were kept."""
-
-
-class NaNGuard(keras.callbacks.Callback):
-    """Stop training with a clear error on the first non-finite logged loss.
-
-    Every ``every`` steps (and at the start) it keeps a copy of the model's
-    weights in memory and, with ``filepath`` (a ``.weights.h5`` file), on disk
-    (written to a temporary file and moved into place, so the last good
-    checkpoint is never overwritten by a half-written or non-finite one). On a
-    NaN/inf it restores the last good weights into the model and raises
-    :class:`NonFiniteLossError` naming the step, the losses and where the good
-    weights are. Self-contained for the GAN family (the general checkpointing of
-    :mod:`kzoo.experiment` is separate work).
-    """
-
-    def __init__(self, every=100, filepath=None):
-        super().__init__()
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be an integer >= 1, got {every!r}")
-        if filepath is not None and not str(filepath).endswith(".weights.h5"):
-            raise ValueError(f"the NaN guard's checkpoint must be a .weights.h5 file, got {filepath!r}")
-        self.every = every
-        self.filepath = None if filepath is None else os.path.abspath(os.fspath(filepath))
-        self.good_step = None
-        self._good = None
-        self.step = 0
-
-    def _snapshot(self):
-        kb.sync_model_state(self.model)
-        self._good = [np.array(v) for v in self.model.get_weights()]
-        self.good_step = self.step
-        if self.filepath:
-            parent = os.path.dirname(self.filepath)
-            os.makedirs(parent, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=parent)
-            os.close(fd)
-            try:
-                self.model.save_weights(tmp, overwrite=True)
-                os.replace(tmp, self.filepath)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-
-    def on_train_begin(self, logs=None):
-        self._snapshot()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        bad = {}
-        for name, value in (logs or {}).items():
-            try:
-                v = float(np.asarray(value))
-            except (TypeError, ValueError):
-                continue
-            if not math.isfinite(v):
-                bad[name] = v
-        if bad:
-            kb.sync_model_state(self.model)
-            self.model.set_weights(self._good)
-            self.model.stop_training = True
-            where = f"; also saved in {self.filepath}" if self.filepath else ""
-            raise NonFiniteLossError(
-                f"non-finite loss at training step {self.step} ({', '.join(f'{k}={v}' for k, v in bad.items())}); "
-                f"training stopped and the model's weights were restored to those of step {self.good_step}"
-                f"{where}. Lower the learning rate or the regularizer weights (γ, ε) and train again.")
-        if self.step % self.every == 0:
-            self._snapshot()
 
 
 # --------------------------------------------------------------------------
