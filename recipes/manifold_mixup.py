@@ -137,9 +137,9 @@ def main(argv=None):
     p.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--metrics-json", default=None)
-    args = p.parse_args(argv)
     p.add_argument("--checkpoint-dir", default=None,
                    help="checkpoint the run here and resume it from there when the same command runs again")
+    args = p.parse_args(argv)
     if args.full and args.dataset == "digits":
         p.error("--full applies to cifar10, cifar100 (Table 1) and cifar10, svhn (Table 2); "
                 "digits is the offline default")
