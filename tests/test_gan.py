@@ -179,6 +179,7 @@ def test_weight_normalized_models_save_and_reload(tmp_path):
 # -- architectures ------------------------------------------------------------------
 
 
+@pytest.mark.structure  # backend-independent: TensorFlow pass only
 def test_architectures_scale_to_the_input_size():
     for shape in ((8, 8, 1), (32, 32, 3)):  # two stride-2 layers for 8×8, three (the paper's) for 32×32
         gen = kgan.conv_generator(shape, latent_dim=16, width=0.02)
@@ -196,6 +197,7 @@ def test_architectures_scale_to_the_input_size():
     assert kgan.output_activation((0.0, 1.0)) == "sigmoid" and kgan.output_activation((-3.0, 3.0)) is None
 
 
+@pytest.mark.structure  # backend-independent: TensorFlow pass only
 def test_ssgan_discriminator_columns_of_table_a4():
     # Conv-Small (SVHN column: 64/128 channels) and Conv-Large (CIFAR-10 column: 96/192), at width 1/8
     for name, (c1, c2) in (("conv_small", (8, 16)), ("conv_large", (12, 24))):
