@@ -21,6 +21,8 @@ import json
 import os
 import sys
 
+from _common import add_run_options
+
 PAPER = {  # test error (%), the paper's Table 3 (SSL, no augmentation)
     ("svhn", "glow"): 4.20, ("svhn", "vae"): 4.44, ("cifar10", "glow"): 9.94, ("cifar10", "vae"): 13.90,
 }
@@ -53,11 +55,7 @@ def main(argv=None):
                         "channels (VAE 128, Glow coupling 64; paper: 1), to shrink the networks for smoke tests")
     p.add_argument("--glow-depth", type=int, default=None,
                    help="with --full: Glow steps per level K (paper: 22), to shrink Glow for smoke tests")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--metrics-json", default=None)
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="checkpoint the run here and resume it from there when the same command runs again")
+    add_run_options(p, jit=False, backend=False)  # LVAT: TensorFlow backend (TFP)
     args = p.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     from kzoo.experiment import pretrain, run

@@ -42,6 +42,8 @@ import math
 import os
 import sys
 
+from _common import add_run_options, jit_compile, use_backend
+
 TABLES = {1: "cifar10", 2: "cifar10", 3: "svhn", 5: "cifar10"}
 DEFAULT_TABLE = {"cifar10": 2, "svhn": 3}
 REGULARIZERS = ("manifold", "none", "ambient", "unnormalized")
@@ -187,13 +189,7 @@ def build_parser():
     p.add_argument("--gamma", type=float, default=None, help="override γ of the regularizer")
     p.add_argument("--epsilon", type=float, default=None, help=f"override ε (input units of images in [0, 1]; "
                    f"default {EPSILON:g}, the paper's {PAPER_EPSILON:g} in [-1, 1])")
-    p.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--metrics-json", default=None)
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="checkpoint the run here and resume it from there when the same command runs again")
+    add_run_options(p)
     return p
 
 
@@ -235,8 +231,7 @@ def main(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
     table = check_args(p, args)
-    if args.backend:
-        os.environ["KERAS_BACKEND"] = args.backend
+    use_backend(args)
     from kzoo import experiment
 
     labels = args.labels or DEFAULT_LABELS[table]
@@ -263,7 +258,7 @@ def main(argv=None):
         p.error(str(e))
     if table == 5 and args.regularizer == "manifold":
         pretrain_dcgan(save, args.width, args.pretrain_steps, args.seed, args.data_dir)
-    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    jit = jit_compile(args)
     result = experiment.run(seed=args.seed, data_dir=args.data_dir, metrics_json=args.metrics_json,
                             jit_compile=jit, checkpoint_dir=args.checkpoint_dir, **cfg)
     print(json.dumps({k: result[k] for k in ("method", "dataset", "labels", "test_error", "train_steps")}))

@@ -33,8 +33,9 @@ Data must be prepared in a local TFDS folder (see ``kzoo datasets``).
 import argparse
 import json
 import math
-import os
 import sys
+
+from _common import add_run_options, jit_compile, use_backend
 
 # The paper's test error (%) and test NLL (nats; None where the paper gives none), not kzoo's.
 # Table 1: PreActResNet-18. CIFAR-100 input mixup is Zhang et al.'s number as Table 1b cites it.
@@ -132,13 +133,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None, help="override the number of updates")
     p.add_argument("--labels", type=int, default=None, help="override the number of labels")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier of the ResNets (paper: 1)")
-    p.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--metrics-json", default=None)
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="checkpoint the run here and resume it from there when the same command runs again")
+    add_run_options(p)
     args = p.parse_args(argv)
     if args.full and args.dataset == "digits":
         p.error("--full applies to cifar10, cifar100 (Table 1) and cifar10, svhn (Table 2); "
@@ -153,8 +148,7 @@ def main(argv=None):
             p.error(f"--{key} must be >= 1")
     if args.width <= 0:
         p.error("--width must be > 0")
-    if args.backend:
-        os.environ["KERAS_BACKEND"] = args.backend
+    use_backend(args)
     from kzoo.experiment import run, write_json_atomic
 
     cfg = dict(FULL[(args.table, args.dataset)]) if args.full else dict(SMALL)
@@ -165,7 +159,7 @@ def main(argv=None):
     method, hp = method_settings(args.table, args.method, args.full, args.dataset)
     if method != "supervised":
         hp["mix_batch_norm"] = args.mix_batch_norm
-    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    jit = jit_compile(args)
     result = run(method=method, dataset=args.dataset, seed=args.seed, width=args.width, jit_compile=jit,
                  data_dir=args.data_dir, metrics_json=args.metrics_json, checkpoint_dir=args.checkpoint_dir,
                  **cfg, **hp)

@@ -19,8 +19,9 @@ which this recipe does not. Data must be prepared in a local TFDS folder (see
 
 import argparse
 import json
-import os
 import sys
+
+from _common import add_run_options, jit_compile, use_backend
 
 # Paper's test error (%) -- Table 3 (MNIST, MLP), Table 4 (no augmentation), Table 5 (translation + flip).
 # Keys: (dataset, model, augmented) -> {method: error}. These are the paper's numbers, not kzoo's.
@@ -58,16 +59,9 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None, help="override the number of updates")
     p.add_argument("--labels", type=int, default=None, help="override the number of labels")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier of the conv models (paper: 1)")
-    p.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--metrics-json", default=None)
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="checkpoint the run here and resume it from there when the same command runs again")
+    add_run_options(p)
     args = p.parse_args(argv)
-    if args.backend:
-        os.environ["KERAS_BACKEND"] = args.backend
+    use_backend(args)
     if args.full and args.dataset == "digits":
         p.error("--full applies to mnist, svhn and cifar10 (digits is the offline default)")
     if args.augment and (not args.full or args.dataset == "mnist"):
@@ -82,7 +76,7 @@ def main(argv=None):
         if getattr(args, key):
             cfg[key] = getattr(args, key)
     epsilon = cfg.pop("epsilon", None)
-    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    jit = jit_compile(args)
     result = run(method=args.method, dataset=args.dataset, seed=args.seed, entmin=args.entmin,
                  epsilon=epsilon, width=args.width, jit_compile=jit, data_dir=args.data_dir,
                  metrics_json=args.metrics_json, checkpoint_dir=args.checkpoint_dir, **cfg)

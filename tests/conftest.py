@@ -149,3 +149,19 @@ def mock_tfds(tmp_path):
             yield str(data_dir)
 
     return make
+
+
+@pytest.fixture
+def pretrain_calls(monkeypatch):
+    """The keyword arguments of every ``kzoo.experiment.pretrain`` call the test makes (the calls still run)."""
+    from kzoo import experiment
+
+    calls = []
+    original = experiment.pretrain
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "pretrain", spy)
+    return calls

@@ -55,20 +55,12 @@ def test_coupled_full_paths(dataset, table, mock_tfds, tmp_path, capsys):
     assert line.startswith("kzoo: ") and f"Table {table}" in line and expected in line
 
 
-def test_decoupled_full_path_pretrains_the_dcgan_once(mock_tfds, tmp_path, capsys, monkeypatch):
+def test_decoupled_full_path_pretrains_the_dcgan_once(mock_tfds, tmp_path, capsys, pretrain_calls):
     import keras
 
     import manifold_gan_images as recipe
-    from kzoo import experiment
 
-    calls = []
-    original = experiment.pretrain
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(experiment, "pretrain", spy)
+    calls = pretrain_calls
     save = tmp_path / "dcgan.keras"
     argv = ["--dataset", "cifar10", "--full", "--table", "5", "--pretrain-steps", "1", "--save", str(save)]
     result = _run(argv, mock_tfds, tmp_path, "cifar10")

@@ -21,18 +21,10 @@ sys.path.insert(0, os.path.join(REPO, "recipes"))
     ("vae", ["--width", "0.0625"], {"channels": 8}),
     ("glow", ["--width", "0.125", "--glow-depth", "1"], {"hidden_channels": 8, "depth": 1}),
 ])
-def test_lvat_recipe_full_path(kind, shrink, shrunk, mock_tfds, tmp_path, capsys, monkeypatch):
+def test_lvat_recipe_full_path(kind, shrink, shrunk, mock_tfds, tmp_path, capsys, pretrain_calls):
     import lvat as recipe
-    from kzoo import experiment
 
-    calls = []
-    original = experiment.pretrain
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(experiment, "pretrain", spy)
+    calls = pretrain_calls
     save = tmp_path / f"{kind}_svhn"
     out = tmp_path / "m.json"
     argv = ["--dataset", "svhn", "--full", "--transformer", kind, "--pretrain-steps", "1", "--steps", "2",
