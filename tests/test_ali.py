@@ -268,7 +268,7 @@ def test_covered_modes_counts_nearest_components():
         kali.covered_modes(np.zeros((3, 3)))
 
 
-@pytest.mark.structure  # backend-independent: TensorFlow pass only
+@pytest.mark.one_backend  # model structure, the same on every backend: TensorFlow pass only
 def test_architectures_have_the_advertised_shapes():
     enc, dec, disc = kali.networks_conv((8, 8, 1), latent_dim=16, num_classes=10, width=0.25)
     model = kali.ALI(enc, dec, disc, seed=0)

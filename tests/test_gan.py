@@ -179,7 +179,7 @@ def test_weight_normalized_models_save_and_reload(tmp_path):
 # -- architectures ------------------------------------------------------------------
 
 
-@pytest.mark.structure  # backend-independent: TensorFlow pass only
+@pytest.mark.one_backend  # model structure, the same on every backend: TensorFlow pass only
 def test_architectures_scale_to_the_input_size():
     for shape in ((8, 8, 1), (32, 32, 3)):  # two stride-2 layers for 8×8, three (the paper's) for 32×32
         gen = kgan.conv_generator(shape, latent_dim=16, width=0.02)
@@ -197,7 +197,7 @@ def test_architectures_scale_to_the_input_size():
     assert kgan.output_activation((0.0, 1.0)) == "sigmoid" and kgan.output_activation((-3.0, 3.0)) is None
 
 
-@pytest.mark.structure  # backend-independent: TensorFlow pass only
+@pytest.mark.one_backend  # model structure, the same on every backend: TensorFlow pass only
 def test_ssgan_discriminator_columns_of_table_a4():
     # Conv-Small (SVHN column: 64/128 channels) and Conv-Large (CIFAR-10 column: 96/192), at width 1/8
     for name, (c1, c2) in (("conv_small", (8, 16)), ("conv_large", (12, 24))):
@@ -397,7 +397,7 @@ def test_gan_ssl_method_trains_with_both_regularizers_and_returns_the_ema_classi
     from kzoo.experiment import run
 
     result = run(method="gan-ssl", dataset="moons", labels=2, steps=4, batch_labeled=2, batch_unlabeled=16,
-                 manifold_gamma=0.1, ambient_gamma=0.1, epsilon=0.1, gan_width=0.1, verbose=0, jit_compile=False,
+                 manifold_gamma=0.1, ambient_gamma=0.1, epsilon=0.1, gan_width=0.1, verbose=0,
                  metrics_json=str(tmp_path / "m.json"))
     assert result["hyperparameters"]["classifier"] == "EMA of the discriminator"
     assert 0.0 <= result["test_error"] <= 1.0 and result["train_steps"] == 4
@@ -461,7 +461,7 @@ def test_pretrain_dcgan_then_train_manifold_with_its_generator(tmp_path):
     gen = kgan.load_generator(path)
     assert gen.output_shape[1:] == (2,)
     result = run(method="manifold", dataset="moons", labels=2, steps=3, batch_labeled=2, batch_unlabeled=16,
-                 generator=path, gamma=1.0, epsilon=0.1, verbose=0, jit_compile=False)
+                 generator=path, gamma=1.0, epsilon=0.1, verbose=0)
     assert "ManifoldGAN" in result["hyperparameters"]["regularizer"]
 
 
@@ -475,8 +475,7 @@ def test_regularizer_passes_of_the_coupled_gan_leave_batch_norm_statistics_alone
         keras.utils.set_random_seed(0)
         gen, clf = kgan.ssgan_pair((6,), 3, width=0.05)
         model = kgan.SemiSupervisedGAN(gen, clf, manifold_gamma=gamma, ambient_gamma=gamma, epsilon=1.0, seed=0)
-        model.compile(discriminator_optimizer=keras.optimizers.SGD(0.1), generator_optimizer=keras.optimizers.SGD(0.1),
-                      jit_compile=False)
+        model.compile(discriminator_optimizer=keras.optimizers.SGD(0.1), generator_optimizer=keras.optimizers.SGD(0.1))
         logs = model.fit(_one_batch(x_l, y_l, x_u), steps_per_epoch=1, epochs=1, verbose=0).history
         assert ("manifold" in logs) == (gamma > 0) and ("ambient" in logs) == (gamma > 0)
         stats.append([np.array(v) for v in gen.non_trainable_variables])

@@ -303,7 +303,7 @@ def test_resnets_have_named_mixable_blocks(seeded):
     assert np.isfinite(logs["mixup"])
 
 
-@pytest.mark.structure  # backend-independent: TensorFlow pass only
+@pytest.mark.one_backend  # model structure, the same on every backend: TensorFlow pass only
 def test_full_size_resnets_parameter_counts():
     # PreActResNet-18 on CIFAR-10: 11,171,146 trainable parameters in the widely used PyTorch
     # implementation (kuangliu/pytorch-cifar), which omits He et al.'s final BN-ReLU

@@ -169,6 +169,7 @@ def test_tune_errors_before_any_trial(capsys):
     assert "at least one label per class" in capsys.readouterr().err
 
 
+@pytest.mark.one_backend  # process orchestration (keras-tuner chief/workers); trials run on both backends elsewhere
 def test_distributed_chief_and_two_workers_run_every_trial_exactly_once(fake_module, tmp_path):
     """One kzoo command: keras-tuner's chief on 127.0.0.1 and two worker processes."""
     directory, out = tmp_path / "search", tmp_path / "tune.json"
