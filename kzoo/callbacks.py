@@ -102,9 +102,14 @@ def restore_checkpoint(model, path):
     extra = _extra_variables(model)
     with np.load(os.path.join(path, "state.npz")) as saved:
         values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    if [v.path for v in extra] == meta["extra"]:
-        for v, value in zip(extra, values):
-            v.assign(value)
+    # by position: the paths of seed generators carry name counters (seed_generator_3) that differ
+    # between processes, and between models built one after another in one process
+    if len(values) != len(extra) or any(tuple(np.shape(a)) != tuple(v.shape) for a, v in zip(values, extra)):
+        raise ValueError(f"the checkpoint {path} holds {len(values)} random-state variables "
+                         f"({', '.join(meta['extra']) or 'none'}) but the model has {len(extra)} "
+                         f"({', '.join(v.path for v in extra) or 'none'}): it was written by another model")
+    for v, value in zip(extra, values):
+        v.assign(value)
     return int(meta["step"])
 
 

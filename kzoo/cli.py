@@ -92,6 +92,10 @@ def _parser():
     q.add_argument("--export", required=True, help="where to save the trained model (Keras format)")
     q.add_argument("--metrics-json", default=None, help="write the training metrics to this JSON file")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument("--checkpoint-dir", default=None,
+                   help="checkpoint here; rerunning the same command after a crash or kill resumes from it")
+    q.add_argument("--checkpoint-every", type=int, default=None, help="optimizer steps between checkpoints "
+                   "(default steps/20)")
     _hyperparameter_flags(q.add_argument_group("model hyperparameters"), all_hyperparameters(PRETRAINERS))
 
     e = sub.add_parser("evaluate", help="test error, NLL, calibration error (ECE) and accuracy under "
@@ -235,7 +239,8 @@ def main(argv=None):
             result = pretrain(args.model, dataset=args.dataset, steps=args.steps, batch_size=args.batch_size,
                               learning_rate=args.learning_rate, seed=args.seed, data_dir=args.data_dir,
                               export=args.export, metrics_json=args.metrics_json,
-                              hyperparameters=_given_hyperparameters(args), verbose=0 if args.quiet else 1)
+                              hyperparameters=_given_hyperparameters(args), verbose=0 if args.quiet else 1,
+                              checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every)
             print(json.dumps(result, default=str))
             return 0
         hp = _given_hyperparameters(args)

@@ -255,33 +255,37 @@ class RunContext:
         and checkpoints every ``checkpoint_every`` steps. Raises
         :class:`kzoo.callbacks.TrainingDiverged` when a loss became NaN/inf.
         """
-        from kzoo import callbacks as kcb
+        return _guarded_fit(self, model, self.stream() if stream is None else stream, is_chief=self.is_chief,
+                            tensorboard=self.tensorboard)
 
-        stream = self.stream() if stream is None else stream
-        epochs = _epochs_for(self.steps)
-        per_epoch = self.steps // epochs
-        start = 0
-        if self.checkpoint_dir:
-            start, path = kcb.latest_checkpoint(self.checkpoint_dir)
-            if path is not None:
-                start = kcb.restore_checkpoint(model, path)
-                self.info["resumed_from_step"] = start
-                if self.verbose:
-                    print(f"kzoo: resuming from the checkpoint at step {start} in {self.checkpoint_dir}")
-        guard = kcb.TrainingGuard(self.steps, self.checkpoint_dir, self.checkpoint_every, start,
-                                  write=self.is_chief)
-        self.guards.append(guard)
-        if start >= self.steps:
-            return None
-        if start:
-            stream = _skip_batches(stream, start)
-        callbacks = list(self.callbacks) + [guard]
-        if self.tensorboard:
-            callbacks.append(kcb.tensorboard(self.tensorboard, self.steps))
-        history = model.fit(stream, steps_per_epoch=per_epoch, epochs=epochs, initial_epoch=start // per_epoch,
-                            verbose=self.verbose, callbacks=callbacks, shuffle=False)
-        guard.check()
-        return history
+
+def _guarded_fit(ctx, model, stream, is_chief=True, tensorboard=None):
+    """The fit of :class:`RunContext` and :class:`PretrainContext`: ``ctx.steps`` steps, resume, checkpoints."""
+    from kzoo import callbacks as kcb
+
+    epochs = _epochs_for(ctx.steps)
+    per_epoch = ctx.steps // epochs
+    start = 0
+    if ctx.checkpoint_dir:
+        start, path = kcb.latest_checkpoint(ctx.checkpoint_dir)
+        if path is not None:
+            start = kcb.restore_checkpoint(model, path)
+            ctx.info["resumed_from_step"] = start
+            if ctx.verbose:
+                print(f"kzoo: resuming from the checkpoint at step {start} in {ctx.checkpoint_dir}")
+    guard = kcb.TrainingGuard(ctx.steps, ctx.checkpoint_dir, ctx.checkpoint_every, start, write=is_chief)
+    ctx.guards.append(guard)
+    if start >= ctx.steps:
+        return None
+    if start:
+        stream = _skip_batches(stream, start)
+    callbacks = list(ctx.callbacks) + [guard]
+    if tensorboard:
+        callbacks.append(kcb.tensorboard(tensorboard, ctx.steps))
+    history = model.fit(stream, steps_per_epoch=per_epoch, epochs=epochs, initial_epoch=start // per_epoch,
+                        verbose=ctx.verbose, callbacks=callbacks, shuffle=False)
+    guard.check()
+    return history
 
 
 OPTIMIZERS = ("adam", "sgd")
@@ -578,17 +582,28 @@ class PretrainContext:
     export: str
     verbose: int
     callbacks: list = dataclasses.field(default_factory=list)
+    checkpoint_dir: object = None
+    checkpoint_every: int = 100
+    info: dict = dataclasses.field(default_factory=dict)
+    guards: list = dataclasses.field(default_factory=list)
 
     def fit(self, model, stream):
-        """``model.fit`` for ``steps`` steps in equal epochs, with the run's callbacks."""
-        epochs = _epochs_for(self.steps)
-        return model.fit(stream, steps_per_epoch=self.steps // epochs, epochs=epochs, verbose=self.verbose,
-                         callbacks=list(self.callbacks), shuffle=False)
+        """``model.fit`` (compiled, built) for ``steps`` steps in equal epochs, with the run's callbacks.
+
+        With ``checkpoint_dir`` it checkpoints and resumes like :meth:`RunContext.fit`.
+        """
+        return _guarded_fit(self, model, stream)
 
 
 def pretrain(name, dataset="digits", steps=2000, batch_size=128, learning_rate=None, seed=0, data_dir=None,
-             export=None, metrics_json=None, hyperparameters=None, verbose=1):
-    """Train the registered pretrainer ``name`` on ``dataset``'s inputs and save it to ``export``."""
+             export=None, metrics_json=None, hyperparameters=None, verbose=1, checkpoint_dir=None,
+             checkpoint_every=None):
+    """Train the registered pretrainer ``name`` on ``dataset``'s inputs and save it to ``export``.
+
+    ``checkpoint_dir``: checkpoint every ``checkpoint_every`` steps (default
+    steps/20); the same call after a crash or kill resumes from the latest
+    checkpoint, and the checkpoints are removed once the model is saved.
+    """
     from kzoo import data as kdata
     from kzoo.methods import get_pretrainer
 
@@ -608,19 +623,32 @@ def pretrain(name, dataset="digits", steps=2000, batch_size=128, learning_rate=N
         raise ConfigError("pretrain needs --export: where to save the trained model")
     export = _check_writable_target(export, "export file")
     metrics_json = _check_writable_target(metrics_json, "metrics file")
+    if checkpoint_every is None:
+        checkpoint_every = max(1, int(steps) // 20)
+    if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
+        raise ConfigError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
+    if checkpoint_dir is not None:
+        config = {"pretrain": name, "dataset": dataset, "steps": int(steps), "batch_size": int(batch_size),
+                  "learning_rate": learning_rate, "seed": int(seed), "hyperparameters": hp}
+        checkpoint_dir = _check_checkpoint_dir(checkpoint_dir, config)
 
     import keras
 
     ds = kdata.load(dataset, data_dir=data_dir, seed=seed)
     timer = _step_timer()
     ctx = PretrainContext(spec, hp, ds, int(steps), int(batch_size), learning_rate, int(seed), export,
-                          verbose, callbacks=[timer])
+                          verbose, callbacks=[timer], checkpoint_dir=checkpoint_dir,
+                          checkpoint_every=int(checkpoint_every))
     keras.utils.set_random_seed(seed)
     metrics = spec.run(ctx) or {}
     result = {"model": name, "dataset": dataset, "seed": int(seed), "backend": keras.backend.backend(),
               "hyperparameters": hp, "steps": int(timer.steps) if hasattr(timer, "steps") else None,
               "train_seconds": round(timer.end - timer.start, 3) if hasattr(timer, "end") else None,
-              "export": export, **metrics}
+              "export": export, **ctx.info, **metrics}
     if metrics_json:
         write_json_atomic(metrics_json, result)
+    if checkpoint_dir:
+        from kzoo.callbacks import clear_checkpoints
+
+        clear_checkpoints(checkpoint_dir)  # the model is saved: its checkpoints are no longer needed
     return result

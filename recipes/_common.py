@@ -26,3 +26,8 @@ def use_backend(args):
 
 def jit_compile(args):
     return JIT[args.jit_compile]
+
+
+def checkpoint_subdir(checkpoint_dir, stage):
+    """``checkpoint_dir/stage`` ("pretrain", "train"), so that each stage of a recipe resumes its own run."""
+    return None if checkpoint_dir is None else os.path.join(checkpoint_dir, stage)

@@ -80,7 +80,7 @@ def _parser():
     p.add_argument("--export", default=None, help="unsupervised: the .keras file (default saved_models/"
                    "ali_DATASET.keras, PNG beside it); --ssl: a folder for the exported plain classifier")
     p.add_argument("--metrics-json", default=None, help="write the run's metrics and hyperparameters here")
-    p.add_argument("--checkpoint-dir", default=None, help="--ssl: checkpoint here and resume an interrupted run "
+    p.add_argument("--checkpoint-dir", default=None, help="checkpoint here and resume an interrupted run "
                    "when the same command is started again")
     p.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto", help="--ssl runs")
     p.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
@@ -100,8 +100,6 @@ def _check(p, args):
         p.error(f"--labels must be >= 10 (one per class), got {args.labels}")
     if args.full and args.ssl and args.dataset == "cifar10" and args.labels not in (None,) + CIFAR10_LABELS:
         p.error(f"Table 2 has 1000, 2000, 4000 and 8000 labels; got --labels {args.labels}")
-    if args.checkpoint_dir and not args.ssl:
-        p.error("--checkpoint-dir applies to --ssl runs (kzoo.experiment.run); unsupervised pretraining has none")
     if args.steps is not None and args.steps < 1:
         p.error(f"--steps must be >= 1, got {args.steps}")
     if args.width is not None and not (math.isfinite(args.width) and args.width > 0):
@@ -143,7 +141,8 @@ def main(argv=None):
             return r
         res = pretrain("ali", dataset="digits", steps=args.steps or 2000, batch_size=100, learning_rate=2e-4,
                        seed=args.seed, export=args.export or "saved_models/ali_digits.keras",
-                       metrics_json=args.metrics_json, hyperparameters={**hp, "ali_width": width}, verbose=verbose)
+                       metrics_json=args.metrics_json, hyperparameters={**hp, "ali_width": width}, verbose=verbose,
+                       checkpoint_dir=args.checkpoint_dir)
         print(f"ALI on digits: saved {res['export']}, figure {res['figure']}, test reconstruction MSE "
               f"{res['test_reconstruction_mse']:.4f}; paper: no digits number")
         return res
@@ -166,7 +165,8 @@ def main(argv=None):
         return r
     res = pretrain("ali", dataset=args.dataset, steps=steps, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE,
                    seed=args.seed, data_dir=args.data_dir, export=args.export or f"saved_models/ali_{args.dataset}.keras",
-                   metrics_json=args.metrics_json, hyperparameters={**hp, "ali_width": width}, verbose=verbose)
+                   metrics_json=args.metrics_json, hyperparameters={**hp, "ali_width": width}, verbose=verbose,
+                   checkpoint_dir=args.checkpoint_dir)
     print(f"kzoo: saved {res['export']}, figure {res['figure']}, test reconstruction MSE "
           f"{res['test_reconstruction_mse']:.4f}, final D(real) {res.get('d_real', float('nan')):.3f} / D(fake) "
           f"{res.get('d_fake', float('nan')):.3f}; paper: {PAPER_UNSUPERVISED[args.dataset]}")

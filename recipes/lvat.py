@@ -21,7 +21,7 @@ import json
 import os
 import sys
 
-from _common import add_run_options
+from _common import add_run_options, checkpoint_subdir as _sub
 
 PAPER = {  # test error (%), the paper's Table 3 (SSL, no augmentation)
     ("svhn", "glow"): 4.20, ("svhn", "vae"): 4.44, ("cifar10", "glow"): 9.94, ("cifar10", "vae"): 13.90,
@@ -80,7 +80,8 @@ def main(argv=None):
         if args.glow_depth is not None:
             hp["depth"] = args.glow_depth
         info = pretrain(kind, dataset=args.dataset, steps=steps, seed=args.seed, data_dir=args.data_dir,
-                        export=save, hyperparameters=hp, learning_rate=1e-4 if args.full and kind == "glow" else None)
+                        export=save, hyperparameters=hp, learning_rate=1e-4 if args.full and kind == "glow" else None,
+                        checkpoint_dir=_sub(args.checkpoint_dir, "pretrain"))
         print(json.dumps({k: v for k, v in info.items() if "bits" in k or "error" in k}))
     cfg = dict(FULL[args.dataset]) if args.full else dict(model="mlp", labels=100, steps=1000)
     if args.labels:
@@ -92,7 +93,7 @@ def main(argv=None):
     epsilon = args.epsilon or (FULL_EPSILON[key] if args.full else 1.0)
     result = run(method=f"lvat-{kind}", dataset=args.dataset, seed=args.seed, transformer=save, epsilon=epsilon,
                  data_dir=args.data_dir, metrics_json=args.metrics_json,
-                 checkpoint_dir=args.checkpoint_dir, **cfg)
+                 checkpoint_dir=_sub(args.checkpoint_dir, "train"), **cfg)
     paper = PAPER.get(key) if args.full else None
     print(json.dumps({k: result[k] for k in ("method", "dataset", "labels", "test_error", "train_steps")}))
     print(f"kzoo: {100 * result['test_error']:.2f}% test error; paper: "

@@ -42,7 +42,7 @@ import math
 import os
 import sys
 
-from _common import add_run_options, jit_compile, use_backend
+from _common import add_run_options, checkpoint_subdir, jit_compile, use_backend
 
 TABLES = {1: "cifar10", 2: "cifar10", 3: "svhn", 5: "cifar10"}
 DEFAULT_TABLE = {"cifar10": 2, "svhn": 3}
@@ -128,7 +128,7 @@ def default_save(width):
     return os.path.join("saved_models", f"dcgan_cifar10{suffix}.keras")
 
 
-def pretrain_dcgan(save, width, steps, seed, data_dir, verbose=1):
+def pretrain_dcgan(save, width, steps, seed, data_dir, verbose=1, checkpoint_dir=None):
     """Pretrain the Table A6 DCGAN once (saved atomically by kzoo.experiment.pretrain); reuse it if it exists."""
     from kzoo import experiment
 
@@ -138,7 +138,8 @@ def pretrain_dcgan(save, width, steps, seed, data_dir, verbose=1):
     hp = dict(DCGAN["hyperparameters"], gan_width=width)
     info = experiment.pretrain("dcgan", dataset="cifar10", steps=steps or DCGAN["steps"],
                                batch_size=DCGAN["batch_size"], learning_rate=DCGAN["learning_rate"], seed=seed,
-                               data_dir=data_dir, export=save, hyperparameters=hp, verbose=verbose)
+                               data_dir=data_dir, export=save, hyperparameters=hp, verbose=verbose,
+                               checkpoint_dir=checkpoint_dir)
     print(json.dumps({k: info[k] for k in ("model", "dataset", "steps", "train_seconds", "export", "mlcn")
                       if k in info}))
     return info
@@ -257,10 +258,11 @@ def main(argv=None):
     except ValueError as e:
         p.error(str(e))
     if table == 5 and args.regularizer == "manifold":
-        pretrain_dcgan(save, args.width, args.pretrain_steps, args.seed, args.data_dir)
+        pretrain_dcgan(save, args.width, args.pretrain_steps, args.seed, args.data_dir,
+                       checkpoint_dir=checkpoint_subdir(args.checkpoint_dir, "pretrain"))
     jit = jit_compile(args)
     result = experiment.run(seed=args.seed, data_dir=args.data_dir, metrics_json=args.metrics_json,
-                            jit_compile=jit, checkpoint_dir=args.checkpoint_dir, **cfg)
+                            jit_compile=jit, checkpoint_dir=checkpoint_subdir(args.checkpoint_dir, "train"), **cfg)
     print(json.dumps({k: result[k] for k in ("method", "dataset", "labels", "test_error", "train_steps")}))
     print(f"kzoo: {100 * result['test_error']:.2f}% test error ({args.regularizer}); "
           + paper_line(table, labels, args.regularizer))

@@ -4,6 +4,7 @@ import itertools
 import json
 import os
 
+import numpy as np
 import pytest
 
 from kzoo import experiment, methods, regularizers
@@ -143,3 +144,44 @@ def test_pretrain_runs_a_registered_pretrainer_and_saves_atomically(tmp_path, mo
     assert keras.models.load_model(out["export"]).output_shape == (None, 64)
     assert json.loads((tmp_path / "m.json").read_text())["model"] == "toy-ae"
     assert sorted(os.listdir(tmp_path)) == ["m.json", "m.keras"]  # no temporary files left
+
+
+def test_pretrain_resumes_from_its_checkpoint_to_the_uninterrupted_model(tmp_path, monkeypatch):
+    """A pretraining killed after a checkpoint, run again with the same arguments, ends with the weights
+    of the run that was never interrupted (weights, optimizer and stream position resumed)."""
+    import kzoo.gan as kgan
+    from kzoo import callbacks as kcb
+    from kzoo import experiment
+
+    args = dict(dataset="moons", steps=6, batch_size=16, seed=1, verbose=0,
+                hyperparameters={"gan_width": 0.1})
+    plain = experiment.pretrain("dcgan", export=str(tmp_path / "plain.keras"), **args)
+
+    ckpt, export = tmp_path / "ckpt", str(tmp_path / "resumed.keras")
+    timer = experiment._step_timer
+
+    def dying_timer():  # the process "dies" after its 5th step: checkpoints at steps 2 and 4 exist
+        class Dying(type(timer())):
+            def on_train_batch_end(self, batch, logs=None):
+                super().on_train_batch_end(batch, logs)
+                if self.steps == 5:
+                    raise KeyboardInterrupt("killed")
+        return Dying()
+
+    monkeypatch.setattr(experiment, "_step_timer", dying_timer)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.pretrain("dcgan", export=export, checkpoint_dir=str(ckpt), checkpoint_every=2, **args)
+    assert kcb.latest_checkpoint(str(ckpt))[0] == 4 and not os.path.exists(export)
+    monkeypatch.setattr(experiment, "_step_timer", timer)
+
+    resumed = experiment.pretrain("dcgan", export=export, checkpoint_dir=str(ckpt), checkpoint_every=2, **args)
+    assert resumed["resumed_from_step"] == 4 and "resumed_from_step" not in plain
+    assert kcb.latest_checkpoint(str(ckpt)) == (0, None)  # removed once the model is saved
+    g_plain, g_resumed = kgan.load_generator(plain["export"]), kgan.load_generator(export)
+    for a, b in zip(g_plain.get_weights(), g_resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # a folder holding another pretraining's checkpoint is refused before any work
+    os.makedirs(ckpt / "ckpt-000000002")
+    (ckpt / "ckpt-000000002" / "meta.json").write_text("{}")
+    with pytest.raises(experiment.ConfigError, match=r"other settings \(seed differ\)"):
+        experiment.pretrain("dcgan", export=export, checkpoint_dir=str(ckpt), **{**args, "seed": 2})

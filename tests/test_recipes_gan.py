@@ -62,11 +62,15 @@ def test_decoupled_full_path_pretrains_the_dcgan_once(mock_tfds, tmp_path, capsy
 
     calls = pretrain_calls
     save = tmp_path / "dcgan.keras"
-    argv = ["--dataset", "cifar10", "--full", "--table", "5", "--pretrain-steps", "1", "--save", str(save)]
+    argv = ["--dataset", "cifar10", "--full", "--table", "5", "--pretrain-steps", "1", "--save", str(save),
+            "--checkpoint-dir", str(tmp_path / "ckpt")]
     result = _run(argv, mock_tfds, tmp_path, "cifar10")
     # the DCGAN (Table A6, latent 100) was pretrained and saved where asked
     assert len(calls) == 1 and save.is_file()
     kw = calls[0]
+    # each stage checkpoints in its own folder (a rerun resumes the stage that was interrupted)
+    assert kw["checkpoint_dir"] == str(tmp_path / "ckpt" / "pretrain")
+    assert json.loads((tmp_path / "ckpt" / "train" / "run.json").read_text())["method"] == "manifold"
     assert (kw["dataset"], kw["steps"], kw["batch_size"], kw["learning_rate"]) == ("cifar10", 1, 64, 2e-4)
     assert kw["hyperparameters"] == {"gan_arch": "conv", "latent_dim": 100, "gan_width": 0.0625}
     generator = keras.saving.load_model(save, compile=False)
