@@ -476,8 +476,11 @@ def _load_tfds(key, data_dir, use_npz=True):
         raise DatasetUnavailableError(
             f"Dataset '{key}' needs tensorflow and tensorflow_datasets, "
             f"which could not be imported ({e}); install them with "
-            f"`pip install tensorflow tensorflow-datasets`, or use an "
-            f"offline set such as 'digits'") from e
+            f"`pip install tensorflow tensorflow-datasets`, or, on a machine "
+            f"without TensorFlow, copy the file `kzoo datasets --export {key}` "
+            f"writes where TensorFlow is installed to "
+            f"{npz_path(key, data_dir)}, or use an offline set such as "
+            f"'digits'") from e
 
     def split(which):
         try:

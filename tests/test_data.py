@@ -262,6 +262,12 @@ def test_npz_export_is_read_without_tensorflow(tmp_path, monkeypatch, capsys):
     with pytest.raises(kd.DatasetUnavailableError, match="--export svhn") as e:
         kd.load("svhn", data_dir=other)
     assert "\n" not in str(e.value)
+    # without TensorFlow and without the export: the error says how to get one
+    os.remove(kd.npz_path("svhn", other))
+    shutil.copytree(os.path.join(data_dir, "svhn_cropped"), os.path.join(other, "svhn_cropped"))  # prepared TFDS
+    with pytest.raises(kd.DatasetUnavailableError, match="kzoo datasets --export svhn") as e:
+        kd.load("svhn", data_dir=other)
+    assert kd.npz_path("svhn", other) in str(e.value)
     # only the TFDS sets are exported
     assert main(["datasets", "--export", "moons", "--data-dir", data_dir]) == 2
     assert "only the TFDS sets" in capsys.readouterr().err
