@@ -13,14 +13,20 @@ import Keras: the command line chooses the backend first.
 
 import importlib
 
+from kzoo import serialization as _serialization
+
 __version__ = "0.1.0"
 
 _SUBMODULES = ("ali", "backend", "bench", "callbacks", "core", "data", "evaluate", "experiment", "export", "gan",
-               "lvat", "methods", "mixup", "models", "ops", "regularizers", "tuning", "vat")
+               "lvat", "methods", "mixup", "models", "ops", "regularizers", "serialization", "tuning", "vat")
 _FROM_CORE = ("Regularized", "RegularizerMixin", "Regularizer", "StepContext", "MultiOptimizer",
               "call_without_updates")
 
 __all__ = list(_FROM_CORE) + ["data", "models", "ops", "regularizers", "SUPPORTED_BACKENDS"]
+
+
+# keras.models.load_model finds kzoo's classes whichever kzoo module was imported (without importing Keras now)
+_serialization.install()
 
 
 def __getattr__(name):

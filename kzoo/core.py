@@ -93,14 +93,19 @@ class Regularizer:
         return cls(**config)
 
     def serialize(self):
-        """``{"class_name", "config"}``: what a saved :class:`Regularized` keeps; see :func:`deserialize`.
+        """``keras.saving.serialize_keras_object(self)``, after checking that this regularizer can be saved.
 
-        A regularizer that holds a model in memory (LVAT's transformer, the
-        manifold regularizer's generator) can only be saved when it was built
-        from the path of that model's ``.keras`` file; it raises a TypeError
-        saying so otherwise.
+        Regularizers are Keras-serializable objects: ``get_config`` returns the
+        constructor's arguments (a subclass with arguments of its own overrides
+        it), ``from_config`` rebuilds it, and kzoo's classes are registered with
+        ``keras.saving``. A regularizer class of your own loads when it is
+        registered (``@keras.saving.register_keras_serializable()``) or passed in
+        ``custom_objects``. A regularizer that holds a model in memory (LVAT's
+        transformer, the manifold regularizer's generator) can only be saved when
+        it was built from the path of that model's ``.keras`` file; it raises a
+        TypeError saying so otherwise.
         """
-        return {"class_name": f"{type(self).__module__}.{type(self).__qualname__}", "config": self.get_config()}
+        return keras.saving.serialize_keras_object(self)
 
     def __add__(self, other):
         return Sum([self, other])
@@ -110,6 +115,7 @@ class Regularizer:
         return f"{type(self).__name__}({args})"
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class Sum(Regularizer):
     """Several regularizers applied together (e.g. ``VAT(...) + EntropyMinimization()``)."""
 
@@ -148,10 +154,7 @@ class Sum(Regularizer):
         return total, values
 
     def get_config(self):
-        return {"parts": [{"class": type(p).__name__, **p.get_config()} for p in self.parts]}
-
-    def serialize(self):
-        return {"class_name": "kzoo.core.Sum", "config": {"parts": [p.serialize() for p in self.parts]}}
+        return {"parts": [p.serialize() for p in self.parts]}
 
     @classmethod
     def from_config(cls, config):
@@ -249,18 +252,32 @@ _FROM_LOGITS = {
 }
 
 
-def deserialize(config):
-    """The regularizer that :meth:`Regularizer.serialize` described (None stays None)."""
+def deserialize(config, custom_objects=None):
+    """The regularizer that :meth:`Regularizer.serialize` described (None stays None).
+
+    Also reads the ``{"class_name": "kzoo.vat.VAT", "config": ...}`` form that
+    kzoo 0.1 models were saved with.
+    """
     if config is None:
         return None
-    name = config.get("class_name", "") if isinstance(config, dict) else ""
-    module, _, qualname = name.rpartition(".")
-    if not module.startswith("kzoo."):
+    if isinstance(config, Regularizer):
+        return config
+    if not isinstance(config, dict):
         raise ValueError(f"not a serialized kzoo regularizer: {config!r}")
-    cls = getattr(importlib.import_module(module), qualname, None)
-    if not (isinstance(cls, type) and issubclass(cls, Regularizer)):
-        raise ValueError(f"{name!r} is not a kzoo regularizer class (saved by another kzoo version?)")
-    return cls.from_config(dict(config.get("config", {})))
+    name = config.get("class_name", "")
+    if "module" not in config and name.startswith("kzoo.") and "registered_name" not in config:
+        module, _, qualname = name.rpartition(".")
+        cls = getattr(importlib.import_module(module), qualname, None)
+        if not (isinstance(cls, type) and issubclass(cls, Regularizer)):
+            raise ValueError(f"{name!r} is not a kzoo regularizer class (saved by another kzoo version?)")
+        inner = dict(config.get("config", {}))
+        if cls is Sum:
+            return Sum([deserialize(p, custom_objects) for p in inner["parts"]])
+        return cls.from_config(inner)
+    regularizer = keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)
+    if not isinstance(regularizer, Regularizer):
+        raise ValueError(f"{name!r} is not a kzoo regularizer (got {type(regularizer).__name__})")
+    return regularizer
 
 
 class RegularizerMixin:
@@ -287,6 +304,31 @@ class RegularizerMixin:
     def network(self):
         """The plain classifier: what is trained, perturbed and exported."""
         return self
+
+    def __dir__(self):
+        # ``network`` is an alias (of the model itself, or of ``classifier``), not a child: Keras' saving walks
+        # dir(model), and loading would follow model.network into itself without end (RecursionError)
+        return [name for name in super().__dir__() if name != "network"]
+
+    def get_config(self):
+        """The model's own config plus the regularizer and seed (a functional model's config included)."""
+        config = super().get_config()
+        config["regularizer"] = None if self.regularizer is None else self.regularizer.serialize()
+        config["seed"] = self._kzoo_seed_arg
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        regularizer = deserialize(config.pop("regularizer", None), custom_objects)
+        seed = config.pop("seed", None)
+        if not all(key in config for key in ("layers", "input_layers", "output_layers")):
+            # a subclassed model: its constructor takes its config, regularizer and seed, as Keras expects
+            return super().from_config({**config, "regularizer": regularizer, "seed": seed})
+        model = super().from_config(config, custom_objects=custom_objects)  # Keras rebuilds the functional graph
+        model._kzoo_seed_arg = seed  # the seed generator's state itself is restored with the weights
+        model.set_regularizer(regularizer)
+        return model
 
     def set_regularizer(self, regularizer):
         if regularizer is not None and not isinstance(regularizer, Regularizer):
@@ -483,7 +525,7 @@ class Regularized(RegularizerMixin, keras.Model):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         classifier = keras.saving.deserialize_keras_object(config.pop("classifier"), custom_objects=custom_objects)
-        return cls(classifier, deserialize(config.pop("regularizer", None)), **config)
+        return cls(classifier, deserialize(config.pop("regularizer", None), custom_objects), **config)
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)

@@ -551,6 +551,7 @@ def check_generator_matches(generator, input_shape):
                          "use a generator trained on the same dataset (kzoo pretrain dcgan --dataset ...)")
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class ManifoldGAN(Regularizer):
     """Decoupled manifold regularization: γ · E ||f(g(z)) - f(g(z) + ε r̄)||² with a frozen generator.
 
@@ -611,6 +612,7 @@ class ManifoldGAN(Regularizer):
         return super().serialize()
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class AmbientSmoothness(Regularizer):
     """Ambient regularization: γ · E ||f(x) - f(x + ε δ̄)||², δ ~ N(0, I), on the unlabeled inputs."""
 

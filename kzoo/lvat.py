@@ -658,6 +658,7 @@ def load_transformer(path, kind=None):
 # ------------------------------------------------------------------------------
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class LVAT(Regularizer):
     """Latent-space VAT: α · E[KL(f(x) || f(Dec(Enc(x) + r_lvat)))] (paper, Algorithm 2).
 

@@ -265,6 +265,7 @@ def _check_alpha(name, value):
     return float(value)
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class ManifoldMixup(Regularizer):
     """Manifold Mixup (Verma et al.): cross-entropy on batches mixed at a random eligible layer.
 
@@ -413,6 +414,7 @@ class ManifoldMixup(Regularizer):
         }
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class InputMixup(ManifoldMixup):
     """Input mixup (Zhang et al., 2017): Manifold Mixup with the input as the only eligible layer.
 

@@ -155,6 +155,7 @@ def sigmoid_rampup(step, rampup_steps):
     return ops.exp(-5.0 * ops.square(1.0 - t))
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Constant learning rate, then linear decay to zero over the last ``decay_steps``.
 
@@ -184,6 +185,7 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Learning rate multiplied by ``factor`` at each of ``boundaries`` (optimizer steps).
 

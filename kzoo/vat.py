@@ -111,6 +111,7 @@ def local_distributional_smoothness(model, x, epsilon=1.0, xi=1e-6, power_iterat
     return np.concatenate(out)
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class VAT(Regularizer):
     """Virtual adversarial training: α · E[KL(p(y|x) || p(y|x + r_vadv))].
 
@@ -183,6 +184,7 @@ class VAT(Regularizer):
         }
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class RPT(Regularizer):
     """Random perturbation training: the LDS term along r uniform on the ε-sphere (R^(0))."""
 
@@ -210,6 +212,7 @@ class RPT(Regularizer):
         }
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class AdversarialTraining(Regularizer):
     """Adversarial training (Goodfellow et al.): α · CE(y, p(y | x + r_adv)) on labeled data.
 
@@ -248,6 +251,7 @@ class AdversarialTraining(Regularizer):
         }
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class EntropyMinimization(Regularizer):
     """Conditional entropy weight · E[H(p(y|x))] on labeled + unlabeled inputs (Eq. 18)."""
 
