@@ -25,6 +25,8 @@ i; the ResNets: residual stage i), the layers Manifold Mixup mixes at
 import keras
 from keras import layers
 
+from kzoo import backend as _backend  # noqa: F401  (the JAX compilation cache, before the first build)
+
 MODELS = ("mlp", "conv_small", "conv_large", "preact_resnet18", "wide_resnet28_2", "conv_manifold")
 
 

@@ -127,3 +127,94 @@ def test_unsupported_backend_rejected_at_import():
     assert proc.returncode != 0
     assert "UnsupportedBackendError" in proc.stderr
     assert "'numpy'" in proc.stderr and "tensorflow" in proc.stderr and "jax" in proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# JAX's persistent compilation cache (startup time)
+# ---------------------------------------------------------------------------
+
+_CACHE_PROBE = textwrap.dedent("""
+    import json, os
+    import jax
+    events = []
+    jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
+    import keras, kzoo
+    keras.utils.set_random_seed(0)
+    clf = kzoo.models.mlp(input_shape=(8,), num_classes=3, hidden=(7, 5))
+    print(json.dumps({"dir": jax.config.jax_compilation_cache_dir,
+                      "kzoo_dir": kzoo.backend.compilation_cache_dir(),
+                      "hits": events.count("/jax/compilation_cache/cache_hits"),
+                      "weights": [float(abs(w).sum()) for w in clf.get_weights()]}))
+""")
+
+
+def _cache_probe(tmp_path, **env):
+    env = dict({k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"},
+               KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3", **env)
+    proc = subprocess.run([sys.executable, "-c", _CACHE_PROBE], capture_output=True, text=True,
+                          timeout=180, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _entries(path):
+    return sorted(f for f in os.listdir(path) if f.endswith("-cache")) if os.path.isdir(path) else []
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="a subprocess on JAX: run it once, in the JAX pass")
+def test_jax_compilation_cache_cold_then_warm(tmp_path):
+    """A fresh directory is created and filled by the first process; the next one reads it (same weights)."""
+    cache = str(tmp_path / "new" / "jax")
+    cold = _cache_probe(tmp_path, KZOO_JAX_CACHE_DIR=cache)
+    assert cold["dir"] == cold["kzoo_dir"] == cache
+    written = _entries(cache)
+    assert written  # the random initializers' executables
+    warm = _cache_probe(tmp_path, KZOO_JAX_CACHE_DIR=cache)
+    assert warm["hits"] > 0 and cold["hits"] == 0
+    assert _entries(cache) == written  # nothing compiled anew
+    assert warm["weights"] == cold["weights"]
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the JAX backend's cache")
+@pytest.mark.parametrize("setting", ["off", "", "0", "unwritable"])
+def test_jax_compilation_cache_off_or_unwritable_is_no_cache(tmp_path, monkeypatch, setting):
+    import jax
+
+    from kzoo.backend import jax as kjax
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv(kjax.CACHE_ENV, str(blocker / "jax") if setting == "unwritable" else setting)
+    saved = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    try:
+        assert kjax.configure_compilation_cache() is None
+        assert jax.config.jax_compilation_cache_dir is None
+    finally:
+        jax.config.update("jax_compilation_cache_dir", saved)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the JAX backend's cache")
+def test_jax_compilation_cache_user_setting_wins(tmp_path, monkeypatch):
+    import jax
+
+    from kzoo.backend import jax as kjax
+
+    monkeypatch.setenv(kjax.CACHE_ENV, str(tmp_path / "kzoo"))
+    saved = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "mine"))
+    try:
+        assert kjax.configure_compilation_cache() == str(tmp_path / "mine")
+        assert not (tmp_path / "kzoo").exists()
+    finally:
+        jax.config.update("jax_compilation_cache_dir", saved)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the JAX backend's cache")
+def test_jax_compilation_cache_default_dir(monkeypatch, tmp_path):
+    from kzoo.backend import jax as kjax
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert kjax.default_cache_dir() == str(tmp_path / "kzoo" / "jax")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert kjax.default_cache_dir() == os.path.join(os.path.expanduser("~"), ".cache", "kzoo", "jax")

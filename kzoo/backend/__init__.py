@@ -37,6 +37,18 @@ def _impl():
     return importlib.import_module(f"kzoo.backend.{check_backend()}")
 
 
+def compilation_cache_dir():
+    """The persistent compilation cache kzoo set up (JAX), or None (TensorFlow, or turned off)."""
+    if name() != "jax":
+        return None
+    return _impl().configure_compilation_cache()
+
+
+# Set up when kzoo's backend layer is first imported (kzoo.models, kzoo.core, ... import it),
+# before the first model is built: see kzoo.backend.jax.configure_compilation_cache.
+compilation_cache_dir()
+
+
 def grad_wrt(fn, r):
     """Gradient of the scalar ``fn(r)`` with respect to the tensor ``r``.
 

@@ -7,8 +7,61 @@ and assign variables (batch-norm statistics of the clean pass, the seed
 generator) exactly as it does on TensorFlow, and the updates come back out.
 """
 
+import os
+
 import jax
 import keras
+
+# --------------------------------------------------------------------------
+# Persistent compilation cache (startup)
+# --------------------------------------------------------------------------
+
+CACHE_ENV = "KZOO_JAX_CACHE_DIR"
+CACHE_MAX_BYTES = 2 * 1024 ** 3
+_OFF = ("", "0", "off", "false", "no", "none")
+
+
+def default_cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "kzoo", "jax")
+
+
+def configure_compilation_cache():
+    """Turn on JAX's persistent compilation cache in a per-user directory; the directory or None.
+
+    Keras on JAX compiles one random initializer per new variable shape, so the
+    first model built in a process spends seconds in XLA; the persistent cache
+    keeps those executables (and compiled train steps) across processes.
+    ``KZOO_JAX_CACHE_DIR`` chooses the directory (default
+    ``$XDG_CACHE_HOME/kzoo/jax`` or ``~/.cache/kzoo/jax``); ``off`` (or empty,
+    ``0``) turns it off. A cache the user configured for JAX (``jax.config`` or
+    ``JAX_COMPILATION_CACHE_DIR``) is left as it is, and so is an unwritable
+    directory (no cache, no error). Every entry is kept, whatever its compile
+    time; the cache is bounded (least recently used entries go past 2 GiB),
+    which also makes JAX lock it, so concurrent processes share it safely.
+    """
+    if jax.config.jax_compilation_cache_dir:  # the user's own setting wins
+        return jax.config.jax_compilation_cache_dir
+    path = os.environ.get(CACHE_ENV)
+    if path is None:
+        path = default_cache_dir()
+    elif path.strip().lower() in _OFF:
+        return None
+    path = os.path.abspath(os.path.expanduser(path))
+    try:
+        import filelock  # noqa: F401  (a bounded cache needs it; without it: no cache)
+
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            return None
+    except (ImportError, OSError):
+        return None
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
+    jax.config.update("jax_compilation_cache_dir", path)
+    return path
+
 
 
 def grad_wrt(fn, r):
