@@ -13,12 +13,19 @@ import time
 
 
 def interleaved_ms_per_step(models, streams, rounds, steps, log=False):
-    """``{name: [ms per step, one value per round]}`` for ``models`` fed by ``streams`` (same keys)."""
+    """``{name: [ms per step, one value per round]}`` for ``models`` fed by ``streams`` (same keys).
+
+    A model is a Keras model (trained by ``fit``) or a callable ``run(stream, steps)``
+    that runs ``steps`` steps and returns when they are done (e.g. a hand-written step loop).
+    """
     times = {name: [] for name in models}
     for r in range(rounds):
         for name, model in models.items():
             t = time.perf_counter()
-            model.fit(streams[name], steps_per_epoch=steps, epochs=1, verbose=0)
+            if hasattr(model, "fit"):
+                model.fit(streams[name], steps_per_epoch=steps, epochs=1, verbose=0)
+            else:
+                model(streams[name], steps)
             times[name].append(1000 * (time.perf_counter() - t) / steps)
         if log:
             print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]:.1f}" for n, v in times.items()),
