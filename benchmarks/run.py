@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -1046,20 +1047,36 @@ def _script_json(script, extra, backend):
     return data
 
 
-def measure_overhead(args):
-    data = {"overhead": [], "equal_images": []}
+# One child per part; a finished part is kept in benchmarks/.overhead-parts/PART.json until the whole section
+# is stored, so an interrupted section resumes where it stopped (and parts can be measured side by side by
+# running benchmarks/overhead.py --json benchmarks/.overhead-parts/PART.json with the same arguments).
+OVERHEAD_PARTS = os.path.join(HERE, ".overhead-parts")
+
+
+def overhead_parts(quick=False):
+    """``[(part name, backend, overhead.py arguments)]`` of the overhead section."""
+    parts = []
     for backend in ("jax", "tensorflow"):
         for model, rounds, steps in OVERHEAD_RUNS:
-            rounds = 2 if args.quick else rounds
-            data["overhead"].append(_script_json("overhead", ["--model", model, "--rounds", str(rounds),
-                                                              "--steps", str(steps)], backend))
-            print(f"  overhead {backend} {model} done", file=sys.stderr, flush=True)
+            parts.append((f"overhead-{backend}-{model}", backend,
+                          ["--model", model, "--rounds", str(2 if quick else rounds), "--steps", str(steps)]))
     for model, rounds, steps in EQUAL_IMAGES_RUNS:
-        rounds = 2 if args.quick else rounds
-        data["equal_images"].append(_script_json(
-            "overhead", ["--model", model, "--equal-images", "--methods", "supervised,vat", "--rounds",
-                         str(rounds), "--steps", str(steps), "--warmup", "1"], "jax"))
-        print(f"  equal images {model} done", file=sys.stderr, flush=True)
+        parts.append((f"equal-jax-{model}", "jax",
+                      ["--model", model, "--equal-images", "--methods", "supervised,vat", "--rounds",
+                       str(2 if quick else rounds), "--steps", str(steps), "--warmup", "1"]))
+    return parts
+
+
+def measure_overhead(args):
+    data = {"overhead": [], "equal_images": []}
+    os.makedirs(OVERHEAD_PARTS, exist_ok=True)
+    for name, backend, extra in overhead_parts(args.quick):
+        path = os.path.join(OVERHEAD_PARTS, name + ".json")
+        if not os.path.exists(path):
+            write_atomic(path, json.dumps(_script_json("overhead", extra, backend)))
+        with open(path) as f:
+            data["equal_images" if name.startswith("equal") else "overhead"].append(json.load(f))
+        print(f"  {name} done", file=sys.stderr, flush=True)
     return data
 
 
@@ -1218,6 +1235,8 @@ def main(argv=None):
             os.makedirs(RESULTS_DIR, exist_ok=True)
             write_atomic(os.path.join(RESULTS_DIR, name + ".json"),
                          json.dumps(results["sections"][name], indent=1, default=str))
+            if name == "overhead":
+                shutil.rmtree(OVERHEAD_PARTS, ignore_errors=True)
     write_atomic(os.path.join(HERE, "RESULTS.md"), render(results))
     print(f"wrote {os.path.join(HERE, 'RESULTS.md')}", file=sys.stderr)
     return 0
