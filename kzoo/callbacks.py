@@ -8,10 +8,15 @@ killed run needs:
 * it resumes at the exact optimizer step of the last checkpoint (Keras'
   callback resumes at the start of the interrupted epoch), so a killed and
   resumed run takes the same number of optimizer steps as an uninterrupted one;
-* a checkpoint is one folder ``ckpt-STEP`` written under a temporary name and
-  renamed into place, so a SIGKILL while saving leaves the previous checkpoint
-  intact, never a half-written one; the state not in ``model.weights`` (random
-  seed generators of the regularizers and dropout) is saved too;
+* a checkpoint is one folder ``ckpt-STEP`` written under a temporary name,
+  checksummed (``manifest.json``, written last) and renamed into place, so a
+  SIGKILL while saving leaves the previous checkpoint intact, never a
+  half-written one; the two newest are kept and a damaged newest one (a
+  truncated file) is detected and skipped for the previous one
+  (:mod:`kzoo.checkpoints`); a full disk stops the run with
+  :class:`CheckpointError`, the earlier checkpoints intact; the state not in
+  ``model.weights`` (random seed generators of the regularizers and dropout)
+  is saved too;
 * every step's logged losses are checked: a NaN or infinite loss stops training
   (:class:`TrainingDiverged`), and the last checkpoint written (from before the
   divergence: weights are checked finite before any save) is kept.
@@ -21,19 +26,23 @@ rebuilds it from the run's seed and skips the batches already consumed, so the
 resumed run sees the batches the uninterrupted run would have seen.
 """
 
+import errno
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
+import traceback
+import zipfile
 
 import keras
 import numpy as np
 
 from kzoo import backend as kb
-
-_CKPT = re.compile(r"^ckpt-(\d+)$")
+from kzoo.checkpoints import (  # noqa: F401  (the checkpoint file functions, kept importable from here)
+    KEEP, MANIFEST, CheckpointError, clear_checkpoints, complete_checkpoints, fsync, latest_checkpoint,
+    lock_checkpoint_dir, move_aside, none_left, resumable_checkpoint, sha256, verify_checkpoint, write_error)
+from kzoo.checkpoints import _FILES
 
 
 class TrainingDiverged(RuntimeError):
@@ -47,47 +56,89 @@ def _scalar(value):
     return np.asarray(keras.ops.convert_to_numpy(value) if not isinstance(value, np.ndarray) else value)
 
 
-def latest_checkpoint(directory):
-    """``(step, path)`` of the newest complete checkpoint in ``directory``, or ``(0, None)``."""
-    if not directory or not os.path.isdir(directory):
-        return 0, None
-    best = (0, None)
-    for entry in os.listdir(directory):
-        m = _CKPT.match(entry)
-        path = os.path.join(directory, entry)
-        if m and os.path.isfile(os.path.join(path, "meta.json")) and int(m.group(1)) >= best[0]:
-            best = (int(m.group(1)), path)
-    return best
-
-
 def _extra_variables(model):
     """Variables of ``model`` outside ``model.weights`` (seed generator states), in a stable order."""
     in_weights = {id(v) for v in model.weights}
     return [v for v in model.variables if id(v) not in in_weights]
 
 
-def save_checkpoint(model, directory, step):
-    """Write ``model``'s weights, optimizer and seed state as ``directory/ckpt-STEP``, atomically."""
+def _state_nbytes(model):
+    """Bytes of the model's and its optimizer's variables: about what a checkpoint of it takes on disk."""
+    variables = list(model.variables) + list(getattr(model.optimizer, "variables", None) or [])
+    return sum(int(np.prod(v.shape)) * np.dtype(getattr(v.dtype, "name", v.dtype)).itemsize for v in variables)
+
+
+def save_checkpoint(model, directory, step, keep=KEEP):
+    """Write ``model``'s weights, optimizer and seed state as ``directory/ckpt-STEP``, atomically.
+
+    The files are written to a temporary folder, checksummed into ``manifest.json``
+    (written last) and renamed into place; then only the ``keep`` newest
+    checkpoints stay. A failed write (a full disk) raises :class:`CheckpointError`
+    and leaves the earlier checkpoints as they were.
+    """
     os.makedirs(directory, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-ckpt-", dir=directory)
+    final = os.path.join(directory, f"ckpt-{int(step):09d}")
+    try:
+        free = shutil.disk_usage(directory).free
+        need = _state_nbytes(model) + (1 << 20)
+        if free < need:  # refuse before writing: h5py can crash the process when the disk fills mid-write
+            raise OSError(errno.ENOSPC, f"{free / 2**20:.1f} MB free, a checkpoint needs about "
+                                        f"{need / 2**20:.1f} MB")
+        tmp = tempfile.mkdtemp(prefix=".tmp-ckpt-", dir=directory)
+    except OSError as e:
+        raise write_error(directory, step, e) from None
     try:
         model.save_weights(os.path.join(tmp, "model.weights.h5"))
         extra = _extra_variables(model)
         np.savez(os.path.join(tmp, "state.npz"), *[_scalar(v) for v in extra])
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump({"step": int(step), "extra": [v.path for v in extra]}, f)
-        final = os.path.join(directory, f"ckpt-{int(step):09d}")
+        files = {}
+        for name in _FILES:
+            file = os.path.join(tmp, name)
+            fsync(file)
+            files[name] = {"bytes": os.path.getsize(file), "sha256": sha256(file)}
+        with open(os.path.join(tmp, MANIFEST), "w") as f:  # last: a checkpoint without it is incomplete
+            json.dump({"step": int(step), "files": files}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
         if os.path.exists(final):
             shutil.rmtree(final)
         os.rename(tmp, final)
+        fsync(directory)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        error = write_error(directory, step, e)
+        # HDF5 that failed mid-write can crash the interpreter at exit: the command line then exits at once
+        error.hard_exit = any("h5py" in frame.filename for frame in traceback.extract_tb(e.__traceback__))
+        raise error from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for entry in os.listdir(directory):  # older checkpoints, once the new one is in place
-        m = _CKPT.match(entry)
-        if m and int(m.group(1)) < step:
-            shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
+    for old_step, path in complete_checkpoints(directory)[keep:]:  # older checkpoints, once the new one is in place
+        if old_step < step:
+            shutil.rmtree(path, ignore_errors=True)
     return final
+
+
+def _restore_or_fall_back(model, directory, say=None):
+    """Restore the newest checkpoint that verifies and loads; ``(step, path)`` or ``(0, None)``."""
+    bad = []
+    while True:
+        step, path = resumable_checkpoint(directory, say)
+        if path is None:
+            if bad:
+                raise none_left(directory, bad)
+            return 0, None
+        try:
+            return restore_checkpoint(model, path), path
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            if "written by another model" in str(e):
+                raise
+            problem = f"{path} cannot be loaded: " + " ".join(str(e).split())[:200]
+            bad.append((step, problem, move_aside(path)))
+            if say:
+                say(f"the checkpoint at step {step} is damaged ({problem}); it was moved aside")
 
 
 def restore_checkpoint(model, path):
@@ -111,14 +162,6 @@ def restore_checkpoint(model, path):
     for v, value in zip(extra, values):
         v.assign(value)
     return int(meta["step"])
-
-
-def clear_checkpoints(directory):
-    """Remove this run's checkpoints (after its outputs are written); the folder stays."""
-    if directory and os.path.isdir(directory):
-        for entry in os.listdir(directory):
-            if _CKPT.match(entry) or entry.startswith(".tmp-ckpt-"):
-                shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
 
 
 class TrainingGuard(keras.callbacks.Callback):

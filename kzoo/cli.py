@@ -10,6 +10,9 @@ import os
 import sys
 
 
+_BACKENDS = ("tensorflow", "jax")  # kzoo.backend.SUPPORTED_BACKENDS, known here before Keras is imported
+
+
 def _hyperparameter_flags(group, hyperparameters):
     for hp in hyperparameters.values():
         kwargs = {"choices": hp.choices} if hp.choices else {}
@@ -49,7 +52,7 @@ def _parser():
     t.add_argument("--batch-labeled", type=int, default=32)
     t.add_argument("--batch-unlabeled", type=int, default=128)
     t.add_argument("--seed", type=int, default=0, help="seed of the labeled subset, initialization and noise")
-    t.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
+    t.add_argument("--backend", choices=_BACKENDS, default=None,
                    help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
     g = t.add_argument_group("method hyperparameters (each applies to the methods that declare it; "
                              "default: the method's own, see `kzoo methods --verbose`)")
@@ -87,7 +90,7 @@ def _parser():
     q.add_argument("--batch-size", type=int, default=128)
     q.add_argument("--learning-rate", type=float, default=None, help="(default: the model's own)")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
+    q.add_argument("--backend", choices=_BACKENDS, default=None)
     q.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/cifar100/svhn")
     q.add_argument("--export", required=True, help="where to save the trained model (Keras format)")
     q.add_argument("--metrics-json", default=None, help="write the training metrics to this JSON file")
@@ -111,7 +114,7 @@ def _parser():
     e.add_argument("--ece-bins", type=int, default=15, help="confidence bins of the ECE (default 15)")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--limit", type=int, default=None, help="evaluate the first N test examples only")
-    e.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
+    e.add_argument("--backend", choices=_BACKENDS, default=None,
                    help="Keras backend (default: tensorflow for a SavedModel folder, else $KERAS_BACKEND)")
     e.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/cifar100/svhn")
     e.add_argument("--metrics-json", default=None, help="also write the metrics to this JSON file")
@@ -188,6 +191,11 @@ def main(argv=None):
             print("kzoo: --backend must be chosen before keras is imported", file=sys.stderr)
             return 2
         os.environ["KERAS_BACKEND"] = args.backend
+    elif args.command in ("train", "tune", "pretrain", "evaluate") and "keras" not in sys.modules and \
+            os.environ.get("KERAS_BACKEND", "tensorflow") not in _BACKENDS:
+        print(f"kzoo: error: KERAS_BACKEND={os.environ['KERAS_BACKEND']} is not a backend kzoo runs on; set "
+              f"KERAS_BACKEND to {' or '.join(_BACKENDS)}, or pass --backend", file=sys.stderr)
+        return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if (getattr(args, "devices", None) or 0) > 1 and "jax" not in sys.modules:
         # JAX on a CPU-only host: N host devices must be asked for before jax is imported
@@ -227,6 +235,7 @@ def main(argv=None):
 
         return tune_main(args)
     from kzoo.callbacks import TrainingDiverged
+    from kzoo.checkpoints import CheckpointError
     from kzoo.export import ExportError
 
     jit = {"auto": "auto", "true": True, "false": False}[getattr(args, "jit_compile", "auto")]  # pretrain has none
@@ -258,9 +267,13 @@ def main(argv=None):
     except (ConfigError, DatasetUnavailableError) as e:
         print(f"kzoo: error: {e}", file=sys.stderr)
         return 2
-    except (TrainingDiverged, ExportError, FloatingPointError) as e:
+    except (TrainingDiverged, ExportError, FloatingPointError, CheckpointError) as e:
         # a diverged run (the message says which checkpoint or weights were kept) or a failed export
         print(f"kzoo: error: {e}", file=sys.stderr)
+        if getattr(e, "hard_exit", False):  # a failed HDF5 write can crash the interpreter's exit (rc 139)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(3)
         return 3
     summary = {k: result[k] for k in ("method", "dataset", "labels", "seed", "backend", "model",
                                       "test_error", "test_nll", "train_steps", "train_seconds",

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from kzoo import locks
 from kzoo.methods import METHODS, get as get_method  # noqa: F401  (METHODS: public)
 
 
@@ -56,7 +57,22 @@ def _check_writable_target(path, what):
         raise ConfigError(f"{what} {path} cannot be written: {probe} is not a writable folder")
     if os.path.isfile(path) and what == "export folder":
         raise ConfigError(f"{what} {path} is an existing file, not a folder")
+    if os.path.isdir(path) and what != "export folder":
+        raise ConfigError(f"{what} {path} is an existing folder; give a file path, e.g. "
+                          f"{os.path.join(path, 'metrics.json' if 'metrics' in what else 'model.keras')}")
     return path
+
+
+def _lock_export(path):
+    """Lock the export target ``path`` for this run (released when it ends); ConfigError if another holds it."""
+    if path is None:
+        return
+    try:
+        locks.lock_beside(path, f"export target {path}", "wait for it to end, or export elsewhere")
+    except locks.LockedError as e:
+        raise ConfigError(str(e)) from None
+    except OSError:
+        pass  # its folder does not exist yet: the export creates it and locks then
 
 
 @contextlib.contextmanager
@@ -267,9 +283,8 @@ def _guarded_fit(ctx, model, stream, is_chief=True, tensorboard=None):
     per_epoch = ctx.steps // epochs
     start = 0
     if ctx.checkpoint_dir:
-        start, path = kcb.latest_checkpoint(ctx.checkpoint_dir)
+        start, path = kcb._restore_or_fall_back(model, ctx.checkpoint_dir, say=_warn)
         if path is not None:
-            start = kcb.restore_checkpoint(model, path)
             ctx.info["resumed_from_step"] = start
             if ctx.verbose:
                 print(f"kzoo: resuming from the checkpoint at step {start} in {ctx.checkpoint_dir}")
@@ -286,6 +301,22 @@ def _guarded_fit(ctx, model, stream, is_chief=True, tensorboard=None):
                         verbose=ctx.verbose, callbacks=callbacks, shuffle=False)
     guard.check()
     return history
+
+
+def _warn(message):
+    """A warning the user must see even with --quiet (one line on stderr)."""
+    import sys
+
+    print(f"kzoo: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _check_learning_rate(learning_rate):
+    """ConfigError unless ``learning_rate`` is a finite number > 0; a warning above 1 (legal, rarely meant)."""
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ConfigError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+    if learning_rate > 1:
+        _warn(f"learning_rate={learning_rate:g} is above 1; Adam and SGD usually diverge there (typical: 1e-4..0.1)")
 
 
 OPTIMIZERS = ("adam", "sgd")
@@ -336,6 +367,7 @@ def train_regularized(ctx):
     return clf
 
 
+@locks.scoped  # the checkpoint folder and export target stay locked while the run lasts
 def run(
     method="vat",
     dataset="digits",
@@ -404,6 +436,7 @@ def run(
             raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
     if not 0 <= decay_fraction <= 1:
         raise ConfigError(f"decay_fraction must be in [0, 1], got {decay_fraction!r}")
+    _check_learning_rate(learning_rate)
     lr_drops = _check_optimizer(optimizer, momentum, nesterov, weight_decay, lr_drops)
     if lr_drops:
         decay_fraction = 0.0
@@ -417,6 +450,7 @@ def run(
         raise ConfigError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
     export = _check_writable_target(export, "export folder")
     metrics_json = _check_writable_target(metrics_json, "metrics file")
+    _lock_export(export)
     config = {"method": method, "dataset": dataset, "labels": int(labels), "model": model, "steps": int(steps),
               "batch_labeled": int(batch_labeled), "batch_unlabeled": int(batch_unlabeled), "seed": int(seed),
               "hyperparameters": hp, "learning_rate": learning_rate, "decay_fraction": decay_fraction,
@@ -448,7 +482,9 @@ def run(
         x_l, y_l, x_u, x_val, y_val = _split(ds, labels, validation_labels, seed)
     except ValueError as e:
         where = f" (validation split of {validation_labels} of the {labels} labels)" if validation_labels else ""
-        raise ConfigError(f"{e}{where}") from e
+        # run() always splits class-balanced: labeled_split's hint balanced=False is not an option here
+        reason = str(e).replace(" or pass balanced=False", "").replace("n_labels", "labels")
+        raise ConfigError(f"{reason}{where}") from None
     timer = _step_timer()
     ctx = RunContext(spec, hp, ds, x_l, y_l, x_u, model, width, int(steps), int(batch_labeled),
                      int(batch_unlabeled), int(seed), learning_rate, decay_fraction, augment, jit_compile,
@@ -510,7 +546,7 @@ def run(
         if metrics_json:
             write_json_atomic(metrics_json, result)
         if checkpoint_dir:
-            from kzoo.callbacks import clear_checkpoints
+            from kzoo.checkpoints import clear_checkpoints
 
             clear_checkpoints(checkpoint_dir)  # the run is complete; its outputs are written
     return result
@@ -540,18 +576,32 @@ def _split(ds, labels, validation_labels, seed):
 
 
 def _check_checkpoint_dir(path, config):
-    """The checkpoint folder, checked writable; ConfigError if it holds another run's checkpoints."""
-    from kzoo.callbacks import latest_checkpoint
+    """The checkpoint folder, checked writable and locked for this process; ConfigError if it holds another
+    run's checkpoints or another process holds it."""
+    from kzoo import checkpoints, locks
 
     path = os.path.abspath(path)
     if os.path.exists(path) and not os.path.isdir(path):
         raise ConfigError(f"checkpoint folder {path} is an existing file, not a folder")
     _check_writable_target(os.path.join(path, "run.json"), "checkpoint folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+        checkpoints.lock_checkpoint_dir(path)
+        checkpoints.remove_stale(path)  # what saves killed midway left (no other run can be writing: locked)
+    except locks.LockedError as e:
+        raise ConfigError(str(e)) from None
+    except OSError as e:
+        raise ConfigError(f"checkpoint folder {path} cannot be written: {e.strerror}") from None
     stamp = os.path.join(path, "run.json")
     current = json.loads(json.dumps(config, default=str))
-    if latest_checkpoint(path)[1] is not None and os.path.isfile(stamp):
-        with open(stamp) as f:
-            previous = json.load(f)
+    if checkpoints.latest_checkpoint(path)[1] is not None and os.path.isfile(stamp):
+        try:
+            with open(stamp) as f:
+                previous = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{stamp} (the settings of the run checkpointed there) is unreadable "
+                              f"({type(e).__name__}); to start over, remove the folder (rm -r {path}) and "
+                              "rerun the same command") from None
         if previous != current:
             diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
             raise ConfigError(f"checkpoint folder {path} holds a run with other settings ({', '.join(diff)} "
@@ -595,6 +645,7 @@ class PretrainContext:
         return _guarded_fit(self, model, stream)
 
 
+@locks.scoped
 def pretrain(name, dataset="digits", steps=2000, batch_size=128, learning_rate=None, seed=0, data_dir=None,
              export=None, metrics_json=None, hyperparameters=None, verbose=1, checkpoint_dir=None,
              checkpoint_every=None):
@@ -617,8 +668,8 @@ def pretrain(name, dataset="digits", steps=2000, batch_size=128, learning_rate=N
     for label, value in (("steps", steps), ("batch_size", batch_size)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"{label} must be an integer >= 1, got {value!r}")
-    if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate > 0):
-        raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}")
+    if learning_rate is not None:
+        _check_learning_rate(learning_rate)
     if export is None:
         raise ConfigError("pretrain needs --export: where to save the trained model")
     export = _check_writable_target(export, "export file")
@@ -648,7 +699,7 @@ def pretrain(name, dataset="digits", steps=2000, batch_size=128, learning_rate=N
     if metrics_json:
         write_json_atomic(metrics_json, result)
     if checkpoint_dir:
-        from kzoo.callbacks import clear_checkpoints
+        from kzoo.checkpoints import clear_checkpoints
 
         clear_checkpoints(checkpoint_dir)  # the model is saved: its checkpoints are no longer needed
     return result

@@ -3,14 +3,24 @@
 The served model is the plain classifier: its ``serve`` endpoint and
 ``serving_default`` signature map inputs to logits; no regularizer, optimizer or
 training state is in the graph. The model is written to a temporary folder next
-to the destination and moved into place only when complete, so an interrupted
-export never leaves a half-written model where the final one should be, and a
-previous export at the same path survives until the new one is whole.
+to the destination (``.tmp-export-NAME-*``) and moved into place only when
+complete, so an interrupted export never leaves a half-written model where the
+final one should be. A previous export at the same path is swapped out in one
+atomic step (``renameat2(RENAME_EXCHANGE)`` on Linux), so there is no moment
+when the path holds no model; where the swap is not available it takes two
+renames, and the next export to that path puts back a previous export that a
+kill between them left in ``.tmp-export-NAME-*/previous``. Every export removes
+the temporary folders that killed exports to its path left behind. The target
+is locked (:mod:`kzoo.locks`) while it is written: a second process exporting
+to the same path is refused, naming the first one's pid.
 """
 
+import ctypes
 import errno
 import os
+import re
 import shutil
+import sys
 import tempfile
 
 import keras
@@ -48,23 +58,40 @@ def export_classifier(model, filepath, format="tf_saved_model", verbose=False, *
             "or save the Keras model with model.save('model.keras')"
         ) from e
     filepath, parent = _check_destination(filepath)
+    from kzoo import locks
+
     try:
-        tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
+        locks.lock_beside(filepath, f"export target {filepath}", "wait for it to end, or export elsewhere")
+    except locks.LockedError as e:
+        raise ExportError(str(e)) from None
+    try:
+        return _export_locked(model, filepath, parent, format, verbose, **kwargs)
+    finally:
+        locks.release(os.path.join(parent, f".{os.path.basename(filepath)}.lock"))
+
+
+def _export_locked(model, filepath, parent, format, verbose, **kwargs):
+    recover_interrupted_export(filepath)
+    try:
+        tmp = tempfile.mkdtemp(prefix=f"{_tmp_prefix(filepath)}", dir=parent)
     except OSError as e:
         raise ExportError(f"cannot export to {filepath}: {e.strerror} in {parent}") from e
     staged = os.path.join(tmp, "model")
     try:
         keras.Model.export(model, staged, format=format, verbose=verbose, **kwargs)
-        old = None
-        if os.path.exists(filepath):
-            old = os.path.join(tmp, "previous")
-            os.replace(filepath, old)
-        try:
-            os.replace(staged, filepath)
-        except OSError:
-            if old is not None:  # put the previous export back before tmp is removed
-                os.replace(old, filepath)
-            raise
+        if os.path.exists(filepath) and _exchange(staged, filepath):
+            pass  # the new model is at filepath, the previous one at staged (removed with tmp)
+        else:
+            old = None
+            if os.path.exists(filepath):
+                old = os.path.join(tmp, "previous")
+                os.replace(filepath, old)
+            try:
+                os.replace(staged, filepath)
+            except OSError:
+                if old is not None:  # put the previous export back before tmp is removed
+                    os.replace(old, filepath)
+                raise
     except Exception as e:  # OSError, or TensorFlow's own errors while writing the SavedModel
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         full = getattr(e, "errno", None) == errno.ENOSPC or "no space left" in str(e).lower()
@@ -74,6 +101,64 @@ def export_classifier(model, filepath, format="tf_saved_model", verbose=False, *
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return filepath
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a, b):
+    """Swap the folders ``a`` and ``b`` in one atomic step; False where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # not on this file system: two renames
+    raise OSError(err, os.strerror(err), b)
+
+
+def _tmp_prefix(filepath):
+    return f".tmp-export-{os.path.basename(filepath)}-"
+
+
+def recover_interrupted_export(filepath):
+    """Clean what killed exports to ``filepath`` left; call with the target's lock held.
+
+    A previous export that a kill between the two renames left in
+    ``.tmp-export-NAME-*/previous`` is put back if ``filepath`` is missing (a
+    warning says so); the temporary folders are removed. Folders of kzoo
+    versions that did not name their target (``.tmp-export-XXXXXXXX``) are removed
+    when they hold no previous export.
+    """
+    filepath = os.path.abspath(os.fspath(filepath))
+    parent = os.path.dirname(filepath)
+    if not os.path.isdir(parent):
+        return
+    ours = _tmp_prefix(filepath)
+    for entry in sorted(os.listdir(parent)):
+        path = os.path.join(parent, entry)
+        mine = entry.startswith(ours) and len(entry) == len(ours) + 8
+        legacy = re.fullmatch(r"\.tmp-export-[a-z0-9_]{8}", entry) is not None
+        if not (mine or legacy) or not os.path.isdir(path):
+            continue
+        previous = os.path.join(path, "previous")
+        if os.path.isdir(previous):
+            if not mine:
+                print(f"kzoo: warning: {path} holds an export that an interrupted replacement left; "
+                      "it is left there for you to move back", file=sys.stderr)
+                continue
+            if not os.path.exists(filepath):
+                os.replace(previous, filepath)
+                print(f"kzoo: warning: an earlier export to {filepath} was interrupted between its two renames; "
+                      f"the previous export was put back from {path}", file=sys.stderr)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def save_keras_atomic(model, filepath):

@@ -16,6 +16,7 @@ import pytest
 from conftest import REPO
 
 import kzoo
+from kzoo import export as kexport
 from kzoo.export import ExportError, export_classifier
 from kzoo.regularizers import VAT
 
@@ -158,15 +159,15 @@ def test_interrupted_export_leaves_nothing_half_written(built_clf, tmp_path, mon
     assert sorted(os.listdir(tmp_path)) == (["model"] if previous else [])
 
 
+def _new_model_writer(model, filepath, **kwargs):
+    os.makedirs(filepath)
+    with open(os.path.join(filepath, "saved_model.pb"), "wb") as f:
+        f.write(b"new model")
+
+
 def test_previous_export_survives_a_failed_final_move(built_clf, tmp_path, monkeypatch):
     dest = str(tmp_path / "model")
     _previous_export(dest)
-
-    def fake_writer(model, filepath, **kwargs):
-        os.makedirs(filepath)
-        with open(os.path.join(filepath, "saved_model.pb"), "wb") as f:
-            f.write(b"new model")
-
     real_replace = os.replace
 
     def replace(src, dst):
@@ -174,12 +175,29 @@ def test_previous_export_survives_a_failed_final_move(built_clf, tmp_path, monke
             raise OSError(5, "I/O error")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(keras.Model, "export", fake_writer)
+    monkeypatch.setattr(keras.Model, "export", _new_model_writer)
     monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(kexport, "_exchange", lambda a, b: False)  # the two-rename path (no renameat2)
     with pytest.raises(ExportError):
         export_classifier(built_clf, dest)
     monkeypatch.undo()
     _assert_previous_intact(dest)
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_replacing_an_export_is_one_atomic_swap(built_clf, tmp_path, monkeypatch):
+    """With a previous export there, no rename leaves the path empty: the folders are exchanged."""
+    dest = str(tmp_path / "model")
+    _previous_export(dest)
+
+    def no_replace(src, dst):
+        raise AssertionError(f"os.replace({src}, {dst}): the path would be missing between two renames")
+
+    monkeypatch.setattr(keras.Model, "export", _new_model_writer)
+    monkeypatch.setattr(os, "replace", no_replace)
+    export_classifier(built_clf, dest)
+    monkeypatch.undo()
+    assert (tmp_path / "model" / "saved_model.pb").read_bytes() == b"new model"
     assert sorted(os.listdir(tmp_path)) == ["model"]
 
 
