@@ -17,6 +17,7 @@ Sections:
   same batches, on both backends, with and without jit_compile (speed.py);
 - ``job``: wall time and peak memory of the README's main job;
 - ``fig1``: the VAT paper's Fig. 1 on moons (fig1_moons.py);
+- ``faults``: every fault and bad input tests/test_faults.py tries, and what survived (faults.py);
 - further sections of the method families (see :data:`SECTIONS`).
 """
 
@@ -1020,6 +1021,10 @@ def render_mixup_spirals(sec, add):
     add("")
 
 
+sys.path.insert(0, HERE)
+import faults  # noqa: E402  (benchmarks/faults.py: the fault and bad-input matrix of tests/test_faults.py)
+
+SECTIONS["faults"] = (faults.measure, faults.render, lambda args: {})
 SECTIONS["acc-mixup"] = (mixup_accuracy_runs, None,
                          lambda args: {"seeds": args.seeds, "steps": args.steps, "backend": args.backend,
                                        "fgsm_epsilons": list(MIXUP_FGSM_EPSILONS)})

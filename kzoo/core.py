@@ -410,6 +410,13 @@ class RegularizerMixin:
         if not (kb.name() == "tensorflow" and kb._impl().symbolic_build(self, iterator, data_batch)):
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """``keras.Model.fit`` after kzoo's checks of the data and the classifier (:func:`kzoo.data.check_fit`)."""
+        from kzoo.data import check_fit
+
+        check_fit(self, x, y)
+        return super().fit(x, y, *args, **kwargs)
+
     # -- the train step -------------------------------------------------------
 
     def train_step(self, *args):

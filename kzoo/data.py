@@ -20,6 +20,7 @@ import math
 import os
 import re
 import sys
+import weakref
 
 import numpy as np
 
@@ -693,6 +694,68 @@ def validate_arrays(x_l, y_l, x_u=None, num_classes=None):
     return x_l, y_l, x_u
 
 
+_STREAMS = weakref.WeakKeyDictionary()  # stream -> what was checked about its labels
+
+
+def warn_pixel_range(x, name):
+    """Warn when ``x`` looks like 0..255 pixel values (uint8, or images above 2): kzoo's radii assume [0, 1]."""
+    x = np.asarray(x)
+    if x.size == 0 or not np.issubdtype(x.dtype, np.number):
+        return
+    hi = float(np.max(x))
+    if x.dtype == np.uint8 or (x.ndim >= 3 and hi > 2.0):
+        import warnings
+
+        warnings.warn(f"{name} holds values up to {hi:g} (dtype {x.dtype}): it looks like 0..255 pixels. kzoo's "
+                      "perturbation radii (VAT's epsilon, ...) assume inputs scaled to [0, 1]; on raw pixels the "
+                      f"regularizer is close to 0. Scale first: {name} = {name}.astype('float32') / 255",
+                      UserWarning, stacklevel=4)
+
+
+def check_fit_data(x, y, num_logits, sparse_labels=True):
+    """Checks of ``fit``'s data against the model: NaN/inf inputs, one-hot or out-of-range labels; ValueError.
+
+    ``x``/``y`` as arrays are checked in full; a kzoo stream (:func:`semi_supervised`,
+    :func:`supervised`) by the labels it was made from. ``num_logits``: the classifier's
+    outputs (None: unknown). ``sparse_labels``: the loss takes class indices.
+    """
+    info = None
+    try:
+        info = _STREAMS.get(x)
+    except TypeError:
+        pass
+    if info is not None:
+        if num_logits and info["num_classes"] is None and info["max_label"] >= num_logits:
+            raise ValueError(f"the stream's labels go up to class index {info['max_label']} but the classifier "
+                             f"outputs {num_logits} logits (class indices 0..{num_logits - 1}); fix the labels, "
+                             f"or pass num_classes={num_logits} to kzoo.data.semi_supervised/supervised to check "
+                             "them there")
+        return
+    arrays = x.items() if isinstance(x, dict) else [("x", x)]
+    for name, value in arrays:
+        if isinstance(value, np.ndarray):
+            _check_inputs(value, name if name == "x" else f"x[{name!r}]")
+            warn_pixel_range(value, name if name == "x" else f"x[{name!r}]")
+    if isinstance(y, (np.ndarray, list)) and sparse_labels:
+        _as_class_indices(y, "y", num_logits)
+
+
+def check_fit(model, x, y):
+    """What ``fit`` of a kzoo model checks first: :func:`check_fit_data` against its classifier's logits, and a
+    warning if the classifier ends in a softmax (kzoo's regularizers expect logits)."""
+    net = model.network
+    out = getattr(net, "outputs", None)
+    num_logits = int(out[0].shape[-1]) if out and out[0].shape[-1] is not None else None
+    check_fit_data(x, y, num_logits, type(getattr(model, "loss", None)).__name__ == "SparseCategoricalCrossentropy")
+    layer = net.layers[-1] if getattr(net, "layers", None) else None
+    if type(layer).__name__ == "Softmax" or getattr(getattr(layer, "activation", None), "__name__", "") == "softmax":
+        import warnings
+
+        warnings.warn(f"the classifier's last layer ({layer.name}) is a softmax: kzoo expects logits, so the "
+                      "regularizers compare probabilities and the VAT term is close to 0. Remove the softmax "
+                      "(activation=None) and predict with keras.ops.softmax(model(x))", UserWarning, stacklevel=3)
+
+
 # ---------------------------------------------------------------------------
 # Augmentation (numpy)
 # ---------------------------------------------------------------------------
@@ -880,6 +943,7 @@ def _make_stream(x_l, y_l, x_u, batch_l, batch_u, num_classes, seed, augment,
     x_l, y_l, x_u = validate_arrays(x_l, y_l, x_u, num_classes)
     if x_u is not None and len(x_u) == 0:
         x_u = None
+    warn_pixel_range(x_l, "x_l")
     ops = parse_augment(augment)
     if ops:
         _check_image_batch(x_l, f"augment={'+'.join(ops)}")
@@ -896,8 +960,14 @@ def _make_stream(x_l, y_l, x_u, batch_l, batch_u, num_classes, seed, augment,
                 f"as_tf=True needs tensorflow, which could not be imported "
                 f"({e}); install tensorflow or pass as_tf=False for a numpy "
                 f"iterator") from e
-        return _tf_stream(x_l, y_l, x_u, batch_l, batch_u, seed, ops)
-    return _numpy_stream(x_l, y_l, x_u, batch_l, batch_u, seed, ops)
+        stream = _tf_stream(x_l, y_l, x_u, batch_l, batch_u, seed, ops)
+    else:
+        stream = _numpy_stream(x_l, y_l, x_u, batch_l, batch_u, seed, ops)
+    try:  # what fit checks against the model (labels vs. its logits) when num_classes was not given
+        _STREAMS[stream] = {"max_label": int(y_l.max()) if y_l.size else -1, "num_classes": num_classes}
+    except TypeError:
+        pass
+    return stream
 
 
 def semi_supervised(x_l, y_l, x_u=None, *, batch_labeled=32,

@@ -165,3 +165,12 @@ def pretrain_calls(monkeypatch):
 
     monkeypatch.setattr(experiment, "pretrain", spy)
     return calls
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """``item.rep_call_passed``: whether the test body passed (test_faults' ``record`` keeps only those rows)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call":
+        item.rep_call_passed = rep.passed

@@ -1,0 +1,580 @@
+"""Fault injection (issue 14): kill -9 at random points, damaged checkpoints, a full disk, two runs at once,
+interrupted exports, and every bad input the issue lists.
+
+Each case asserts the exit code (2 bad input, 3 failed run), the one-line message and what is left on disk.
+With $KZOO_FAULTS_RECORD set (``benchmarks/run.py --sections faults``), each case that passes appends its
+row (kind, case, outcome, message, what survived) to that JSON-lines file, from which RESULTS.md's table is
+rendered.
+"""
+
+import errno
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from conftest import BACKEND, REPO
+
+from kzoo import callbacks as kcb
+from kzoo import checkpoints as kck
+from kzoo import cli, experiment
+from kzoo import export as kexport
+
+RUN = ["vat", "--labels", "20", "--batch-labeled", "8", "--batch-unlabeled", "16", "--seed", "3", "--quiet"]
+ENV = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+@pytest.fixture
+def record(request):
+    """``record(kind=, case=, outcome=, message=, survived=)``: the case's row for RESULTS.md (kept if it passes)."""
+    rows = []
+    yield lambda **row: rows.append(row)
+    path = os.environ.get("KZOO_FAULTS_RECORD")
+    if path and rows and getattr(request.node, "rep_call_passed", False):
+        with open(path, "a") as f:
+            for row in rows:
+                f.write(json.dumps({"test": request.node.name, "backend": BACKEND, **row}) + "\n")
+
+
+def _popen(args, command="train", env=None):
+    return subprocess.Popen([sys.executable, "-m", "kzoo", command] + args, env=env or ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _error_lines(err):
+    """stderr without TensorFlow/XLA start-up chatter and kzoo warnings: what a failed command said."""
+    noise = ("WARNING: All log messages", "I0000", "W0000", "E0000", "To enable the following")
+    return [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(noise)
+            and not ln.startswith("kzoo: warning:")]
+
+
+def _one_line_error(err, rc, code):
+    lines = _error_lines(err)
+    assert rc == code, err[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("kzoo: error: "), err[-3000:]
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _cli(capsys, argv):
+    rc = cli.main(argv)
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+# ---------------------------------------------------------------------------------------------------------
+# kill -9 at random points of training and checkpointing; a concurrent second run
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_kill9_at_random_points_then_the_same_command_resumes_exactly(tmp_path, record):
+    """Several kill -9 at seeded random points (many land inside a checkpoint save: one every 2 steps); every
+    kill leaves only complete, checksummed checkpoints; the same command then ends with the uninterrupted
+    run's steps and test NLL."""
+    steps, ckpt, out = 60, tmp_path / "ckpt", tmp_path / "m.json"
+    args = RUN + ["--steps", str(steps), "--checkpoint-dir", str(ckpt), "--checkpoint-every", "2",
+                  "--metrics-json", str(out)]
+    rng = random.Random(14)
+    kills, in_save, reached = [], 0, 0
+    for _ in range(3):
+        proc = _popen(args)
+        target = reached + rng.randint(4, 12)
+        deadline = time.monotonic() + 300
+        try:
+            while kcb.latest_checkpoint(str(ckpt))[0] < target and proc.poll() is None:
+                assert time.monotonic() < deadline, "no progress within 300 s"
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.4))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if proc.returncode != -signal.SIGKILL:
+            break  # finished before the kill landed
+        in_save += any(e.startswith(".tmp-ckpt-") for e in os.listdir(ckpt))
+        found = kck.complete_checkpoints(str(ckpt))
+        assert found and all(kck.verify_checkpoint(p) is None for _, p in found)  # never a damaged one
+        assert len(found) <= kck.KEEP + 1  # the newest and the previous (+1 if killed while pruning)
+        assert not out.exists()
+        reached = found[0][0]
+        kills.append(reached)
+    assert len(kills) >= 2 and kills == sorted(kills)
+
+    resumed = _popen(args)
+    _, err = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, err[-3000:]
+    result = json.loads(out.read_text())
+    assert result["train_steps"] == steps and result["hyperparameters"]["resumed_from_step"] >= kills[-1]
+    assert sorted(os.listdir(ckpt)) == ["run.json"]  # checkpoints, their temporary folders and the lock: gone
+
+    plain = experiment.run(method="vat", labels=20, steps=steps, batch_labeled=8, batch_unlabeled=16, seed=3,
+                           verbose=0)
+    assert result["test_nll"] == pytest.approx(plain["test_nll"], rel=1e-3)
+    record(kind="fault", case=f"kill -9 at {len(kills)} seeded random points (checkpoint every 2 steps; "
+                              f"{in_save} inside a save)",
+           outcome="resumed, exit 0", message="(resumes silently from the last complete checkpoint)",
+           survived=f"checkpoints of steps {kills}; same steps and test NLL as the uninterrupted run")
+
+
+@pytest.mark.one_backend
+def test_a_concurrent_second_run_is_refused_naming_the_first(tmp_path, record):
+    ckpt = tmp_path / "ckpt"
+    args = RUN + ["--steps", "100000", "--checkpoint-dir", str(ckpt), "--checkpoint-every", "20"]
+    first = _popen(args)
+    try:
+        deadline = time.monotonic() + 300
+        while kcb.latest_checkpoint(str(ckpt))[0] < 20:  # the first run trains and checkpoints
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1][-2000:]
+            time.sleep(0.05)
+        second = _popen(args)
+        _, err = second.communicate(timeout=300)
+        line = _one_line_error(err, second.returncode, 2)
+        assert f"checkpoint folder {ckpt} is in use by another kzoo run (pid {first.pid})" in line
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.kill()
+        first.wait()
+    found = kck.complete_checkpoints(str(ckpt))
+    assert found and all(kck.verify_checkpoint(p) is None for _, p in found)
+    record(kind="fault", case="a second `kzoo train` on the same --checkpoint-dir while the first trains",
+           outcome="refused, exit 2", message=line.replace(str(ckpt), "DIR"),
+           survived="the first run and its checkpoints")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# damaged checkpoints
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def net(small_mlp):
+    from kzoo.core import Regularized
+
+    net = Regularized(small_mlp, None, seed=1)
+    net.compile(optimizer="adam")
+    net.optimizer.build(net.trainable_variables)
+    return net
+
+
+def _truncate(path):
+    with open(path, "r+b") as f:
+        f.truncate(max(0, os.path.getsize(path) // 2))
+
+
+@pytest.mark.parametrize("name", ["model.weights.h5", "state.npz", "meta.json", "manifest.json"])
+def test_a_truncated_file_of_the_latest_checkpoint_falls_back_to_the_previous(tmp_path, net, name, record):
+    kcb.save_checkpoint(net, str(tmp_path), 5)
+    first = [keras.ops.convert_to_numpy(w).copy() for w in net.weights]
+    net.weights[0].assign(net.weights[0] + 1.0)
+    kcb.save_checkpoint(net, str(tmp_path), 10)
+    _truncate(tmp_path / "ckpt-000000010" / name)
+    said = []
+    step, path = kcb._restore_or_fall_back(net, str(tmp_path), say=said.append)
+    assert (step, os.path.basename(path)) == (5, "ckpt-000000005")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(net.weights[0]), first[0])
+    assert len(said) == 1 and "step 10 is damaged" in said[0] and name in said[0]
+    assert "previous complete checkpoint (step 5)" in said[0]
+    # the damaged one is moved aside (kept for inspection), the previous one is untouched
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-000000005", "ckpt-000000010.corrupt"]
+    assert kck.verify_checkpoint(path) is None
+    record(kind="fault", case=f"truncated {name} in the latest checkpoint", outcome="falls back, warning",
+           message=f"kzoo: warning: {said[0]}".replace(str(tmp_path), "DIR"),
+           survived="the previous complete checkpoint (resumed from)")
+
+
+def _dying_timer(at):
+    timer = experiment._step_timer
+
+    def make():
+        class Dying(type(timer())):
+            def on_train_batch_end(self, batch, logs=None):
+                super().on_train_batch_end(batch, logs)
+                if self.steps == at:
+                    raise KeyboardInterrupt("killed")
+        return Dying()
+    return make
+
+
+def test_damaged_checkpoints_through_the_command_line(tmp_path, monkeypatch, capsys, record):
+    """The latest damaged: a warning and the run resumes from the previous one. All damaged: exit 3 naming the
+    file and the command that starts over."""
+    ckpt, out = tmp_path / "ckpt", tmp_path / "m.json"
+    argv = ["train"] + RUN + ["--steps", "12", "--checkpoint-dir", str(ckpt), "--checkpoint-every", "3",
+                              "--metrics-json", str(out)]
+    monkeypatch.setattr(experiment, "_step_timer", _dying_timer(8))
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(argv)
+    monkeypatch.undo()
+    assert [s for s, _ in kck.complete_checkpoints(str(ckpt))] == [6, 3]
+    _truncate(ckpt / "ckpt-000000006" / "model.weights.h5")
+    rc, _, err = _cli(capsys, argv)
+    assert rc == 0 and "Traceback" not in err
+    warning = [ln for ln in err.splitlines() if ln.startswith("kzoo: warning:")]
+    assert len(warning) == 1 and "step 6 is damaged" in warning[0] and "(step 3)" in warning[0]
+    result = json.loads(out.read_text())
+    assert result["hyperparameters"]["resumed_from_step"] == 3 and result["train_steps"] == 12
+    assert sorted(os.listdir(ckpt)) == ["run.json"]
+
+    out.unlink()
+    monkeypatch.setattr(experiment, "_step_timer", _dying_timer(8))
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(argv)
+    monkeypatch.undo()
+    for step in (3, 6):
+        _truncate(ckpt / f"ckpt-{step:09d}" / "state.npz")
+    rc, _, err = _cli(capsys, argv)
+    line = _one_line_error(err, rc, 3)
+    assert "no complete checkpoint is left" in line and "ckpt-000000006/state.npz" in line
+    assert f"rm -r {ckpt}" in line and "rerun the same command" in line
+    assert sorted(os.listdir(ckpt)) == ["ckpt-000000003.corrupt", "ckpt-000000006.corrupt", "run.json"]
+    assert not out.exists()
+    record(kind="fault", case="every checkpoint damaged", outcome="exit 3",
+           message=line.replace(str(ckpt), "DIR"), survived="the damaged checkpoints, moved aside")
+
+    shutil.rmtree(ckpt)  # what the message says: the same command then starts over from step 0
+    rc, _, err = _cli(capsys, argv)
+    assert rc == 0 and json.loads(out.read_text())["train_steps"] == 12
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a full disk while checkpointing
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_full_disk_while_checkpointing_stops_with_the_last_checkpoint_kept(tmp_path, monkeypatch, capsys,
+                                                                              record):
+    ckpt, out = tmp_path / "ckpt", tmp_path / "m.json"
+    argv = ["train"] + RUN + ["--steps", "12", "--checkpoint-dir", str(ckpt), "--checkpoint-every", "3",
+                              "--metrics-json", str(out)]
+    real_savez, calls = np.savez, []
+
+    def savez(file, *a, **k):  # the second checkpoint's writer finds the disk full midway
+        calls.append(file)
+        if len(calls) == 2:
+            with open(file, "wb") as f:
+                f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_savez(file, *a, **k)
+
+    monkeypatch.setattr(np, "savez", savez)
+    rc, _, err = _cli(capsys, argv)
+    line = _one_line_error(err, rc, 3)
+    assert "could not write the checkpoint of step 6" in line and "no space left on device" in line
+    assert "last complete checkpoint (step 3) is kept" in line
+    assert sorted(os.listdir(ckpt)) == ["ckpt-000000003", "run.json"]  # no partial checkpoint, no lock
+    assert kck.verify_checkpoint(str(ckpt / "ckpt-000000003")) is None and not out.exists()
+    record(kind="fault", case="ENOSPC while writing a checkpoint (writer monkeypatched)", outcome="exit 3",
+           message=line.replace(str(ckpt), "DIR"), survived="the last complete checkpoint (step 3)")
+
+    # too little room for a whole checkpoint: refused before writing anything
+    monkeypatch.setattr(np, "savez", real_savez)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1 << 30, (1 << 30) - 4096, 4096))
+    rc, _, err = _cli(capsys, argv)
+    line = _one_line_error(err, rc, 3)
+    assert "MB free, a checkpoint needs about" in line and "(step 3) is kept" in line
+    assert sorted(os.listdir(ckpt)) == ["ckpt-000000003", "run.json"]
+    monkeypatch.undo()
+    rc, _, err = _cli(capsys, argv)  # space again: the same command resumes and ends
+    assert rc == 0 and json.loads(out.read_text())["hyperparameters"]["resumed_from_step"] == 3
+
+
+@pytest.mark.one_backend
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
+def test_a_real_full_tmpfs_while_checkpointing(tmp_path, record):
+    """The issue's case: a 20 MB tmpfs, a checkpoint every 20 steps: exit 3 (was a segfault, rc 139)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        proc = _popen(["vat", "--steps", "100", "--checkpoint-dir", str(mnt / "ck"), "--checkpoint-every", "20",
+                       "--quiet"])
+        _, err = proc.communicate(timeout=400)
+        line = _one_line_error(err, proc.returncode, 3)
+        assert "no space left on device" in line
+        found = kck.complete_checkpoints(str(mnt / "ck"))
+        assert found and kck.verify_checkpoint(found[0][1]) is None
+        assert not [e for e in os.listdir(mnt / "ck") if e.startswith(".tmp")]
+        record(kind="fault", case="a real 20 MB tmpfs fills while checkpointing", outcome="exit 3",
+               message=line.replace(str(mnt), "MNT"), survived=f"the checkpoint of step {found[0][0]}")
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# locks
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _holder(lockfile):
+    """A process holding ``lockfile`` through kzoo.locks (no Keras: starts in a fraction of a second)."""
+    code = ("import sys; from kzoo import locks; locks.acquire(sys.argv[1], 'x', 'y'); print('held', flush=True); "
+            "sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code, lockfile], env=ENV, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_run_on_a_locked_checkpoint_dir_or_export_target_is_refused(tmp_path, monkeypatch, capsys,
+                                                                            record):
+    import kzoo.core
+
+    monkeypatch.setattr(kzoo.core.Regularized, "fit", lambda *a, **k: pytest.fail("fit was called"))
+    ckpt, export = tmp_path / "ckpt", tmp_path / "model"
+    ckpt.mkdir()
+    holder = _holder(str(ckpt / ".lock"))
+    try:
+        rc, _, err = _cli(capsys, ["train"] + RUN + ["--steps", "5", "--checkpoint-dir", str(ckpt)])
+        line = _one_line_error(err, rc, 2)
+        assert f"checkpoint folder {ckpt} is in use by another kzoo run (pid {holder.pid})" in line
+    finally:
+        holder.communicate("")
+    assert sorted(os.listdir(ckpt)) == [".lock"]  # the holder's lock file (a killed holder leaves it too)
+
+    holder = _holder(str(tmp_path / ".model.lock"))
+    try:
+        rc, _, err = _cli(capsys, ["train"] + RUN + ["--steps", "5", "--export", str(export)])
+        line2 = _one_line_error(err, rc, 2)
+        assert f"export target {export} is in use by another kzoo run (pid {holder.pid})" in line2
+        with pytest.raises(kexport.ExportError, match=f"pid {holder.pid}"):
+            kexport.export_classifier(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]), str(export))
+    finally:
+        holder.communicate("")
+    assert not export.exists()
+    record(kind="fault", case="a second run on a locked --checkpoint-dir", outcome="refused, exit 2",
+           message=line.replace(str(ckpt), "DIR"), survived="the first run's folder, untouched")
+    record(kind="fault", case="a second export to a locked --export target", outcome="refused, exit 2",
+           message=line2.replace(str(export), "PATH"), survived="the first run's export")
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
+    from kzoo import locks
+
+    holder = _holder(str(tmp_path / ".lock"))
+    holder.kill()
+    holder.wait()
+    assert (tmp_path / ".lock").exists()
+    locks.acquire(str(tmp_path / ".lock"), "x", "y")
+    assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
+    locks.release(str(tmp_path / ".lock"))
+    assert not (tmp_path / ".lock").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# exports: an atomic replacement, what killed exports left behind, kill -9 during export
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _stub_writer(content):
+    def export(model, filepath, **kwargs):
+        os.makedirs(os.path.join(filepath, "variables"))
+        with open(os.path.join(filepath, "saved_model.pb"), "wb") as f:
+            f.write(content)
+    return export
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_an_export_killed_between_its_two_renames_is_recovered_by_the_next(tmp_path, monkeypatch, capsys,
+                                                                           exchange, record):
+    """What a kill left (the previous export in .tmp-export-NAME-*/previous, the path empty; empty temporary
+    folders of killed exports) is put back and cleaned by the next export to that path."""
+    dest = tmp_path / "model"
+    (tmp_path / ".tmp-export-model-abcd1234" / "previous" / "variables").mkdir(parents=True)
+    (tmp_path / ".tmp-export-model-abcd1234" / "previous" / "saved_model.pb").write_bytes(b"previous")
+    (tmp_path / ".tmp-export-model-efgh5678" / "model").mkdir(parents=True)  # killed while writing
+    (tmp_path / ".tmp-export-k2j4_9zq").mkdir()  # an older kzoo's empty leftover
+    (tmp_path / ".tmp-export-other-abcd1234" / "model").mkdir(parents=True)  # another target's: not ours
+    if not exchange:
+        monkeypatch.setattr(kexport, "_exchange", lambda a, b: False)
+
+    def failing(model, filepath, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    clf = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    monkeypatch.setattr(keras.Model, "export", failing)
+    with pytest.raises(kexport.ExportError, match="previous export there is unchanged"):
+        kexport.export_classifier(clf, str(dest))
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith("kzoo: warning: an earlier export") and "was put back" in warning
+    assert (dest / "saved_model.pb").read_bytes() == b"previous"
+    assert sorted(os.listdir(tmp_path)) == [".tmp-export-other-abcd1234", "model"]
+
+    monkeypatch.setattr(keras.Model, "export", _stub_writer(b"new"))
+    kexport.export_classifier(clf, str(dest))
+    assert (dest / "saved_model.pb").read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == [".tmp-export-other-abcd1234", "model"]
+    if exchange:
+        record(kind="fault", case="export killed between its two renames (the path left empty); "
+                                  "stale .tmp-export-* folders",
+               outcome="recovered by the next export, warning", message=warning.replace(str(tmp_path), "DIR"),
+               survived="the previous export (put back), then the new one; stale folders removed")
+
+
+@pytest.mark.one_backend
+@pytest.mark.tensorflow_only
+def test_kill9_during_exports_never_leaves_the_path_without_a_complete_model(tmp_path, record):
+    dest = tmp_path / "model"
+    code = ("import sys, keras; from kzoo.export import export_classifier\n"
+            "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])\n"
+            "for i in range(int(sys.argv[2])):\n"
+            "    export_classifier(m, sys.argv[1]); print('exported', i, flush=True)\n")
+
+    def complete():
+        return (dest / "saved_model.pb").is_file() and (dest / "variables" / "variables.index").is_file()
+
+    rng = random.Random(14)
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(dest), "50"], env=ENV, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        try:
+            assert proc.stdout.readline().startswith("exported"), "the first export did not complete"
+            time.sleep(rng.uniform(0.0, 1.5))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            kills += proc.returncode == -signal.SIGKILL
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert complete()  # the previous complete export is always at the path
+    done = subprocess.run([sys.executable, "-c", code, str(dest), "1"], env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path)) == ["model"] and complete()  # leftovers cleaned, lock gone
+    record(kind="fault", case=f"kill -9 at {kills} seeded random points of repeated exports to one path",
+           outcome="path always holds a complete SavedModel",
+           message="(the next export removes the killed ones' temporary folders)",
+           survived="the previous export at every kill")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bad input: one line, exit code 2, before any work; or a warning where the input is legal but suspicious
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    import kzoo.core
+
+    monkeypatch.setattr(kzoo.core.Regularized, "fit", lambda *a, **k: pytest.fail("fit was called"))
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
+def test_bad_learning_rates_are_refused_before_training(value, capsys, no_training, record):
+    rc, _, err = _cli(capsys, ["train"] + RUN + ["--steps", "5", "--learning-rate", value])
+    line = _one_line_error(err, rc, 2)
+    assert "learning_rate must be a finite number > 0" in line
+    record(kind="bad input", case=f"--learning-rate {value}", outcome="exit 2", message=line,
+           survived="nothing started")
+
+
+def test_a_learning_rate_above_one_warns(tmp_path, capsys, no_training, record):
+    (tmp_path / "d").mkdir()
+    rc, _, err = _cli(capsys, ["train"] + RUN + ["--steps", "5", "--learning-rate", "10",
+                                                 "--metrics-json", str(tmp_path / "d")])
+    warning = [ln for ln in err.splitlines() if ln.startswith("kzoo: warning:")]
+    assert len(warning) == 1 and "learning_rate=10 is above 1" in warning[0]
+    record(kind="bad input", case="--learning-rate 10", outcome="warning", message=warning[0],
+           survived="(legal: the run goes on)")
+
+
+def test_metrics_json_pointing_at_a_folder_is_refused_before_training(tmp_path, capsys, no_training, record):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    rc, _, err = _cli(capsys, ["train"] + RUN + ["--steps", "5", "--metrics-json", str(folder)])
+    line = _one_line_error(err, rc, 2)
+    assert f"metrics file {folder} is an existing folder" in line and "metrics.json" in line
+    assert os.listdir(folder) == []
+    record(kind="bad input", case="--metrics-json pointing at a folder", outcome="exit 2 (before training)",
+           message=line.replace(str(tmp_path), "DIR"), survived="the folder, untouched")
+
+
+def test_too_few_labels_through_the_cli_do_not_suggest_an_api_only_option(capsys, no_training, record):
+    rc, _, err = _cli(capsys, ["train"] + RUN[:1] + ["--labels", "5", "--steps", "5", "--quiet"])
+    line = _one_line_error(err, rc, 2)
+    assert "labels=5 < num_classes=10" in line and "balanced=False" not in line
+    record(kind="bad input", case="--labels 5 on 10 classes", outcome="exit 2", message=line,
+           survived="nothing started")
+
+
+def test_an_unknown_keras_backend_is_one_line(tmp_path, record):
+    out = subprocess.run([sys.executable, "-c", "import sys; from kzoo.cli import main; rc = main(sys.argv[1:]); "
+                          "print('keras' in sys.modules); sys.exit(rc)", "train", "vat", "--steps", "5"],
+                         env=dict(ENV, KERAS_BACKEND="foo"), capture_output=True, text=True, timeout=120)
+    line = _one_line_error(out.stderr, out.returncode, 2)
+    assert "KERAS_BACKEND=foo is not a backend kzoo runs on" in line and out.stdout.strip() == "False"
+    record(kind="bad input", case="KERAS_BACKEND=foo", outcome="exit 2", message=line, survived="nothing started")
+
+
+def _regularized(num_classes=10, activation=None):
+    from kzoo.core import Regularized
+    from kzoo.regularizers import VAT
+
+    inp = keras.Input((64,))
+    clf = keras.Model(inp, keras.layers.Dense(num_classes, activation=activation)(inp))
+    net = Regularized(clf, VAT(), seed=0)
+    net.compile(optimizer="adam")
+    return net
+
+
+def test_out_of_range_labels_through_a_stream_without_num_classes_are_refused(record):
+    from kzoo import data as kdata
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 64), dtype=np.float32), np.arange(40) % 11  # a label 10 for 10 classes
+    stream = kdata.semi_supervised(x, y, x, batch_labeled=8, batch_unlabeled=8, as_tf=False)
+    with pytest.raises(ValueError) as e:
+        _regularized().fit(stream, steps_per_epoch=1, epochs=1, verbose=0)
+    msg = str(e.value)
+    assert "\n" not in msg and "up to class index 10" in msg and "outputs 10 logits" in msg
+    assert "num_classes=10" in msg
+    record(kind="bad input", case="label 10 with 10 classes, kzoo.data.semi_supervised without num_classes",
+           outcome="ValueError before the first step (both backends)", message=msg, survived="-")
+
+
+def test_nan_inf_and_one_hot_in_plain_arrays_to_fit_are_refused(record):
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 64), dtype=np.float32), np.arange(16) % 10
+    net = _regularized()
+    cases = []
+    for what, xx, yy, expect in [
+        ("NaN in x", np.where(np.arange(64) == 3, np.nan, x).astype(np.float32), y, "NaN/inf"),
+        ("inf in x", np.where(np.arange(64) == 3, np.inf, x).astype(np.float32), y, "NaN/inf"),
+        ("one-hot y", x, np.eye(10, dtype=np.float32)[y], "argmax"),
+        ("label 10 of 10 classes in y", x, np.where(np.arange(16) == 0, 10, y), "class index 10"),
+    ]:
+        with pytest.raises(ValueError, match=expect) as e:
+            net.fit(xx, yy, epochs=1, verbose=0)
+        assert "\n" not in str(e.value)
+        cases.append((what, str(e.value)))
+    assert not net.optimizer.built or int(net.optimizer.iterations) == 0  # nothing trained
+    for what, msg in cases:
+        record(kind="bad input", case=f"{what}, arrays to fit", outcome="ValueError before the first step",
+               message=msg, survived="-")
+
+
+def test_uint8_images_and_a_softmax_classifier_warn(record):
+    from kzoo import data as kdata
+
+    x = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1)).astype(np.uint8)
+    y = np.arange(16) % 10
+    with pytest.warns(UserWarning, match=r"values up to 2\d\d .*0\.\.255 pixels.*/ 255") as w:
+        kdata.semi_supervised(x, y, x, batch_labeled=8, batch_unlabeled=8, as_tf=False)
+    record(kind="bad input", case="uint8 0..255 images", outcome="warning", message=str(w[0].message),
+           survived="(legal: the run goes on)")
+    net = _regularized(activation="softmax")
+    xf = np.random.default_rng(0).random((16, 64), dtype=np.float32)
+    with pytest.warns(UserWarning, match="is a softmax: kzoo expects logits") as w:
+        net.fit(xf, y, epochs=1, verbose=0)
+    record(kind="bad input", case="a classifier ending in a softmax", outcome="warning",
+           message=str(next(m.message for m in w if "softmax" in str(m.message))), survived="(legal)")
