@@ -48,7 +48,8 @@ def _parser():
     t.add_argument("--model", default="mlp", help="mlp, conv_small, conv_large, preact_resnet18, wide_resnet28_2 "
                    "or conv_manifold (kzoo.models; default mlp)")
     t.add_argument("--width", type=float, default=1.0, help="channel multiplier of the conv models")
-    t.add_argument("--steps", type=int, default=1000, help="optimizer steps")
+    t.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the method's preset for "
+                   "the dataset, else 1000)")
     t.add_argument("--batch-labeled", type=int, default=32)
     t.add_argument("--batch-unlabeled", type=int, default=128)
     t.add_argument("--seed", type=int, default=0, help="seed of the labeled subset, initialization and noise")
@@ -57,7 +58,11 @@ def _parser():
     g = t.add_argument_group("method hyperparameters (each applies to the methods that declare it; "
                              "default: the method's own, see `kzoo methods --verbose`)")
     _hyperparameter_flags(g, all_hyperparameters())
-    t.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
+    t.add_argument("--learning-rate", type=float, default=None,
+                   help="Adam learning rate (default: the method's preset for the dataset, else 1e-3)")
+    t.add_argument("--no-preset", dest="preset", action="store_false",
+                   help="ignore the method's validation-chosen preset for the dataset (see `kzoo methods -v`): "
+                   "its plain defaults, 1000 steps, learning rate 1e-3")
     t.add_argument("--decay-fraction", type=float, default=1 / 3,
                    help="linear learning-rate decay over this last fraction of training")
     t.add_argument("--augment", default=None, help="translate, flip or translate,flip (image data)")
@@ -210,6 +215,10 @@ def main(argv=None):
             if args.verbose:
                 for hp in spec.hyperparameters:
                     print(f"{'':<22}{hp.flag:<20} default {hp.default!r:<10} {hp.help}")
+                for preset in spec.presets:
+                    print(f"{'':<22}{preset.describe()}")
+                if spec.warning:
+                    print(f"{'':<22}warning: {spec.warning}")
         return 0
     if args.command == "datasets":
         from kzoo.data import DatasetUnavailableError, export_npz, list_datasets
@@ -262,7 +271,7 @@ def main(argv=None):
             metrics_json=args.metrics_json, verbose=0 if args.quiet else 1,
             checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
             distribution=args.distribution, devices=args.devices, tensorboard=args.tensorboard,
-            validation_labels=args.validation_labels,
+            validation_labels=args.validation_labels, preset=args.preset,
         )
     except (ConfigError, DatasetUnavailableError) as e:
         print(f"kzoo: error: {e}", file=sys.stderr)

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from kzoo import locks
-from kzoo.methods import METHODS, get as get_method  # noqa: F401  (METHODS: public)
+from kzoo.methods import METHODS, PRESET_RUN_SETTINGS, get as get_method  # noqa: F401  (METHODS: public)
 
 
 class ConfigError(ValueError):
@@ -373,12 +373,12 @@ def run(
     dataset="digits",
     labels=100,
     model="mlp",
-    steps=1000,
+    steps=None,
     batch_labeled=32,
     batch_unlabeled=128,
     seed=0,
     hyperparameters=None,
-    learning_rate=1e-3,
+    learning_rate=None,
     decay_fraction=1 / 3,
     width=1.0,
     augment=None,
@@ -399,6 +399,7 @@ def run(
     nesterov=False,
     weight_decay=0.0,
     lr_drops=None,
+    preset=True,
     **hyperparameter_kwargs,
 ):
     """Train ``method`` on ``dataset`` with ``labels`` labeled examples; returns the metrics dict.
@@ -420,12 +421,24 @@ def run(
     rate decays linearly over the last ``decay_fraction`` of the steps, or with
     ``lr_drops=(f1, f2, ...)`` is multiplied by 0.1 after each fraction f of
     the steps (then ``decay_fraction`` is unused and recorded as 0).
+
+    ``preset=True``: settings the method's registry entry chose on validation
+    data for this dataset, model and label count (:class:`kzoo.methods.Preset`)
+    fill in every hyperparameter and ``steps``/``learning_rate`` not given
+    (None); without a preset, the method's defaults, 1000 steps and 1e-3.
+    The result's ``preset`` lists what the preset set.
     """
     from kzoo import data as kdata
     from kzoo import models as kmodels
 
     # ---- validate everything before any work -------------------------------
-    spec, hp = resolve_hyperparameters(method, {**(hyperparameters or {}), **hyperparameter_kwargs})
+    given = {k: v for k, v in {**(hyperparameters or {}), **hyperparameter_kwargs}.items() if v is not None}
+    resolve_hyperparameters(method, given)  # an unknown method or hyperparameter, before the preset
+    applied = _preset_settings(method, dataset, labels, model, given, steps, learning_rate) if preset else {}
+    steps = applied.get("steps", 1000 if steps is None else steps)
+    learning_rate = applied.get("learning_rate", 1e-3 if learning_rate is None else learning_rate)
+    preset_hp = {k: v for k, v in applied.items() if k not in PRESET_RUN_SETTINGS}
+    spec, hp = resolve_hyperparameters(method, {**preset_hp, **given})
     if dataset not in kdata.DATASETS:
         raise ConfigError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(kdata.DATASETS)}")
     if model not in kmodels.MODELS:
@@ -529,6 +542,8 @@ def run(
         "train_seconds": round(train_seconds, 3),
         "steps_per_second": round((timer.steps - 1) / steady, 2) if timer.steps > 1 and steady > 0 else None,
     }
+    if applied:
+        result["preset"] = applied
     if validation_labels:
         result["validation_labels"] = int(validation_labels)
         result.update(evaluate_classifier(clf, x_val, y_val, prefix="val"))
@@ -550,6 +565,14 @@ def run(
 
             clear_checkpoints(checkpoint_dir)  # the run is complete; its outputs are written
     return result
+
+
+def _preset_settings(method, dataset, labels, model, given, steps, learning_rate):
+    """What the method's preset sets for this run: its settings that were not given explicitly."""
+    explicit = {"steps": steps, "learning_rate": learning_rate}
+    settings = get_method(method).preset(dataset, labels, model)
+    return {k: v for k, v in settings.items()
+            if (explicit.get(k) is None if k in PRESET_RUN_SETTINGS else k not in given)}
 
 
 def _split(ds, labels, validation_labels, seed):

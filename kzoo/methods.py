@@ -81,12 +81,44 @@ class Hyperparameter:
         return converted
 
 
+# run() settings a preset may set besides the method's hyperparameters
+PRESET_RUN_SETTINGS = ("steps", "learning_rate")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Settings chosen on validation data for one dataset (and model, and optionally label count).
+
+    ``settings``: hyperparameters of the method and run settings of
+    :data:`PRESET_RUN_SETTINGS` (e.g. ``steps``). ``labels=None``: any label
+    count; a preset for the run's exact label count is applied over it.
+    ``evidence``: where the choice is documented (benchmarks/RESULTS.md section).
+    Explicit arguments (``kzoo train`` flags) always override a preset.
+    """
+
+    dataset: str
+    settings: dict
+    labels: typing.Optional[int] = None
+    model: str = "mlp"
+    evidence: str = ""
+
+    def describe(self):
+        where = f"{self.dataset}" + (f", {self.labels} labels" if self.labels is not None else "") + \
+            f", model {self.model}"
+        body = " ".join(f"{k}={v}" for k, v in self.settings.items())
+        return f"preset ({where}): {body}" + (f"  [{self.evidence}]" if self.evidence else "")
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
     """A trainable method: its paper, its hyperparameters, and how to build or train it.
 
     ``semi_supervised``: whether it trains on labeled + unlabeled batches (a
-    bool, or a function of the resolved hyperparameters).
+    bool, or a function of the resolved hyperparameters). ``presets``:
+    validation-chosen settings per dataset (:class:`Preset`), applied by
+    :func:`kzoo.experiment.run` under explicit arguments. ``warning``: a known
+    limitation (e.g. not better than supervised training on digits), shown by
+    ``kzoo methods -v``.
     """
 
     name: str
@@ -96,6 +128,17 @@ class Method:
     train: typing.Optional[typing.Callable] = None
     semi_supervised: typing.Union[bool, typing.Callable] = True
     paper: str = ""
+    presets: tuple = ()
+    warning: str = ""
+
+    def preset(self, dataset, labels=None, model="mlp"):
+        """The preset settings for a run (a dict, empty without a preset): the dataset-wide preset of
+        ``model``, updated by the one for exactly ``labels`` labeled examples."""
+        out = {}
+        for p in sorted(self.presets, key=lambda p: p.labels is not None):
+            if p.dataset == dataset and p.model == model and p.labels in (None, labels):
+                out.update(p.settings)
+        return out
 
     def hyperparameter(self, name):
         for hp in self.hyperparameters:
@@ -163,6 +206,8 @@ def register(method):
         raise ValueError(f"method {method.name!r} is registered twice")
     if (method.build is None) == (method.train is None):
         raise ValueError(f"method {method.name!r} needs exactly one of build= or train=")
+    for preset in method.presets:  # ValueError for an unknown or out-of-range hyperparameter
+        method.resolve({k: v for k, v in preset.settings.items() if k not in PRESET_RUN_SETTINGS})
     METHODS[method.name] = method
     return method
 
@@ -470,6 +515,8 @@ _MIX_LAYERS = Hyperparameter(
     "comma-separated eligible layer names (\"input\" = the input; kzoo models name block outputs block1, "
     "block2, ...); one is picked per batch", str, grid=("input", "input,block1,block2", "block1,block2"))
 _PER_EXAMPLE = Hyperparameter("mix_per_example", False, "one λ per example instead of one per batch", bool)
+_KEEP_CLEAN = Hyperparameter("mix_keep_clean", False, "keep the clean labeled cross-entropy beside the mixed "
+                             "one (the paper: the mixed one replaces it)", bool, grid=(False, True))
 _MIX_BN = Hyperparameter("mix_batch_norm", "clean",
                          "batch norm of the mixed pass: the clean batch's statistics (clean) or its own (mixed)",
                          str, choices=("clean", "mixed"))
@@ -487,19 +534,55 @@ _MIXUP_PAPER = "Verma et al., Manifold Mixup, 2018 (arXiv:1806.05236); Zhang et 
 
 register(Method(
     "mixup", "input mixup (Zhang et al.): cross-entropy on mixed inputs and targets, labeled data",
-    (_mixup_alpha(1.0, (0.2, 0.5, 1.0, 2.0)), _PER_EXAMPLE, _MIX_BN),
+    (_mixup_alpha(1.0, (0.2, 0.5, 1.0, 2.0)), _PER_EXAMPLE, _MIX_BN, _KEEP_CLEAN),
     train=_train_mixup, semi_supervised=False, paper=_MIXUP_PAPER))
 register(Method(
     "manifold-mixup", "Manifold Mixup (Verma et al.): mix hidden states of a random eligible layer, labeled data",
-    (_mixup_alpha(2.0, (0.5, 1.0, 2.0, 4.0)), _MIX_LAYERS, _PER_EXAMPLE, _MIX_BN),
+    (_mixup_alpha(2.0, (0.5, 1.0, 2.0, 4.0)), _MIX_LAYERS, _PER_EXAMPLE, _MIX_BN, _KEEP_CLEAN),
     train=_train_mixup, semi_supervised=False, paper=_MIXUP_PAPER))
 register(Method(
     "mixup-ssl", "semi-supervised input mixup (Verma et al., Algorithm 3): mixed labeled CE + ramped "
     "consistency to mixed pseudo-targets",
-    (_mixup_alpha(0.1, (0.1, 0.5, 1.0)), _PER_EXAMPLE, _MIX_BN) + _SSL_HP,
+    (_mixup_alpha(0.1, (0.1, 0.5, 1.0)), _PER_EXAMPLE, _MIX_BN, _KEEP_CLEAN) + _SSL_HP,
     train=_train_mixup, semi_supervised=True, paper=_MIXUP_PAPER))
 register(Method(
     "manifold-mixup-ssl", "semi-supervised Manifold Mixup (Verma et al., Algorithm 1): mixed labeled CE + "
     "ramped consistency to mixed pseudo-targets",
-    (_mixup_alpha(0.1, (0.1, 0.5, 1.0)), _MIX_LAYERS, _PER_EXAMPLE, _MIX_BN) + _SSL_HP,
+    (_mixup_alpha(0.1, (0.1, 0.5, 1.0)), _MIX_LAYERS, _PER_EXAMPLE, _MIX_BN, _KEEP_CLEAN) + _SSL_HP,
     train=_train_mixup, semi_supervised=True, paper=_MIXUP_PAPER))
+
+
+# ----------------------------------------------------------------------------
+# Combinations (issue 15, item 5): kzoo's regularizers added up
+# ----------------------------------------------------------------------------
+
+
+def _train_vat_mixup(ctx):
+    """VAT (+ EntMin) + semi-supervised mixup consistency on one classifier: ``Regularized(clf, sum)``."""
+    from kzoo import mixup
+    from kzoo.core import Regularized
+    from kzoo.experiment import ConfigError
+
+    hp = ctx.hyperparameters
+    clf = ctx.make_classifier()
+    reg = _build_vat(hp)
+    try:
+        mix = mixup.from_hyperparameters({**hp, "mix_keep_clean": True}, steps=ctx.steps)
+        mix.check_network(clf)
+    except ValueError as e:
+        raise ConfigError(f"{ctx.method.name} on model {ctx.model}: {e}") from e
+    reg = reg + mix
+    ctx.info["regularizer"] = repr(reg)
+    net = Regularized(clf, reg, seed=ctx.seed)
+    net.compile(optimizer=ctx.optimizer(), metrics=["accuracy"], jit_compile=ctx.jit_compile)
+    ctx.fit(net)
+    return clf
+
+
+register(Method(
+    "vat-mixup", "VAT + entropy minimization + Manifold Mixup consistency on the unlabeled batch (kzoo's "
+    "combination; the clean labeled cross-entropy is kept)",
+    METHODS["vat"].hyperparameters + (
+        _mixup_alpha(0.1, (0.1, 0.5)), _MIX_LAYERS,
+        dataclasses.replace(_SSL_HP[0], default=10.0, grid=(3.0, 10.0, 30.0)), _SSL_HP[1], _SSL_HP[2]),
+    train=_train_vat_mixup, paper=_VAT_PAPER + "; " + _MIXUP_PAPER))

@@ -437,7 +437,8 @@ def from_hyperparameters(hp, steps=None):
     """The regularizer of a registered mixup method (``kzoo.methods``) from its resolved hyperparameters.
 
     ``mixup_rampup_fraction`` (a fraction of training) becomes ``rampup_steps``
-    with the run's ``steps``.
+    with the run's ``steps``; ``mix_keep_clean`` keeps the clean cross-entropy
+    beside the mixed one (``replace_supervised=False``).
     """
     layers = hp.get("mix_layers", INPUT)
     consistency = hp.get("mixup_consistency", 0.0) or 0.0
@@ -449,4 +450,5 @@ def from_hyperparameters(hp, steps=None):
         consistency=consistency, unlabeled_alpha=hp.get("mixup_unlabeled_alpha"),
         rampup_steps=int(round(fraction * steps)) if consistency and fraction else 0,
         batch_norm=hp.get("mix_batch_norm", "clean"),
+        replace_supervised=not hp.get("mix_keep_clean", False),
     )

@@ -18,7 +18,8 @@
   depth option so tests stay tiny.
 
 Every model names the output of its i-th block ``block{i}`` (mlp: hidden layer
-i; the ResNets: residual stage i), the layers Manifold Mixup mixes at
+i; the conv models: each of the three conv blocks, after its pooling and
+dropout; the ResNets: residual stage i), the layers Manifold Mixup mixes at
 (``kzoo.mixup``); ``"input"`` is the input.
 """
 
@@ -90,10 +91,12 @@ def _conv_net(spec, input_shape, num_classes, width, dropout, name, negative_slo
             size //= 2
         if dropout:
             h = layers.Dropout(dropout, name=f"drop{b}")(h)
+        h = layers.Identity(name=f"block{b}")(h)  # a named mixing point (kzoo.mixup)
     f1, f2, f3 = spec[2]
     h = conv(h, f1, 3, "valid" if size >= 5 else "same", "3_1")
     h = conv(h, f2, 1, "same", "3_2")
     h = conv(h, f3, 1, "same", "3_3")
+    h = layers.Identity(name="block3")(h)
     h = layers.GlobalAveragePooling2D(name="gap")(h)
     outputs = layers.Dense(num_classes, name="logits")(h)
     return keras.Model(inputs, outputs, name=name)

@@ -43,7 +43,7 @@ PROJECT = "oracle"
 # run() arguments a tuning run passes through to every trial
 RUN_ARGUMENTS = ("dataset", "labels", "model", "steps", "batch_labeled", "batch_unlabeled", "seed",
                  "learning_rate", "decay_fraction", "width", "augment", "data_dir", "jit_compile",
-                 "distribution", "devices")
+                 "distribution", "devices", "preset")
 
 
 # ----------------------------------------------------------------------------
@@ -518,7 +518,7 @@ def main(args):
                   "batch_labeled": args.batch_labeled, "batch_unlabeled": args.batch_unlabeled,
                   "seed": args.seed, "learning_rate": args.learning_rate, "decay_fraction": args.decay_fraction,
                   "width": args.width, "augment": args.augment, "data_dir": args.data_dir, "jit_compile": jit,
-                  "distribution": args.distribution, "devices": args.devices}
+                  "distribution": args.distribution, "devices": args.devices, "preset": args.preset}
     try:
         _import_all(args.imports)
         grid = parse_grid(args.method, args.grid)

@@ -361,3 +361,18 @@ def test_batch_norm_modes_of_the_mixed_pass(seeded, batch_norm):
     np.testing.assert_allclose(value, expect, rtol=1e-5)
     with pytest.raises(ValueError, match="batch_norm"):
         mixup.ManifoldMixup(batch_norm="running")
+
+
+@pytest.mark.parametrize("model", ["conv_small", "conv_large", "conv_manifold"])
+def test_conv_models_take_manifold_mixups_default_layers(seeded, model):
+    # the default mix_layers (input,block1,block2) names blocks every built-in model has
+    from kzoo.experiment import run
+    from kzoo.methods import get
+
+    net = kzoo.models.get(model, input_shape=(8, 8, 1), num_classes=10, width=1 / 16)
+    names = mixup.mixable_layers(net)
+    assert [n for n in names if n.startswith("block")] == ["block1", "block2", "block3"]
+    assert get("manifold-mixup").hyperparameter("mix_layers").default == "input,block1,block2"
+    res = run(method="manifold-mixup", model=model, width=1 / 16, labels=20, steps=2, batch_labeled=8,
+              verbose=0, test=False)
+    assert "block1" in res["hyperparameters"]["regularizer"] and res["train_steps"] == 2
