@@ -434,7 +434,8 @@ def run(
     # ---- validate everything before any work -------------------------------
     given = {k: v for k, v in {**(hyperparameters or {}), **hyperparameter_kwargs}.items() if v is not None}
     resolve_hyperparameters(method, given)  # an unknown method or hyperparameter, before the preset
-    applied = _preset_settings(method, dataset, labels, model, given, steps, learning_rate) if preset else {}
+    explicit = {"steps": steps, "learning_rate": learning_rate, **given}
+    applied = get_method(method).preset_for_run(dataset, labels, model, explicit) if preset else {}
     steps = applied.get("steps", 1000 if steps is None else steps)
     learning_rate = applied.get("learning_rate", 1e-3 if learning_rate is None else learning_rate)
     preset_hp = {k: v for k, v in applied.items() if k not in PRESET_RUN_SETTINGS}
@@ -565,14 +566,6 @@ def run(
 
             clear_checkpoints(checkpoint_dir)  # the run is complete; its outputs are written
     return result
-
-
-def _preset_settings(method, dataset, labels, model, given, steps, learning_rate):
-    """What the method's preset sets for this run: its settings that were not given explicitly."""
-    explicit = {"steps": steps, "learning_rate": learning_rate}
-    settings = get_method(method).preset(dataset, labels, model)
-    return {k: v for k, v in settings.items()
-            if (explicit.get(k) is None if k in PRESET_RUN_SETTINGS else k not in given)}
 
 
 def _split(ds, labels, validation_labels, seed):

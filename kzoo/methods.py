@@ -140,6 +140,10 @@ class Method:
                 out.update(p.settings)
         return out
 
+    def preset_for_run(self, dataset, labels, model, explicit):
+        """What the preset sets for a run: its settings whose value in ``explicit`` is missing or None."""
+        return {k: v for k, v in self.preset(dataset, labels, model).items() if explicit.get(k) is None}
+
     def hyperparameter(self, name):
         for hp in self.hyperparameters:
             if hp.name == name:

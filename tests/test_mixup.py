@@ -376,3 +376,14 @@ def test_conv_models_take_manifold_mixups_default_layers(seeded, model):
     res = run(method="manifold-mixup", model=model, width=1 / 16, labels=20, steps=2, batch_labeled=8,
               verbose=0, test=False)
     assert "block1" in res["hyperparameters"]["regularizer"] and res["train_steps"] == 2
+
+
+def test_vat_mixup_adds_vat_entmin_and_mixup_consistency_keeping_the_clean_loss(seeded):
+    from kzoo.experiment import run
+
+    res = run(method="vat-mixup", labels=20, steps=2, batch_labeled=8, batch_unlabeled=8, entmin=1.0,
+              mixup_consistency=3.0, verbose=0, test=False)
+    reg = res["hyperparameters"]["regularizer"]
+    assert reg.startswith("VAT(") and "EntropyMinimization(" in reg and "ManifoldMixup(" in reg
+    assert "consistency=3.0" in reg and "replace_supervised=False" in reg and "rampup_steps=1" in reg
+    assert np.isfinite(res["val_nll"])
