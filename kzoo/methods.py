@@ -87,14 +87,9 @@ PRESET_RUN_SETTINGS = ("steps", "learning_rate")
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-    """Settings chosen on validation data for one dataset (and model, and optionally label count).
-
-    ``settings``: hyperparameters of the method and run settings of
-    :data:`PRESET_RUN_SETTINGS` (e.g. ``steps``). ``labels=None``: any label
-    count; a preset for the run's exact label count is applied over it.
-    ``evidence``: where the choice is documented (benchmarks/RESULTS.md section).
-    Explicit arguments (``kzoo train`` flags) always override a preset.
-    """
+    """Validation-chosen ``settings`` (hyperparameters, :data:`PRESET_RUN_SETTINGS`) for one dataset and model;
+    ``labels=None``: any label count (a preset for the run's exact count applies over it). Explicit arguments
+    override a preset; ``evidence`` names the benchmarks/RESULTS.md section that holds the choice."""
 
     dataset: str
     settings: dict
@@ -214,6 +209,15 @@ def register(method):
         method.resolve({k: v for k, v in preset.settings.items() if k not in PRESET_RUN_SETTINGS})
     METHODS[method.name] = method
     return method
+
+
+def annotate(name, presets=(), warning=""):
+    """Give the registered method ``name`` its per-dataset presets and warning (checked as register does)."""
+    spec = dataclasses.replace(get(name), presets=tuple(presets), warning=warning)
+    for preset in spec.presets:  # ValueError for an unknown or out-of-range hyperparameter
+        spec.resolve({k: v for k, v in preset.settings.items() if k not in PRESET_RUN_SETTINGS})
+    METHODS[name] = spec
+    return spec
 
 
 def get(name):
@@ -586,7 +590,10 @@ def _train_vat_mixup(ctx):
 register(Method(
     "vat-mixup", "VAT + entropy minimization + Manifold Mixup consistency on the unlabeled batch (kzoo's "
     "combination; the clean labeled cross-entropy is kept)",
-    METHODS["vat"].hyperparameters + (
-        _mixup_alpha(0.1, (0.1, 0.5)), _MIX_LAYERS,
-        dataclasses.replace(_SSL_HP[0], default=10.0, grid=(3.0, 10.0, 30.0)), _SSL_HP[1], _SSL_HP[2]),
+    # one searched hyperparameter (its step costs about three VAT steps): the others keep VAT's and the paper's values
+    tuple(dataclasses.replace(hp, grid=None) for hp in METHODS["vat"].hyperparameters + (
+        _mixup_alpha(0.1, None), _MIX_LAYERS, _SSL_HP[1], _SSL_HP[2])) + (
+        dataclasses.replace(_SSL_HP[0], default=10.0, grid=(3.0, 10.0, 30.0)),),
     train=_train_vat_mixup, paper=_VAT_PAPER + "; " + _MIXUP_PAPER))
+
+from kzoo import method_presets  # noqa: E402,F401  (annotates the methods above with presets and warnings)

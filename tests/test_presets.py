@@ -61,3 +61,13 @@ def test_methods_verbose_shows_presets_and_warnings(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "preset (digits, 100 labels, model mlp): epsilon=4.0  [RESULTS.md]" in out
     assert "warning: worse than supervised on digits at 30 labels" in out
+
+
+def test_registered_presets_are_valid_and_reach_a_run():
+    for spec in methods.METHODS.values():
+        for preset in spec.presets:
+            spec.resolve({k: v for k, v in preset.settings.items() if k not in methods.PRESET_RUN_SETTINGS})
+    assert methods.METHODS["mixup"].warning and methods.METHODS["manifold-mixup"].warning
+    res = run(method="mixup", dataset="digits", labels=20, steps=2, batch_labeled=8, verbose=0, test=False)
+    assert res["preset"] == {"mixup_alpha": 0.2, "mix_keep_clean": True}
+    assert "replace_supervised=False" in res["hyperparameters"]["regularizer"]
