@@ -24,6 +24,9 @@ import subprocess
 import sys
 import time
 
+from kzoo.checks import check_dataset
+from kzoo.io import write_json_atomic, write_text_atomic
+
 KERAS_REFERENCE = "keras"
 
 
@@ -161,8 +164,7 @@ def main(argv=None):
     bad = [m for m in methods if m != KERAS_REFERENCE and m not in METHODS]
     if bad:
         p.error(f"unknown methods {bad}; valid: {KERAS_REFERENCE}, {', '.join(METHODS)}")
-    if args.dataset not in DATASETS:
-        p.error(f"unknown dataset {args.dataset!r}; valid: {', '.join(DATASETS)}")
+    check_dataset(args.dataset, DATASETS, error=p.error)
     backends = [b for b in args.backends.split(",") if b]
     if set(backends) - {"tensorflow", "jax"}:
         p.error("--backends takes tensorflow and/or jax")
@@ -223,15 +225,11 @@ def main(argv=None):
         if "skipped" not in r:
             r["ratio_to_supervised"] = r["ms_per_step"] / sup["ms_per_step"] if sup else None
     report = {"settings": {k: v for k, v in vars(args).items() if k != "worker"}, "rows": rows}
-    from kzoo.experiment import write_json_atomic
-
     if args.json:
         write_json_atomic(args.json, report)
     table = markdown(rows)
     if args.markdown:
-        with open(args.markdown + ".tmp", "w") as f:
-            f.write(table + "\n")
-        os.replace(args.markdown + ".tmp", args.markdown)
+        write_text_atomic(args.markdown, table + "\n")
     print(table)
     return 0
 

@@ -1,7 +1,7 @@
 """Fault tolerance for long runs: step-exact checkpoints, divergence guard, TensorBoard.
 
 :class:`TrainingGuard` is what ``kzoo train --checkpoint-dir DIR`` adds to every
-``fit`` of a run (:meth:`kzoo.experiment.RunContext.fit`). It plays the role of
+``fit`` of a run (:meth:`kzoo.methods.context.RunContext.fit`). It plays the role of
 ``keras.callbacks.BackupAndRestore(save_freq=N)`` with three differences that a
 killed run needs:
 
@@ -39,14 +39,12 @@ import keras
 import numpy as np
 
 from kzoo import backend as kb
+from kzoo.errors import NonFiniteLossError, TrainingDiverged  # noqa: F401  (kzoo.callbacks.TrainingDiverged, as before)
+from kzoo.io import atomic_file
 from kzoo.checkpoints import (  # noqa: F401  (the checkpoint file functions, kept importable from here)
     KEEP, MANIFEST, CheckpointError, clear_checkpoints, complete_checkpoints, fsync, latest_checkpoint,
     lock_checkpoint_dir, move_aside, none_left, resumable_checkpoint, sha256, verify_checkpoint, write_error)
 from kzoo.checkpoints import _FILES
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; training was stopped."""
 
 
 def _scalar(value):
@@ -233,10 +231,6 @@ class TrainingGuard(keras.callbacks.Callback):
             f"{where}. Lower the learning rate or the regularizer's weight/radius and start again.")
 
 
-class NonFiniteLossError(TrainingDiverged, FloatingPointError):
-    """Training produced a NaN or infinite loss; :class:`NaNGuard` put the last good weights back."""
-
-
 class NaNGuard(keras.callbacks.Callback):
     """Stop training with a clear error on the first non-finite logged loss.
 
@@ -270,16 +264,8 @@ class NaNGuard(keras.callbacks.Callback):
         self._good = [np.array(v) for v in self.model.get_weights()]
         self.good_step = self.step
         if self.filepath:
-            parent = os.path.dirname(self.filepath)
-            os.makedirs(parent, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=parent)
-            os.close(fd)
-            try:
+            with atomic_file(self.filepath, ".weights.h5") as tmp:
                 self.model.save_weights(tmp, overwrite=True)
-                os.replace(tmp, self.filepath)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
 
     def on_train_begin(self, logs=None):
         self._snapshot()

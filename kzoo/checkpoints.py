@@ -17,14 +17,12 @@ import os
 import re
 import shutil
 
+from kzoo.errors import CheckpointError  # noqa: F401  (kzoo.checkpoints.CheckpointError, as before)
+
 _CKPT = re.compile(r"^ckpt-(\d+)$")
 MANIFEST = "manifest.json"
 _FILES = ("model.weights.h5", "state.npz", "meta.json")
 KEEP = 2  # complete checkpoints kept: the newest and the one before, to fall back on if the newest is damaged
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be written, or none left in the folder can be read; the run stops."""
 
 
 def complete_checkpoints(directory):

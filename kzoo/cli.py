@@ -9,19 +9,13 @@ import json
 import os
 import sys
 
+from kzoo.checks import check_dataset, check_positive
+from kzoo.errors import COMMAND_ERRORS, EXIT_INTERRUPTED, ConfigError, fail
+from kzoo.io import check_writable_target, write_json_atomic
+from kzoo.methods.registry import given_hyperparameters as _given_hyperparameters
+from kzoo.methods.registry import hyperparameter_flags as _hyperparameter_flags
 
 _BACKENDS = ("tensorflow", "jax")  # kzoo.backend.SUPPORTED_BACKENDS, known here before Keras is imported
-
-
-def _hyperparameter_flags(group, hyperparameters):
-    for hp in hyperparameters.values():
-        kwargs = {"choices": hp.choices} if hp.choices else {}
-        group.add_argument(hp.flag, dest=f"hp_{hp.name}", type=str if hp.type is bool else hp.type,
-                           default=None, metavar=hp.name.upper(), help=hp.help, **kwargs)
-
-
-def _given_hyperparameters(args):
-    return {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
 
 
 def _parser():
@@ -128,18 +122,15 @@ def _parser():
 
 def _evaluate(args):
     """``kzoo evaluate``: every argument checked before the model is loaded."""
-    import math
 
     from kzoo.data import DATASETS
-    from kzoo.experiment import ConfigError, _check_writable_target, write_json_atomic
 
     if not os.path.exists(args.path):
         raise ConfigError(f"no saved model at {args.path}")
-    if args.dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset {args.dataset!r}; valid datasets: {', '.join(DATASETS)}")
+    check_dataset(args.dataset, DATASETS, error=ConfigError)
     attack = None if args.attack == "none" else args.attack
-    if args.epsilon is not None and not (math.isfinite(args.epsilon) and args.epsilon > 0):
-        raise ConfigError(f"--epsilon must be a finite number > 0, got {args.epsilon}")
+    if args.epsilon is not None:
+        check_positive("--epsilon", args.epsilon, error=ConfigError)
     if attack == "fgsm" and args.epsilon is None:
         raise ConfigError("--attack fgsm needs --epsilon (the L∞ radius in input units, e.g. 0.03)")
     if attack is None and args.epsilon is not None:
@@ -147,9 +138,8 @@ def _evaluate(args):
     for name in ("pgd_steps", "ece_bins", "batch_size") + (("limit",) if args.limit is not None else ()):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if not (math.isfinite(args.pgd_step_size) and args.pgd_step_size > 0):
-        raise ConfigError(f"--pgd-step-size must be > 0, got {args.pgd_step_size}")
-    metrics_json = _check_writable_target(args.metrics_json, "metrics file")
+    check_positive("--pgd-step-size", args.pgd_step_size, error=ConfigError)
+    metrics_json = check_writable_target(args.metrics_json, "metrics file")
 
     from kzoo import data as kdata
     from kzoo import evaluate as kev
@@ -183,6 +173,15 @@ def _evaluate(args):
 
 
 def main(argv=None):
+    """``kzoo COMMAND ...``; returns the exit code (``kzoo.errors.EXIT_CODES``, the README's table)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("kzoo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its own parser: kzoo bench --help
         from kzoo.bench import main as bench_main
@@ -236,17 +235,12 @@ def main(argv=None):
             print(f"{row['name']:<12} {where:<19} {row['description']}")
         return 0
 
-    from kzoo.data import DatasetUnavailableError
-    from kzoo.experiment import ConfigError, run
+    from kzoo.experiment import run
 
     if args.command == "tune":
         from kzoo.tuning import main as tune_main
 
         return tune_main(args)
-    from kzoo.callbacks import TrainingDiverged
-    from kzoo.checkpoints import CheckpointError
-    from kzoo.export import ExportError
-
     jit = {"auto": "auto", "true": True, "false": False}[getattr(args, "jit_compile", "auto")]  # pretrain has none
     try:
         if args.command == "evaluate":
@@ -273,17 +267,15 @@ def main(argv=None):
             distribution=args.distribution, devices=args.devices, tensorboard=args.tensorboard,
             validation_labels=args.validation_labels, preset=args.preset,
         )
-    except (ConfigError, DatasetUnavailableError) as e:
-        print(f"kzoo: error: {e}", file=sys.stderr)
-        return 2
-    except (TrainingDiverged, ExportError, FloatingPointError, CheckpointError) as e:
-        # a diverged run (the message says which checkpoint or weights were kept) or a failed export
-        print(f"kzoo: error: {e}", file=sys.stderr)
+    except COMMAND_ERRORS as e:
+        # 2: bad input; 3: a diverged run (the message says which checkpoint or weights were kept), a failed
+        # export or checkpoint write
+        code = fail(e)
         if getattr(e, "hard_exit", False):  # a failed HDF5 write can crash the interpreter's exit (rc 139)
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(3)
-        return 3
+            os._exit(code)
+        return code
     summary = {k: result[k] for k in ("method", "dataset", "labels", "seed", "backend", "model",
                                       "test_error", "test_nll", "train_steps", "train_seconds",
                                       "steps_per_second")}

@@ -25,6 +25,7 @@ from keras import ops
 
 from kzoo import backend as kb
 from kzoo import ops as kops
+from kzoo.ops import MultiOptimizer  # noqa: F401  (kzoo.core.MultiOptimizer, kzoo.MultiOptimizer)
 
 kb.check_backend()
 
@@ -243,6 +244,49 @@ class StepOutput(typing.NamedTuple):
 
 
 # --------------------------------------------------------------------------
+# The train-step contract between a kzoo model and kzoo/backend
+# --------------------------------------------------------------------------
+
+
+class TrainStep:
+    """Mixin: a Keras model that trains with ``fit`` through kzoo's backend train step.
+
+    Keras calls ``train_step``; this hands the model to the active backend's
+    step (``kzoo/backend/tensorflow.py`` or ``jax.py``: ``train_step(model, ...)``),
+    which computes one gradient, applies the optimizer and calls the model's two
+    hooks, the whole contract between a model and the backends:
+
+    * ``train_step_loss(data) -> StepOutput``: the loss of one batch, with
+      gradient. It runs inside the backend's gradient scope (``tf.GradientTape``,
+      or ``jax.value_and_grad`` over a ``keras.StatelessScope``), so it may read
+      and assign variables (batch-norm statistics, seed generators, moving
+      averages) exactly as in eager code. A loss that is not ``compile``'s own
+      must be scaled with :func:`kzoo.backend.scale_loss_for_distribution`.
+    * ``train_step_metrics(out) -> logs``: update the metric trackers from the
+      :class:`StepOutput` and return the logs dict of the step. The default
+      updates ``self.trackers[name]`` (name -> ``keras.metrics.Mean``) with each
+      of ``out.terms`` and logs every tracker's result.
+
+    Users: :class:`RegularizerMixin` (so :class:`Regularized`), :class:`kzoo.gan.GAN`
+    and :class:`kzoo.gan.SemiSupervisedGAN`, :class:`kzoo.ali.ALI`, the LVAT
+    transformers (:mod:`kzoo.networks.flows`). Put it before ``keras.Model`` in
+    the bases: ``class M(TrainStep, keras.Model)``.
+    """
+
+    def train_step(self, *args):
+        return kb.train_step_function()(self, *args)
+
+    def train_step_loss(self, data):
+        raise NotImplementedError(f"{type(self).__name__} must implement train_step_loss(data) -> StepOutput")
+
+    def train_step_metrics(self, out):
+        trackers = self.trackers
+        for name, value in out.terms.items():
+            trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in trackers.items()}
+
+
+# --------------------------------------------------------------------------
 # The mixin and the wrapper
 # --------------------------------------------------------------------------
 
@@ -280,7 +324,7 @@ def deserialize(config, custom_objects=None):
     return regularizer
 
 
-class RegularizerMixin:
+class RegularizerMixin(TrainStep):
     """Adds a regularized ``train_step`` to a Keras model whose outputs are logits.
 
     Use as ``class M(kzoo.RegularizerMixin, keras.Model)``; pass
@@ -417,12 +461,9 @@ class RegularizerMixin:
         check_fit(self, x, y)
         return super().fit(x, y, *args, **kwargs)
 
-    # -- the train step -------------------------------------------------------
+    # -- the train step (the hooks of :class:`TrainStep`) ------------------------
 
-    def train_step(self, *args):
-        return kb.train_step_function()(self, *args)
-
-    def _kzoo_compute(self, data):
+    def train_step_loss(self, data):
         """Backend-agnostic loss of one batch (runs inside the backend's train step)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if is_semi_supervised_batch(x):
@@ -454,7 +495,7 @@ class RegularizerMixin:
             loss = loss + kb.scale_loss_for_distribution(reg_loss)
         return StepOutput(loss, x_l, y, logits_l, sample_weight, terms)
 
-    def _kzoo_update_metrics(self, out):
+    def train_step_metrics(self, out):
         self._loss_tracker.update_state(kb.unscale_loss_for_distribution(out.loss),
                                         sample_weight=ops.shape(out.x)[0])
         for name, value in out.terms.items():
@@ -541,121 +582,3 @@ class Regularized(RegularizerMixin, keras.Model):
         if not self.classifier.built:
             self.classifier.build(input_shape)
         self.built = True
-
-
-
-# --------------------------------------------------------------------------
-# Several optimizers in one train step (GANs: discriminator, generator, encoder)
-# --------------------------------------------------------------------------
-
-
-class MultiOptimizer(keras.optimizers.Optimizer):
-    """One Keras optimizer made of several, each owning a group of variables.
-
-    >>> opt = kzoo.MultiOptimizer({"discriminator": (keras.optimizers.Adam(3e-4, beta_1=0.5), disc),
-    ...                            "generator": (keras.optimizers.Adam(3e-4, beta_1=0.5), gen)})
-    >>> model.compile(optimizer=opt)
-
-    A group's variables are given as a list of variables or as a layer/model
-    (its trainable variables when the optimizer is built). Every trainable
-    variable of the trained model must belong to exactly one group. The train
-    step computes one gradient (of the sum of the networks' losses, each
-    network's loss seeing the others through :func:`call_without_updates` with
-    ``frozen=True``) and this optimizer hands each variable's gradient to the
-    optimizer of its group. Because it is a single ``keras.optimizers.Optimizer``
-    whose ``variables`` are all its members' variables, ``fit`` on JAX threads
-    every member's state through the stateless train step, and checkpoints
-    save and restore all of them.
-
-    ``iterations`` counts train steps (each member also counts its own, for
-    its learning-rate schedule).
-    """
-
-    def __init__(self, groups, name="multi_optimizer"):
-        super().__init__(learning_rate=0.0, name=name)
-        if not isinstance(groups, dict) or not groups:
-            raise ValueError("groups must be a non-empty dict: name -> (optimizer, variables or layer)")
-        # Set past Optimizer.__setattr__: its tracker would adopt the variables of a
-        # group given as a list as this optimizer's own state, and on JAX the stale
-        # copies threaded through fit would then overwrite the trained weights.
-        object.__setattr__(self, "groups", {})
-        for group, spec in groups.items():
-            try:
-                optimizer, owner = spec
-            except (TypeError, ValueError):
-                raise ValueError(f"group {group!r} must be (optimizer, variables or layer), got {spec!r}") from None
-            optimizer = keras.optimizers.get(optimizer)
-            if isinstance(optimizer, MultiOptimizer):
-                raise ValueError("MultiOptimizer groups cannot be MultiOptimizers")
-            if optimizer.loss_scale_factor is not None or optimizer.gradient_accumulation_steps:
-                raise ValueError(f"group {group!r}: loss scaling and gradient accumulation are not supported "
-                                 "inside a MultiOptimizer")
-            self.groups[group] = (optimizer, owner)
-        self._owner_of = {}
-
-    @property
-    def optimizers(self):
-        return {g: opt for g, (opt, _) in self.groups.items()}
-
-    def _group_variables(self, owner):
-        if isinstance(owner, (list, tuple)):
-            return list(owner)
-        return list(owner.trainable_variables)
-
-    def build(self, variables):
-        if self.built:
-            return
-        members = {}
-        for group, (optimizer, owner) in self.groups.items():
-            for v in self._group_variables(owner):
-                key = self._var_key(v)
-                if key in members:
-                    raise ValueError(f"variable {v.path} is in groups {members[key]!r} and {group!r}; "
-                                     "each variable must have one optimizer")
-                members[key] = group
-        by_group = {g: [] for g in self.groups}
-        for v in variables:
-            group = members.get(self._var_key(v))
-            if group is None:
-                raise ValueError(
-                    f"trainable variable {v.path} belongs to no group of {self.name} "
-                    f"(groups: {', '.join(self.groups)}); add its layer to a group or make it non-trainable"
-                )
-            by_group[group].append(v)
-            self._owner_of[self._var_key(v)] = group
-        for group, (optimizer, _) in self.groups.items():
-            if by_group[group] and not optimizer.built:
-                optimizer.build(by_group[group])
-        super().build(variables)
-
-    @property
-    def variables(self):
-        own = self._variables[:]
-        for optimizer, _ in self.groups.values():
-            own.extend(optimizer.variables)
-        return own
-
-    def apply(self, grads, trainable_variables=None):
-        if trainable_variables is None:
-            trainable_variables = self._trainable_variables
-        else:
-            trainable_variables = list(trainable_variables)
-            if not self.built:
-                self.build(trainable_variables)
-        routed = {g: ([], []) for g in self.groups}
-        for grad, var in zip(grads, trainable_variables):
-            if grad is None:
-                continue
-            g_list, v_list = routed[self._owner_of[self._var_key(var)]]
-            g_list.append(grad)
-            v_list.append(var)
-        for group, (g_list, v_list) in routed.items():
-            if v_list:
-                self.groups[group][0].apply(g_list, v_list)
-        self._iterations.assign_add(1)
-
-    def update_step(self, gradient, variable, learning_rate):  # every update goes through apply()
-        raise NotImplementedError
-
-    def get_config(self):
-        raise NotImplementedError("a MultiOptimizer is not serialized; rebuild it when loading the model")

@@ -30,12 +30,6 @@ ATTACKS = ("fgsm", "pgd")
 # --------------------------------------------------------------------------
 
 
-def _log_softmax(logits):
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-
 def expected_calibration_error(probs, labels, bins=15):
     """ECE = Σ_b (|B_b| / n) |accuracy(B_b) - mean confidence(B_b)|.
 
@@ -63,7 +57,9 @@ def expected_calibration_error(probs, labels, bins=15):
 
 def classification_metrics(logits, labels, bins=15):
     """Test error, mean NLL (nats) and ECE of ``logits`` against class indices ``labels``."""
-    log_p = _log_softmax(logits)
+    from kzoo.ops import log_softmax_numpy
+
+    log_p = log_softmax_numpy(logits)
     labels = np.asarray(labels)
     return {
         "test_error": float((log_p.argmax(axis=1) != labels).mean()),

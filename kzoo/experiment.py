@@ -2,28 +2,30 @@
 
 dataset -> class-balanced labeled subset + unlabeled pool -> regularized
 ``fit`` -> test error / NLL -> optional SavedModel export and metrics JSON.
-Every argument is checked before any data is loaded or any step is taken, and
-outputs are written atomically at the end.
+:func:`run` is four steps: :func:`_validate` checks every argument before any
+data is loaded or any step is taken, :func:`_prepare` sets up the devices, the
+data and the method's :class:`~kzoo.methods.context.RunContext`, :func:`_train`
+runs the method's loop, and :func:`_report` measures the result; outputs are
+written atomically at the end (:func:`_write_outputs`).
 """
 
-import contextlib
-import dataclasses
-import itertools
 import json
 import math
 import os
-import tempfile
 import time
+import types
 
 import numpy as np
 
 from kzoo import locks
+from kzoo.checks import check_dataset, check_int
+from kzoo.errors import ConfigError
+from kzoo.io import atomic_file, write_json_atomic, write_text_atomic  # noqa: F401  (kzoo.experiment.X, as before)
+from kzoo.io import check_writable_target as _check_writable_target
 from kzoo.methods import METHODS, PRESET_RUN_SETTINGS, get as get_method  # noqa: F401  (METHODS: public)
-
-
-class ConfigError(ValueError):
-    """A run's configuration is invalid; raised before any work starts."""
-
+from kzoo.methods.context import (OPTIMIZERS, PretrainContext, RunContext, _epochs_for, warn,  # noqa: F401
+                                  _guarded_fit, _skip_batches, drop_steps)
+from kzoo.methods.registry import train_regularized
 
 def resolve_hyperparameters(method, hyperparameters=None):
     """``(Method, resolved hyperparameters)``; ConfigError for an unknown method or a bad value."""
@@ -43,77 +45,6 @@ def build_regularizer(method, **hyperparameters):
         return spec.build(hp)
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
-
-
-def _check_writable_target(path, what):
-    if path is None:
-        return None
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
-    probe = parent
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
-        raise ConfigError(f"{what} {path} cannot be written: {probe} is not a writable folder")
-    if os.path.isfile(path) and what == "export folder":
-        raise ConfigError(f"{what} {path} is an existing file, not a folder")
-    if os.path.isdir(path) and what != "export folder":
-        raise ConfigError(f"{what} {path} is an existing folder; give a file path, e.g. "
-                          f"{os.path.join(path, 'metrics.json' if 'metrics' in what else 'model.keras')}")
-    return path
-
-
-def _lock_export(path):
-    """Lock the export target ``path`` for this run (released when it ends); ConfigError if another holds it."""
-    if path is None:
-        return
-    try:
-        locks.lock_beside(path, f"export target {path}", "wait for it to end, or export elsewhere")
-    except locks.LockedError as e:
-        raise ConfigError(str(e)) from None
-    except OSError:
-        pass  # its folder does not exist yet: the export creates it and locks then
-
-
-@contextlib.contextmanager
-def atomic_file(path, suffix=""):
-    """``with atomic_file(path) as tmp:`` write ``tmp``; it replaces ``path`` only if the block succeeds.
-
-    An interrupted write never leaves a half-written file at ``path``, and what
-    was there survives until the new file is complete.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_text_atomic(path, text, suffix=""):
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
-    with atomic_file(path, suffix) as tmp:
-        with open(tmp, "w") as f:
-            f.write(text)
-
-
-def write_json_atomic(path, payload):
-    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n", suffix=".json")
-
-
-def _epochs_for(steps, max_per_epoch=1000):
-    """Split ``steps`` into equal epochs of at most ``max_per_epoch`` when possible."""
-    if steps <= max_per_epoch:
-        return 1
-    for epochs in range(math.ceil(steps / max_per_epoch), 21):
-        if steps % epochs == 0:
-            return epochs
-    return 1
 
 
 def _step_timer():
@@ -142,172 +73,14 @@ def _step_timer():
 
 def evaluate_classifier(classifier, x, y, batch_size=512, prefix="test"):
     """Error and mean negative log-likelihood (nats) of a logits classifier (``{prefix}_error``...)."""
+    from kzoo.ops import log_softmax_numpy
+
     logits = classifier.predict(x, batch_size=batch_size, verbose=0)
     logits = np.asarray(logits, dtype=np.float64)
-    log_p = logits - logits.max(axis=1, keepdims=True)
-    log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    log_p = log_softmax_numpy(logits)
     nll = float(-log_p[np.arange(len(y)), y].mean())
     error = float((logits.argmax(axis=1) != y).mean())
     return {f"{prefix}_error": error, f"{prefix}_nll": nll}
-
-
-def _skip_batches(stream, n):
-    """``stream`` without its first ``n`` batches (a resumed run continues where the killed one stopped)."""
-    if hasattr(stream, "skip") and hasattr(stream, "element_spec"):  # tf.data.Dataset
-        return stream.skip(n)
-
-    def rest():
-        yield from itertools.islice(iter(stream), n, None)
-
-    return rest()
-
-
-@dataclasses.dataclass
-class RunContext:
-    """Everything a method's training loop gets: data, settings, hyperparameters.
-
-    ``train(ctx)`` of a :class:`kzoo.methods.Method` returns the trained plain
-    classifier (a Keras model from inputs to logits); ``ctx.callbacks`` (the step
-    timer, and whatever the caller adds) must be passed to every ``fit`` it calls.
-    The default loop, :func:`train_regularized`, is the one VAT and every other
-    regularizer-on-a-classifier method use.
-
-    ``x_val``/``y_val``: the validation split carved out of the labeled set
-    (None without ``validation_labels``); the run evaluates the returned
-    classifier on it. :meth:`fit` adds the fault-tolerance callback (checkpoints
-    in ``checkpoint_dir``, resume, divergence guard) and TensorBoard logging; a
-    method's loop gets them by calling ``ctx.fit`` once for its ``steps`` steps.
-    The run builds everything inside its distribution scope (several devices).
-    """
-
-    method: object
-    hyperparameters: dict
-    dataset: object
-    x_l: object
-    y_l: object
-    x_u: object
-    model: str
-    width: float
-    steps: int
-    batch_labeled: int
-    batch_unlabeled: int
-    seed: int
-    learning_rate: float
-    decay_fraction: float
-    augment: object
-    jit_compile: object
-    verbose: int
-    callbacks: list = dataclasses.field(default_factory=list)
-    # filled in by the training loop for the result JSON
-    info: dict = dataclasses.field(default_factory=dict)
-    x_val: object = None
-    y_val: object = None
-    checkpoint_dir: object = None
-    checkpoint_every: int = 100
-    tensorboard: object = None
-    is_chief: bool = True
-    guards: list = dataclasses.field(default_factory=list)
-    # the optimizer (see run(): optimizer, momentum, nesterov, weight_decay, lr_drops)
-    optimizer_name: str = "adam"
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    lr_drops: tuple = ()
-
-    @property
-    def semi_supervised(self):
-        return self.method.is_semi_supervised(self.hyperparameters)
-
-    def make_classifier(self, **kwargs):
-        """A fresh classifier of the run's model on the dataset's shapes (kzoo.models)."""
-        from kzoo import models as kmodels
-
-        kw = {"input_shape": self.dataset.input_shape, "num_classes": self.dataset.num_classes}
-        if self.model != "mlp":
-            kw["width"] = self.width
-        kw.update(kwargs)
-        return kmodels.get(self.model, **kw)
-
-    def stream(self, semi_supervised=None):
-        """The run's endless batch stream (labeled + unlabeled, or labeled only)."""
-        from kzoo import data as kdata
-
-        semi = self.semi_supervised if semi_supervised is None else semi_supervised
-        nc = self.dataset.num_classes
-        if semi:
-            return kdata.semi_supervised(self.x_l, self.y_l, self.x_u, batch_labeled=self.batch_labeled,
-                                         batch_unlabeled=self.batch_unlabeled, num_classes=nc,
-                                         seed=self.seed, augment=self.augment)
-        return kdata.supervised(self.x_l, self.y_l, batch_size=self.batch_labeled, num_classes=nc,
-                                seed=self.seed, augment=self.augment)
-
-    def optimizer(self, learning_rate=None, **kwargs):
-        """The run's optimizer: Adam (``kwargs`` go to it, e.g. ``beta_1``) or, with ``optimizer="sgd"``,
-        SGD with ``momentum``/``nesterov`` and coupled L2 ``weight_decay`` (kzoo.ops.SGDWithL2).
-
-        The learning rate decays linearly to 0 over the last ``decay_fraction`` of
-        the steps or, with ``lr_drops``, is multiplied by 0.1 at each of those
-        fractions of the steps (kzoo.ops.StepDecay).
-        """
-        import keras
-
-        from kzoo.ops import LinearDecay, SGDWithL2, StepDecay
-
-        lr = self.learning_rate if learning_rate is None else learning_rate
-        if self.lr_drops:
-            schedule = StepDecay(lr, drop_steps(self.lr_drops, self.steps))
-        else:
-            schedule = LinearDecay(lr, self.steps, int(round(self.decay_fraction * self.steps)))
-        if self.optimizer_name == "sgd":
-            return SGDWithL2(schedule, momentum=float(self.momentum), nesterov=bool(self.nesterov),
-                             l2=float(self.weight_decay), **kwargs)
-        return keras.optimizers.Adam(schedule, **kwargs)
-
-    def fit(self, model, stream=None):
-        """``model.fit`` (compiled, built) for ``steps`` optimizer steps in equal epochs, with the run's callbacks.
-
-        With ``checkpoint_dir``: resumes from its latest checkpoint (weights,
-        optimizer, seed state; the stream skips the batches already consumed)
-        and checkpoints every ``checkpoint_every`` steps. Raises
-        :class:`kzoo.callbacks.TrainingDiverged` when a loss became NaN/inf.
-        """
-        return _guarded_fit(self, model, self.stream() if stream is None else stream, is_chief=self.is_chief,
-                            tensorboard=self.tensorboard)
-
-
-def _guarded_fit(ctx, model, stream, is_chief=True, tensorboard=None):
-    """The fit of :class:`RunContext` and :class:`PretrainContext`: ``ctx.steps`` steps, resume, checkpoints."""
-    from kzoo import callbacks as kcb
-
-    epochs = _epochs_for(ctx.steps)
-    per_epoch = ctx.steps // epochs
-    start = 0
-    if ctx.checkpoint_dir:
-        start, path = kcb._restore_or_fall_back(model, ctx.checkpoint_dir, say=_warn)
-        if path is not None:
-            ctx.info["resumed_from_step"] = start
-            if ctx.verbose:
-                print(f"kzoo: resuming from the checkpoint at step {start} in {ctx.checkpoint_dir}")
-    guard = kcb.TrainingGuard(ctx.steps, ctx.checkpoint_dir, ctx.checkpoint_every, start, write=is_chief)
-    ctx.guards.append(guard)
-    if start >= ctx.steps:
-        return None
-    if start:
-        stream = _skip_batches(stream, start)
-    callbacks = list(ctx.callbacks) + [guard]
-    if tensorboard:
-        callbacks.append(kcb.tensorboard(tensorboard, ctx.steps))
-    history = model.fit(stream, steps_per_epoch=per_epoch, epochs=epochs, initial_epoch=start // per_epoch,
-                        verbose=ctx.verbose, callbacks=callbacks, shuffle=False)
-    guard.check()
-    return history
-
-
-def _warn(message):
-    """A warning the user must see even with --quiet (one line on stderr)."""
-    import sys
-
-    print(f"kzoo: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _check_learning_rate(learning_rate):
@@ -316,16 +89,19 @@ def _check_learning_rate(learning_rate):
             or not (math.isfinite(learning_rate) and learning_rate > 0):
         raise ConfigError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
     if learning_rate > 1:
-        _warn(f"learning_rate={learning_rate:g} is above 1; Adam and SGD usually diverge there (typical: 1e-4..0.1)")
+        warn(f"learning_rate={learning_rate:g} is above 1; Adam and SGD usually diverge there (typical: 1e-4..0.1)")
 
 
-OPTIMIZERS = ("adam", "sgd")
-
-
-def drop_steps(lr_drops, steps):
-    """The optimizer steps at which ``lr_drops`` (fractions of ``steps``) multiply the learning rate by 0.1
-    (in a very short run two drops may fall on the same step: it then multiplies by 0.01)."""
-    return [max(1, int(round(float(f) * steps))) for f in lr_drops]
+def _lock_export(path):
+    """Lock the export target ``path`` for this run (released when it ends); ConfigError if another holds it."""
+    if path is None:
+        return
+    try:
+        locks.lock_beside(path, f"export target {path}", "wait for it to end, or export elsewhere")
+    except locks.LockedError as e:
+        raise ConfigError(str(e)) from None
+    except OSError:
+        pass  # its folder does not exist yet: the export creates it and locks then
 
 
 def _check_optimizer(optimizer, momentum, nesterov, weight_decay, lr_drops):
@@ -349,22 +125,6 @@ def _check_optimizer(optimizer, momentum, nesterov, weight_decay, lr_drops):
     if any(not 0 < f < 1 for f in drops) or list(drops) != sorted(set(drops)):
         raise ConfigError(f"lr_drops must be increasing fractions of training in (0, 1), got {lr_drops!r}")
     return drops
-
-
-def train_regularized(ctx):
-    """The default loop: ``kzoo.Regularized(classifier, regularizer).fit``; returns the classifier."""
-    from kzoo.core import Regularized
-
-    clf = ctx.make_classifier()
-    regularizer = ctx.method.build(ctx.hyperparameters)
-    ctx.info["regularizer"] = repr(regularizer) if regularizer is not None else None
-    try:
-        net = Regularized(clf, regularizer, seed=ctx.seed)
-    except ValueError as e:  # the regularizer does not fit the classifier (e.g. LVAT's input shape)
-        raise ConfigError(str(e)) from e
-    net.compile(optimizer=ctx.optimizer(), metrics=["accuracy"], jit_compile=ctx.jit_compile)
-    ctx.fit(net)
-    return clf
 
 
 @locks.scoped  # the checkpoint folder and export target stay locked while the run lasts
@@ -428,144 +188,180 @@ def run(
     (None); without a preset, the method's defaults, 1000 steps and 1e-3.
     The result's ``preset`` lists what the preset set.
     """
+    a = types.SimpleNamespace(**{k: v for k, v in locals().items() if k != "hyperparameter_kwargs"})
+    a.hyperparameters = {**(hyperparameters or {}), **hyperparameter_kwargs}
+    spec, hp, opt_info = _validate(a)
+    ds, ctx, timer = _prepare(a, spec, hp)
+    clf = _train(a, spec, ctx)
+    result = _report(a, hp, opt_info, ds, ctx, timer, clf)
+    _write_outputs(a, ctx, clf, result)
+    return result
+
+
+def _validate(a):
+    """Check every argument of :func:`run` (``a``) before any work; ConfigError naming the bad one.
+
+    Normalizes ``a`` in place (absolute output paths, ``lr_drops`` as floats,
+    the default ``checkpoint_every``) and returns ``(method, hyperparameters, optimizer info)``.
+    """
     from kzoo import data as kdata
-    from kzoo import models as kmodels
+    from kzoo.networks import classifiers
 
-    # ---- validate everything before any work -------------------------------
-    given = {k: v for k, v in {**(hyperparameters or {}), **hyperparameter_kwargs}.items() if v is not None}
-    resolve_hyperparameters(method, given)  # an unknown method or hyperparameter, before the preset
-    explicit = {"steps": steps, "learning_rate": learning_rate, **given}
-    applied = get_method(method).preset_for_run(dataset, labels, model, explicit) if preset else {}
-    steps = applied.get("steps", 1000 if steps is None else steps)
-    learning_rate = applied.get("learning_rate", 1e-3 if learning_rate is None else learning_rate)
-    preset_hp = {k: v for k, v in applied.items() if k not in PRESET_RUN_SETTINGS}
-    spec, hp = resolve_hyperparameters(method, {**preset_hp, **given})
-    if dataset not in kdata.DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(kdata.DATASETS)}")
-    if model not in kmodels.MODELS:
-        raise ConfigError(f"unknown model {model!r}; valid models: {', '.join(kmodels.MODELS)}")
-    for name, value in (("steps", steps), ("batch_labeled", batch_labeled),
-                        ("batch_unlabeled", batch_unlabeled), ("labels", labels)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    if not 0 <= decay_fraction <= 1:
-        raise ConfigError(f"decay_fraction must be in [0, 1], got {decay_fraction!r}")
-    _check_learning_rate(learning_rate)
-    lr_drops = _check_optimizer(optimizer, momentum, nesterov, weight_decay, lr_drops)
-    if lr_drops:
-        decay_fraction = 0.0
+    given = {k: v for k, v in a.hyperparameters.items() if v is not None}
+    resolve_hyperparameters(a.method, given)  # an unknown method or hyperparameter, before the preset
+    explicit = {"steps": a.steps, "learning_rate": a.learning_rate, **given}
+    a.applied = get_method(a.method).preset_for_run(a.dataset, a.labels, a.model, explicit) if a.preset else {}
+    a.steps = a.applied.get("steps", 1000 if a.steps is None else a.steps)
+    a.learning_rate = a.applied.get("learning_rate", 1e-3 if a.learning_rate is None else a.learning_rate)
+    preset_hp = {k: v for k, v in a.applied.items() if k not in PRESET_RUN_SETTINGS}
+    spec, hp = resolve_hyperparameters(a.method, {**preset_hp, **given})
+    check_dataset(a.dataset, kdata.DATASETS, error=ConfigError)
+    if a.model not in classifiers.MODELS:
+        raise ConfigError(f"unknown model {a.model!r}; valid models: {', '.join(classifiers.MODELS)}")
+    for name in ("steps", "batch_labeled", "batch_unlabeled", "labels"):
+        check_int(name, getattr(a, name), 1, error=ConfigError)
+    if not 0 <= a.decay_fraction <= 1:
+        raise ConfigError(f"decay_fraction must be in [0, 1], got {a.decay_fraction!r}")
+    _check_learning_rate(a.learning_rate)
+    a.lr_drops = _check_optimizer(a.optimizer, a.momentum, a.nesterov, a.weight_decay, a.lr_drops)
+    if a.lr_drops:
+        a.decay_fraction = 0.0
     if spec.build is not None:
-        build_regularizer(method, **hp)  # the regularizer's own checks, before any data is loaded
-    if not isinstance(validation_labels, (int, np.integer)) or not 0 <= validation_labels < labels:
-        raise ConfigError(f"validation_labels must be an integer in [0, labels={labels}), got {validation_labels!r}")
-    if checkpoint_every is None:
-        checkpoint_every = max(1, int(steps) // 20)
-    if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
-        raise ConfigError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
-    export = _check_writable_target(export, "export folder")
-    metrics_json = _check_writable_target(metrics_json, "metrics file")
-    _lock_export(export)
-    config = {"method": method, "dataset": dataset, "labels": int(labels), "model": model, "steps": int(steps),
-              "batch_labeled": int(batch_labeled), "batch_unlabeled": int(batch_unlabeled), "seed": int(seed),
-              "hyperparameters": hp, "learning_rate": learning_rate, "decay_fraction": decay_fraction,
-              "width": width, "augment": augment, "validation_labels": int(validation_labels)}
-    opt_info = {"optimizer": optimizer, "weight_decay": float(weight_decay), "lr_drops": list(lr_drops)}
-    if optimizer == "sgd":
-        opt_info.update(momentum=float(momentum), nesterov=bool(nesterov))
-    if optimizer != "adam" or lr_drops:  # Adam with linear decay: the config of earlier checkpoints
+        build_regularizer(a.method, **hp)  # the regularizer's own checks, before any data is loaded
+    if not isinstance(a.validation_labels, (int, np.integer)) or not 0 <= a.validation_labels < a.labels:
+        raise ConfigError(f"validation_labels must be an integer in [0, labels={a.labels}), "
+                          f"got {a.validation_labels!r}")
+    a.checkpoint_every = _checkpoint_every(a.checkpoint_every, a.steps)
+    a.export = _check_writable_target(a.export, "export folder")
+    a.metrics_json = _check_writable_target(a.metrics_json, "metrics file")
+    _lock_export(a.export)
+    config = {"method": a.method, "dataset": a.dataset, "labels": int(a.labels), "model": a.model,
+              "steps": int(a.steps), "batch_labeled": int(a.batch_labeled), "batch_unlabeled": int(a.batch_unlabeled),
+              "seed": int(a.seed), "hyperparameters": hp, "learning_rate": a.learning_rate,
+              "decay_fraction": a.decay_fraction, "width": a.width, "augment": a.augment,
+              "validation_labels": int(a.validation_labels)}
+    opt_info = {"optimizer": a.optimizer, "weight_decay": float(a.weight_decay), "lr_drops": list(a.lr_drops)}
+    if a.optimizer == "sgd":
+        opt_info.update(momentum=float(a.momentum), nesterov=bool(a.nesterov))
+    if a.optimizer != "adam" or a.lr_drops:  # Adam with linear decay: the config of earlier checkpoints
         config.update(opt_info)
-    if checkpoint_dir is not None:
-        checkpoint_dir = _check_checkpoint_dir(checkpoint_dir, config)
+    if a.checkpoint_dir is not None:
+        a.checkpoint_dir = _check_checkpoint_dir(a.checkpoint_dir, config)
+    return spec, hp, opt_info
 
-    import keras
 
+def _checkpoint_every(every, steps):
+    """``every`` checked (default: steps/20)."""
+    if every is None:
+        every = max(1, int(steps) // 20)
+    return check_int("checkpoint_every", every, 1, error=ConfigError)
+
+
+def _prepare(a, spec, hp):
+    """Devices, data, split and the method's :class:`RunContext` (the model's own checks run here too)."""
     from kzoo import backend as kb
+    from kzoo import data as kdata
 
     try:
-        kb.check_distribution(distribution, devices)
-        n_devices = kb.setup_devices(distribution, devices) if distribution else 1
+        kb.check_distribution(a.distribution, a.devices)
+        a.n_devices = kb.setup_devices(a.distribution, a.devices) if a.distribution else 1
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    for name, value in (("batch_labeled", batch_labeled), ("batch_unlabeled", batch_unlabeled)):
-        if value % n_devices:
-            raise ConfigError(f"{name}={value} must be a multiple of the {n_devices} devices "
+    for name in ("batch_labeled", "batch_unlabeled"):
+        if getattr(a, name) % a.n_devices:
+            raise ConfigError(f"{name}={getattr(a, name)} must be a multiple of the {a.n_devices} devices "
                               "(each replica gets an equal share of the global batch)")
 
-    ds = kdata.load(dataset, data_dir=data_dir, seed=seed)
+    ds = kdata.load(a.dataset, data_dir=a.data_dir, seed=a.seed)
     try:
-        x_l, y_l, x_u, x_val, y_val = _split(ds, labels, validation_labels, seed)
+        x_l, y_l, x_u, x_val, y_val = _split(ds, a.labels, a.validation_labels, a.seed)
     except ValueError as e:
-        where = f" (validation split of {validation_labels} of the {labels} labels)" if validation_labels else ""
+        where = f" (validation split of {a.validation_labels} of the {a.labels} labels)" if a.validation_labels else ""
         # run() always splits class-balanced: labeled_split's hint balanced=False is not an option here
         reason = str(e).replace(" or pass balanced=False", "").replace("n_labels", "labels")
         raise ConfigError(f"{reason}{where}") from None
     timer = _step_timer()
-    ctx = RunContext(spec, hp, ds, x_l, y_l, x_u, model, width, int(steps), int(batch_labeled),
-                     int(batch_unlabeled), int(seed), learning_rate, decay_fraction, augment, jit_compile,
-                     verbose, callbacks=[timer], x_val=x_val, y_val=y_val, checkpoint_dir=checkpoint_dir,
-                     checkpoint_every=int(checkpoint_every), tensorboard=tensorboard,
-                     optimizer_name=optimizer, momentum=float(momentum), nesterov=bool(nesterov),
-                     weight_decay=float(weight_decay), lr_drops=lr_drops)
+    ctx = RunContext(spec, hp, ds, x_l, y_l, x_u, a.model, a.width, int(a.steps), int(a.batch_labeled),
+                     int(a.batch_unlabeled), int(a.seed), a.learning_rate, a.decay_fraction, a.augment, a.jit_compile,
+                     a.verbose, callbacks=[timer], x_val=x_val, y_val=y_val, checkpoint_dir=a.checkpoint_dir,
+                     checkpoint_every=int(a.checkpoint_every), tensorboard=a.tensorboard,
+                     optimizer_name=a.optimizer, momentum=float(a.momentum), nesterov=bool(a.nesterov),
+                     weight_decay=float(a.weight_decay), lr_drops=a.lr_drops)
     try:
         ctx.make_classifier()  # the model's own checks (input shape, width) before training
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    return ds, ctx, timer
 
-    # ---- train ---------------------------------------------------------------
-    keras.utils.set_random_seed(seed)
-    with kb.distribution_scope(distribution, devices):
+
+def _train(a, spec, ctx):
+    """The method's training loop (``spec.train``, or :func:`train_regularized`) in the distribution scope."""
+    import keras
+
+    from kzoo import backend as kb
+
+    keras.utils.set_random_seed(a.seed)
+    with kb.distribution_scope(a.distribution, a.devices):
         ctx.is_chief = kb.is_chief()
-        clf = (spec.train or train_regularized)(ctx)
+        return (spec.train or train_regularized)(ctx)
+
+
+def _report(a, hp, opt_info, ds, ctx, timer, clf):
+    """The result dict of :func:`run`: settings, steps, speed, validation and test metrics."""
+    import keras
+
     ran = getattr(timer, "end", None) is not None
     train_seconds = timer.end - timer.start if ran else 0.0
     steady = timer.end - timer.first_step_end if ran and timer.first_step_end else 0.0
-    semi = ctx.semi_supervised
     result = {
-        "method": method,
-        "dataset": dataset,
-        "labels": int(labels),
-        "seed": int(seed),
+        "method": a.method,
+        "dataset": a.dataset,
+        "labels": int(a.labels),
+        "seed": int(a.seed),
         "backend": keras.backend.backend(),
-        "model": model,
+        "model": a.model,
         "hyperparameters": {
             **hp,
             **ctx.info,
-            "learning_rate": learning_rate,
-            "decay_fraction": decay_fraction,
+            "learning_rate": a.learning_rate,
+            "decay_fraction": a.decay_fraction,
             **opt_info,
-            "batch_labeled": batch_labeled,
-            "batch_unlabeled": batch_unlabeled if semi else 0,
-            "augment": augment,
-            "jit_compile": jit_compile,
+            "batch_labeled": a.batch_labeled,
+            "batch_unlabeled": a.batch_unlabeled if ctx.semi_supervised else 0,
+            "augment": a.augment,
+            "jit_compile": a.jit_compile,
         },
         # optimizer steps of the whole run (a resumed run counts those before the interruption)
         "train_steps": int(ctx.guards[-1].step if ctx.guards else timer.steps),
         "train_seconds": round(train_seconds, 3),
         "steps_per_second": round((timer.steps - 1) / steady, 2) if timer.steps > 1 and steady > 0 else None,
     }
-    if applied:
-        result["preset"] = applied
-    if validation_labels:
-        result["validation_labels"] = int(validation_labels)
-        result.update(evaluate_classifier(clf, x_val, y_val, prefix="val"))
-    if distribution:
-        result["distribution"] = {"kind": distribution, "devices": n_devices}
-    if test:
+    if a.applied:
+        result["preset"] = a.applied
+    if a.validation_labels:
+        result["validation_labels"] = int(a.validation_labels)
+        result.update(evaluate_classifier(clf, ctx.x_val, ctx.y_val, prefix="val"))
+    if a.distribution:
+        result["distribution"] = {"kind": a.distribution, "devices": a.n_devices}
+    if a.test:
         result.update(evaluate_classifier(clf, ds.x_test, ds.y_test))
-
-    # ---- outputs (atomic; only the chief writes in multi-worker training) -----
-    if ctx.is_chief:
-        if export:
-            from kzoo.export import export_classifier
-
-            result["export"] = export_classifier(clf, export)  # the plain classifier, no regularizer
-        if metrics_json:
-            write_json_atomic(metrics_json, result)
-        if checkpoint_dir:
-            from kzoo.checkpoints import clear_checkpoints
-
-            clear_checkpoints(checkpoint_dir)  # the run is complete; its outputs are written
     return result
+
+
+def _write_outputs(a, ctx, clf, result):
+    """Export, metrics JSON, then the checkpoints removed (atomic; only the chief writes in multi-worker)."""
+    if not ctx.is_chief:
+        return
+    if a.export:
+        from kzoo.export import export_classifier
+
+        result["export"] = export_classifier(clf, a.export)  # the plain classifier, no regularizer
+    if a.metrics_json:
+        write_json_atomic(a.metrics_json, result)
+    if a.checkpoint_dir:
+        from kzoo.checkpoints import clear_checkpoints
+
+        clear_checkpoints(a.checkpoint_dir)  # the run is complete; its outputs are written
 
 
 def _split(ds, labels, validation_labels, seed):
@@ -594,7 +390,7 @@ def _split(ds, labels, validation_labels, seed):
 def _check_checkpoint_dir(path, config):
     """The checkpoint folder, checked writable and locked for this process; ConfigError if it holds another
     run's checkpoints or another process holds it."""
-    from kzoo import checkpoints, locks
+    from kzoo import checkpoints
 
     path = os.path.abspath(path)
     if os.path.exists(path) and not os.path.isdir(path):
@@ -631,36 +427,6 @@ def _check_checkpoint_dir(path, config):
 # ----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class PretrainContext:
-    """What a :class:`kzoo.methods.Pretrainer` gets: unlabeled training inputs and settings.
-
-    ``export`` is the checked destination; save with :func:`kzoo.export.save_keras_atomic`.
-    """
-
-    pretrainer: object
-    hyperparameters: dict
-    dataset: object
-    steps: int
-    batch_size: int
-    learning_rate: object
-    seed: int
-    export: str
-    verbose: int
-    callbacks: list = dataclasses.field(default_factory=list)
-    checkpoint_dir: object = None
-    checkpoint_every: int = 100
-    info: dict = dataclasses.field(default_factory=dict)
-    guards: list = dataclasses.field(default_factory=list)
-
-    def fit(self, model, stream):
-        """``model.fit`` (compiled, built) for ``steps`` steps in equal epochs, with the run's callbacks.
-
-        With ``checkpoint_dir`` it checkpoints and resumes like :meth:`RunContext.fit`.
-        """
-        return _guarded_fit(self, model, stream)
-
-
 @locks.scoped
 def pretrain(name, dataset="digits", steps=2000, batch_size=128, learning_rate=None, seed=0, data_dir=None,
              export=None, metrics_json=None, hyperparameters=None, verbose=1, checkpoint_dir=None,
@@ -679,21 +445,16 @@ def pretrain(name, dataset="digits", steps=2000, batch_size=128, learning_rate=N
         hp = spec.resolve(hyperparameters)
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
-    if dataset not in kdata.DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(kdata.DATASETS)}")
-    for label, value in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ConfigError(f"{label} must be an integer >= 1, got {value!r}")
+    check_dataset(dataset, kdata.DATASETS, error=ConfigError)
+    check_int("steps", steps, 1, error=ConfigError)
+    check_int("batch_size", batch_size, 1, error=ConfigError)
     if learning_rate is not None:
         _check_learning_rate(learning_rate)
     if export is None:
         raise ConfigError("pretrain needs --export: where to save the trained model")
     export = _check_writable_target(export, "export file")
     metrics_json = _check_writable_target(metrics_json, "metrics file")
-    if checkpoint_every is None:
-        checkpoint_every = max(1, int(steps) // 20)
-    if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
-        raise ConfigError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
+    checkpoint_every = _checkpoint_every(checkpoint_every, steps)
     if checkpoint_dir is not None:
         config = {"pretrain": name, "dataset": dataset, "steps": int(steps), "batch_size": int(batch_size),
                   "learning_rate": learning_rate, "seed": int(seed), "hyperparameters": hp}

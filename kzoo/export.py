@@ -25,9 +25,8 @@ import tempfile
 
 import keras
 
-
-class ExportError(RuntimeError):
-    pass
+from kzoo.errors import ExportError  # noqa: F401  (kzoo.export.ExportError, as before)
+from kzoo.io import atomic_file
 
 
 def _check_destination(filepath):
@@ -175,8 +174,6 @@ def save_keras_atomic(model, filepath):
         os.makedirs(parent, exist_ok=True)
     except OSError as e:
         raise ExportError(f"cannot create the folder {parent}: {e.strerror}") from e
-    from kzoo.experiment import atomic_file
-
     with atomic_file(filepath, ".keras") as tmp:
         model.save(tmp)
     return filepath

@@ -11,10 +11,7 @@ is given back; one left by a killed process is taken over by the next run.
 import fcntl
 import os
 
-
-class LockedError(ValueError):
-    """Another process holds the lock; raised before any work starts."""
-
+from kzoo.errors import LockedError  # noqa: F401  (kzoo.locks.LockedError, as before)
 
 _HELD = {}  # path of the lock file (real folder) -> [fd, depth]
 

@@ -38,12 +38,9 @@ from keras import ops
 from kzoo import backend as kb
 from kzoo import ops as kops
 from kzoo.core import Regularizer, call_without_updates
+from kzoo.errors import SplitError
 
 INPUT = "input"
-
-
-class SplitError(ValueError):
-    """A model cannot be split at a named layer for mixing."""
 
 
 # --------------------------------------------------------------------------
@@ -431,24 +428,3 @@ class InputMixup(ManifoldMixup):
         config = super().get_config()
         config.pop("layers")
         return config
-
-
-def from_hyperparameters(hp, steps=None):
-    """The regularizer of a registered mixup method (``kzoo.methods``) from its resolved hyperparameters.
-
-    ``mixup_rampup_fraction`` (a fraction of training) becomes ``rampup_steps``
-    with the run's ``steps``; ``mix_keep_clean`` keeps the clean cross-entropy
-    beside the mixed one (``replace_supervised=False``).
-    """
-    layers = hp.get("mix_layers", INPUT)
-    consistency = hp.get("mixup_consistency", 0.0) or 0.0
-    fraction = hp.get("mixup_rampup_fraction", 0.0) or 0.0
-    if consistency and fraction and not steps:
-        raise ValueError("the consistency ramp-up is a fraction of training: pass the run's steps")
-    return ManifoldMixup(
-        alpha=hp["mixup_alpha"], layers=layers, per_example=bool(hp.get("mix_per_example", False)),
-        consistency=consistency, unlabeled_alpha=hp.get("mixup_unlabeled_alpha"),
-        rampup_steps=int(round(fraction * steps)) if consistency and fraction else 0,
-        batch_norm=hp.get("mix_batch_norm", "clean"),
-        replace_supervised=not hp.get("mix_keep_clean", False),
-    )

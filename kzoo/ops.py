@@ -8,7 +8,10 @@ re-deriving a KL or a per-example normalization of their own.
 import math
 
 import keras
+import numpy as np
 from keras import ops
+
+from kzoo.checks import check_positive  # noqa: F401  (kzoo.ops.check_positive, as before)
 
 # --------------------------------------------------------------------------
 # Divergences on logits
@@ -239,10 +242,125 @@ class SGDWithL2(keras.optimizers.SGD):
         return {**super().get_config(), "l2": self.l2}
 
 
-def check_positive(name, value, allow_zero=False):
-    """Raise a ValueError naming the hyperparameter when it is out of range."""
-    ok = value is not None and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
+def log_softmax_numpy(logits):
+    """log softmax over the last axis of ``logits`` in float64 numpy (metrics computed outside the graph)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+# --------------------------------------------------------------------------
+# Several optimizers in one train step (GANs: discriminator, generator, encoder)
+# --------------------------------------------------------------------------
+
+
+class MultiOptimizer(keras.optimizers.Optimizer):
+    """One Keras optimizer made of several, each owning a group of variables.
+
+    >>> opt = kzoo.MultiOptimizer({"discriminator": (keras.optimizers.Adam(3e-4, beta_1=0.5), disc),
+    ...                            "generator": (keras.optimizers.Adam(3e-4, beta_1=0.5), gen)})
+    >>> model.compile(optimizer=opt)
+
+    A group's variables are given as a list of variables or as a layer/model
+    (its trainable variables when the optimizer is built). Every trainable
+    variable of the trained model must belong to exactly one group. The train
+    step computes one gradient (of the sum of the networks' losses, each
+    network's loss seeing the others through :func:`kzoo.core.call_without_updates` with
+    ``frozen=True``) and this optimizer hands each variable's gradient to the
+    optimizer of its group. Because it is a single ``keras.optimizers.Optimizer``
+    whose ``variables`` are all its members' variables, ``fit`` on JAX threads
+    every member's state through the stateless train step, and checkpoints
+    save and restore all of them.
+
+    ``iterations`` counts train steps (each member also counts its own, for
+    its learning-rate schedule).
+    """
+
+    def __init__(self, groups, name="multi_optimizer"):
+        super().__init__(learning_rate=0.0, name=name)
+        if not isinstance(groups, dict) or not groups:
+            raise ValueError("groups must be a non-empty dict: name -> (optimizer, variables or layer)")
+        # Set past Optimizer.__setattr__: its tracker would adopt the variables of a
+        # group given as a list as this optimizer's own state, and on JAX the stale
+        # copies threaded through fit would then overwrite the trained weights.
+        object.__setattr__(self, "groups", {})
+        for group, spec in groups.items():
+            try:
+                optimizer, owner = spec
+            except (TypeError, ValueError):
+                raise ValueError(f"group {group!r} must be (optimizer, variables or layer), got {spec!r}") from None
+            optimizer = keras.optimizers.get(optimizer)
+            if isinstance(optimizer, MultiOptimizer):
+                raise ValueError("MultiOptimizer groups cannot be MultiOptimizers")
+            if optimizer.loss_scale_factor is not None or optimizer.gradient_accumulation_steps:
+                raise ValueError(f"group {group!r}: loss scaling and gradient accumulation are not supported "
+                                 "inside a MultiOptimizer")
+            self.groups[group] = (optimizer, owner)
+        self._owner_of = {}
+
+    @property
+    def optimizers(self):
+        return {g: opt for g, (opt, _) in self.groups.items()}
+
+    def _group_variables(self, owner):
+        if isinstance(owner, (list, tuple)):
+            return list(owner)
+        return list(owner.trainable_variables)
+
+    def build(self, variables):
+        if self.built:
+            return
+        members = {}
+        for group, (optimizer, owner) in self.groups.items():
+            for v in self._group_variables(owner):
+                key = self._var_key(v)
+                if key in members:
+                    raise ValueError(f"variable {v.path} is in groups {members[key]!r} and {group!r}; "
+                                     "each variable must have one optimizer")
+                members[key] = group
+        by_group = {g: [] for g in self.groups}
+        for v in variables:
+            group = members.get(self._var_key(v))
+            if group is None:
+                raise ValueError(
+                    f"trainable variable {v.path} belongs to no group of {self.name} "
+                    f"(groups: {', '.join(self.groups)}); add its layer to a group or make it non-trainable"
+                )
+            by_group[group].append(v)
+            self._owner_of[self._var_key(v)] = group
+        for group, (optimizer, _) in self.groups.items():
+            if by_group[group] and not optimizer.built:
+                optimizer.build(by_group[group])
+        super().build(variables)
+
+    @property
+    def variables(self):
+        own = self._variables[:]
+        for optimizer, _ in self.groups.values():
+            own.extend(optimizer.variables)
+        return own
+
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is None:
+            trainable_variables = self._trainable_variables
+        else:
+            trainable_variables = list(trainable_variables)
+            if not self.built:
+                self.build(trainable_variables)
+        routed = {g: ([], []) for g in self.groups}
+        for grad, var in zip(grads, trainable_variables):
+            if grad is None:
+                continue
+            g_list, v_list = routed[self._owner_of[self._var_key(var)]]
+            g_list.append(grad)
+            v_list.append(var)
+        for group, (g_list, v_list) in routed.items():
+            if v_list:
+                self.groups[group][0].apply(g_list, v_list)
+        self._iterations.assign_add(1)
+
+    def update_step(self, gradient, variable, learning_rate):  # every update goes through apply()
+        raise NotImplementedError
+
+    def get_config(self):
+        raise NotImplementedError("a MultiOptimizer is not serialized; rebuild it when loading the model")

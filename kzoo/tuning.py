@@ -36,7 +36,11 @@ import sys
 import tempfile
 import time
 
-from kzoo.experiment import ConfigError, resolve_hyperparameters, write_json_atomic, write_text_atomic
+from kzoo.checks import check_dataset
+from kzoo.errors import COMMAND_ERRORS, ConfigError, TuningFailed, fail
+from kzoo.experiment import resolve_hyperparameters
+from kzoo.io import check_writable_target, write_json_atomic, write_text_atomic
+from kzoo.methods import given_hyperparameters
 
 OBJECTIVE = "val_error"
 PROJECT = "oracle"
@@ -311,7 +315,7 @@ def _search_distributed(config, workers, timeout, verbose):
         worker_roles = [r for r in procs if r != "chief"]
         while any(procs[r].poll() is None for r in worker_roles):
             if procs["chief"].poll() not in (None, 0):  # 0: it served every trial and exited
-                raise RuntimeError(f"the tuning chief exited early (code {procs['chief'].returncode}); see "
+                raise TuningFailed(f"the tuning chief exited early (code {procs['chief'].returncode}); see "
                                    f"{os.path.join(directory, 'logs', 'chief.log')}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"distributed tuning did not finish within {timeout:.0f} s (--timeout); "
@@ -365,8 +369,7 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
     from kzoo import data as kdata
 
     dataset = run_kwargs.get("dataset", "digits")
-    if dataset not in kdata.DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(kdata.DATASETS)}")
+    check_dataset(dataset, kdata.DATASETS, error=ConfigError)
     ds = kdata.load(dataset, data_dir=run_kwargs.get("data_dir"), seed=run_kwargs.get("seed", 0))
     if validation_labels is None:  # 20% of the labels, at least one per class
         validation_labels = max(ds.num_classes, round(0.2 * labels))
@@ -385,7 +388,7 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
         raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
     for path, what in ((results_json, "results file"), (results_md, "results file"),
                        (metrics_json, "metrics file"), (export, "export folder")):
-        experiment._check_writable_target(path, what)
+        check_writable_target(path, what)
 
     own_directory = directory is None
     directory = tempfile.mkdtemp(prefix="kzoo-tune-") if own_directory else os.path.abspath(directory)
@@ -506,9 +509,6 @@ def add_parser(sub, train_parser):
 
 
 def main(args):
-    from kzoo.cli import _given_hyperparameters
-    from kzoo.data import DatasetUnavailableError
-
     if args.checkpoint_dir:
         print("kzoo: error: --checkpoint-dir is for kzoo train; a search resumes from its --directory",
               file=sys.stderr)
@@ -522,16 +522,15 @@ def main(args):
     try:
         _import_all(args.imports)
         grid = parse_grid(args.method, args.grid)
-        results = tune(args.method, grid=grid, fixed=_given_hyperparameters(args),
+        results = tune(args.method, grid=grid, fixed=given_hyperparameters(args),
                        validation_labels=args.validation_labels or None, executions=args.executions,
                        directory=args.directory, overwrite=args.overwrite, distributed=args.distributed,
                        workers=args.workers, timeout=args.timeout, tensorboard=args.tensorboard,
                        results_json=args.results_json, results_md=args.results_md, retrain=not args.no_retrain,
                        export=args.export, metrics_json=args.metrics_json, verbose=0 if args.quiet else 1,
                        imports=args.imports, **run_kwargs)
-    except (ConfigError, DatasetUnavailableError, TimeoutError, RuntimeError) as e:
-        print(f"kzoo: error: {e}", file=sys.stderr)
-        return 2
+    except COMMAND_ERRORS as e:  # the exit codes of kzoo train (kzoo.errors.EXIT_CODES)
+        return fail(e)
     print(markdown(results))
     return 0
 

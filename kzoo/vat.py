@@ -204,12 +204,7 @@ class RPT(Regularizer):
         return {self.name: ops.mean(smoothness(ctx, x, logits, r))}
 
     def get_config(self):
-        return {
-            "epsilon": self.epsilon,
-            "alpha": self.alpha,
-            "inputs": self.inputs,
-            **super().get_config(),
-        }
+        return {"epsilon": self.epsilon, "alpha": self.alpha, "inputs": self.inputs, **super().get_config()}
 
 
 @keras.saving.register_keras_serializable(package="kzoo")

@@ -143,9 +143,11 @@ def main(argv=None):
                            "fixed": args.fixed, "full": args.full, "seeds": args.seeds}}
     result["figure"] = plot_samples(models, runs, args.out + ".png", ds.x_test[:2000])
     best = max((r for r in runs if r["model"] == "ali"), key=lambda r: r["covered_modes"])
-    result["figure_fig8"] = kali.plot_2d(models[("ali", best["seed"])][0], ds.x_test, args.out + "_fig8.png",
-                                         title=f"ALI, seed {best['seed']} (best run): data, encodings, "
-                                               f"reconstructions, samples")
+    from kzoo.methods.ali import plot_2d
+
+    result["figure_fig8"] = plot_2d(models[("ali", best["seed"])][0], ds.x_test, args.out + "_fig8.png",
+                                    title=f"ALI, seed {best['seed']} (best run): data, encodings, "
+                                          f"reconstructions, samples")
     tmp = args.out + ".json.tmp"
     with open(tmp, "w") as f:
         json.dump(result, f, indent=1)
@@ -160,7 +162,8 @@ def main(argv=None):
 
 def plot_samples(models, runs, path, data):
     """One row per model, one column per seed: 2,000 samples over the 25 centers."""
-    from kzoo.ali import _pyplot, _save_figure
+    from kzoo.methods.plots import pyplot as _pyplot
+    from kzoo.methods.plots import save_figure as _save_figure
     from kzoo.data import GAUSSIANS25_CENTERS as C
 
     plt = _pyplot()

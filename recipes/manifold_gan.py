@@ -164,30 +164,31 @@ def digits(seed=0, steps=1000, labels=100, manifold_gamma=1e-2, png=None, verbos
 
     from kzoo import gan as kgan
     from kzoo.experiment import RunContext, run  # noqa: F401
+    from kzoo.methods import gan as gan_loops
 
     captured = {}
-    original = kgan.train_gan_ssl
+    original = gan_loops.train_gan_ssl
 
     def capture(ctx):  # keep the trained GAN (run() returns only the classifier's metrics)
         clf = original(ctx)
         captured["gan"] = ctx.gan
         return clf
 
-    kgan.train_gan_ssl = capture
+    gan_loops.train_gan_ssl = capture
     try:
         result = run(method="gan-ssl", dataset="digits", labels=labels, steps=steps, seed=seed,
                      manifold_gamma=manifold_gamma, verbose=verbose)
     finally:
-        kgan.train_gan_ssl = original
+        gan_loops.train_gan_ssl = original
     gan = captured["gan"]
     samples = gan.sample(1000)
     out = {"test_error": result["test_error"], "labels": labels, "steps": steps, "manifold_gamma": manifold_gamma,
            "mlcn": kgan.mean_log_condition_number(gan.generator, seed=seed, latent="uniform"),
            **kgan.digits_sample_score(samples)}
     if png:
-        kgan.save_image_grid(samples[:100], png, ncols=10,
-                             title=f"gan-ssl{' + manifold' if manifold_gamma else ''} on digits ({labels} labels, "
-                                   f"{steps} steps): {100 * result['test_error']:.1f}% test error")
+        gan_loops.save_image_grid(samples[:100], png, ncols=10,
+                                  title=f"gan-ssl{' + manifold' if manifold_gamma else ''} on digits ({labels} labels, "
+                                        f"{steps} steps): {100 * result['test_error']:.1f}% test error")
         out["png"] = png
     return out
 

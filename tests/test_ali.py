@@ -393,10 +393,12 @@ def _table_parameter_count(table, w, k):
 
 @pytest.mark.parametrize("dataset", ["svhn", "cifar10"])
 def test_paper_models_follow_appendix_a_layer_by_layer(dataset, monkeypatch):
+    from kzoo.networks import ali as ali_networks
+
     table = TABLES[dataset]
-    assert kali._init(0.01).stddev == 0.01  # the tables' N(0, 0.01²) weights
+    assert ali_networks._init(0.01).stddev == 0.01  # the tables' N(0, 0.01²) weights
     # structure only: constant weights build ~10× faster on JAX (no random kernel compiled per shape)
-    monkeypatch.setattr(kali, "_init", lambda std: "zeros")
+    monkeypatch.setattr(ali_networks, "_init", lambda std: "zeros")
     w = 1 / 16
     enc, dec, disc = kali.networks_paper(dataset, num_classes=10, width=w)
     model = kali.ALI(enc, dec, disc)

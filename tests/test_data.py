@@ -15,7 +15,7 @@ from conftest import write_tfds_metadata
 import kzoo.data as kd
 
 DATA_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), "kzoo", "data.py")
+    __file__))), "kzoo", "data", "__init__.py")
 
 
 def _take(stream, n):
@@ -72,7 +72,7 @@ def test_digits_fixed_split():
     tr, te = np.bincount(a.y_train, minlength=10), np.bincount(a.y_test)
     frac = te / (tr + te)
     assert np.all(np.abs(frac - 497 / 1797) < 0.01), frac
-    with np.load(os.path.join(os.path.dirname(DATA_PY), "_data",
+    with np.load(os.path.join(os.path.dirname(os.path.dirname(DATA_PY)), "_data",
                               "digits.npz")) as f:
         raw_x, raw_y = f["x"], f["y"]
     assert raw_x.shape == (1797, 8, 8) and raw_x.dtype == np.uint8

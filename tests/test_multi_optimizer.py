@@ -6,8 +6,7 @@ import pytest
 from keras import ops
 
 import kzoo
-from kzoo import backend as kb
-from kzoo.core import StepOutput, call_without_updates
+from kzoo.core import StepOutput, TrainStep, call_without_updates
 
 
 class Scalar(keras.layers.Layer):
@@ -24,7 +23,7 @@ class Scalar(keras.layers.Layer):
         return self.w * x
 
 
-class TwoPlayer(keras.Model):
+class TwoPlayer(TrainStep, keras.Model):
     """A toy game with a closed-form gradient per player.
 
     Player A minimizes L_A = (a - b)^2 (b frozen), player B minimizes
@@ -41,10 +40,7 @@ class TwoPlayer(keras.Model):
     def call(self, x):
         return self.a(x) + self.b(x)
 
-    def train_step(self, *args):
-        return kb.train_step_function()(self, *args)
-
-    def _kzoo_compute(self, data):
+    def train_step_loss(self, data):
         one = ops.ones((1, 1))
         a, b = self.a(one), self.b(one)
         a_frozen, b_frozen = call_without_updates(self.a, one, frozen=True), call_without_updates(self.b, one, frozen=True)
@@ -52,7 +48,7 @@ class TwoPlayer(keras.Model):
         loss_b = ops.sum(ops.square(b - 3.0) + a_frozen * b)
         return StepOutput(loss_a + loss_b, one, None, a, None, {"loss_a": loss_a, "loss_b": loss_b})
 
-    def _kzoo_update_metrics(self, out):
+    def train_step_metrics(self, out):
         return {k: v for k, v in out.terms.items()}
 
 

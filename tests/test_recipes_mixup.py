@@ -28,7 +28,7 @@ def test_manifold_mixup_recipe_full_paths(table, dataset, method, n, labels, moc
 
     import manifold_mixup as recipe
 
-    from kzoo import models
+    from kzoo.networks import classifiers as models
 
     # Tracing the mixed passes of the full-depth ResNets takes minutes on CI's CPU: the same architectures
     # (same code, same block1/block2/block3 mixing points) with one residual block per stage here.

@@ -10,11 +10,9 @@ import importlib
 
 import keras
 
+from kzoo.errors import UnsupportedBackendError  # noqa: F401  (kzoo.backend.UnsupportedBackendError, as before)
+
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
-
-
-class UnsupportedBackendError(ImportError):
-    pass
 
 
 def name():
@@ -184,6 +182,8 @@ def unscale_loss_for_distribution(value):
 def is_chief():
     """Whether this process writes outputs (checkpoints, exports) in multi-worker training."""
     return _impl().is_chief()
+
+
 def sync_model_state(model):
     """Write the trainer's current state back into ``model``'s variables.
 

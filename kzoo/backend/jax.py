@@ -99,7 +99,7 @@ def train_step(model, state, data):
         mapping += list(zip(model.metrics_variables, metrics_vars))
         mapping += list(zip(optimizer.variables, optimizer_vars))
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            out = model._kzoo_compute(data)  # compute_loss may update loss trackers
+            out = model.train_step_loss(data)  # compute_loss may update loss trackers
             scaled = optimizer.scale_loss(out.loss)
         new_state = (
             _new_values(scope, model.non_trainable_variables, non_trainable),
@@ -115,7 +115,7 @@ def train_step(model, state, data):
     with keras.StatelessScope(
         state_mapping=list(zip(model.metrics_variables, metrics_vars))
     ) as scope:
-        logs = model._kzoo_update_metrics(out)
+        logs = model.train_step_metrics(out)
     metrics_vars = _new_values(scope, model.metrics_variables, metrics_vars)
     return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
 

@@ -29,14 +29,14 @@ def compile_function(fn):
 def train_step(model, data):
     """One regularized optimizer step; ``model`` is a RegularizerMixin model."""
     with tf.GradientTape() as tape:
-        out = model._kzoo_compute(data)
+        out = model.train_step_loss(data)
         loss = out.loss
         if model.optimizer is not None:
             loss = model.optimizer.scale_loss(loss)
     variables = model.trainable_weights
     gradients = tape.gradient(loss, variables)
     model.optimizer.apply_gradients(zip(gradients, variables))
-    logs = model._kzoo_update_metrics(out)
+    logs = model.train_step_metrics(out)
     if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
         # Keras 3.15 averages the logs over workers with reduce(axis=0), which needs a batch axis
         logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}

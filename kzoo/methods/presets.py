@@ -3,9 +3,10 @@
 Presets are settings chosen on validation splits of the labeled set, never on
 the test split; a warning says where a method did not beat supervised training.
 The evidence of each is the benchmarks/RESULTS.md section it names.
+(Imported by :mod:`kzoo.methods` after the families have registered.)
 """
 
-from kzoo.methods import Preset, annotate
+from kzoo.methods.registry import Preset, annotate
 
 _GRID_VAT = "RESULTS.md: Grid search: VAT on digits"
 _SWEEPS = "RESULTS.md: Validation sweeps on digits"

@@ -1,0 +1,188 @@
+"""Loading a dataset by name: shipped, generated or TFDS (numpy only at import)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from kzoo.data.base import (_DIGITS_NUM_TEST, _DIGITS_PATH, GAUSSIANS25_CENTERS, Dataset, DatasetUnavailableError,
+                             _canonical_name, _check_float, _check_int, _take_kwargs)
+from kzoo.data.tfds import _load_tfds
+
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def load(name, *, data_dir=None, flatten=False, seed=0, **kwargs) -> Dataset:
+    """Load dataset ``name`` (one of :data:`DATASETS`) as a :class:`Dataset`.
+
+    ``flatten=True`` reshapes inputs to ``(n, features)``.  ``seed`` drives
+    the generated sets (2-D sets, synthetic32); ``digits`` and the TFDS sets
+    ignore it (their splits are fixed).  ``data_dir`` is only used by the
+    TFDS sets (see :func:`resolve_data_dir`).  Extra keyword arguments are
+    dataset specific (see :func:`list_datasets` descriptions).
+    """
+    key = _canonical_name(name)
+    seed = _check_int("seed", seed, 0)
+    if key == "digits":
+        _take_kwargs(key, kwargs, {})
+        ds = _load_digits()
+    elif key in ("moons", "circles", "spirals", "gaussians25"):
+        ds = _load_2d(key, seed, kwargs)
+    elif key == "synthetic32":
+        ds = _load_synthetic32(seed, kwargs)
+    else:
+        _take_kwargs(key, kwargs, {})
+        ds = _load_tfds(key, data_dir)
+    if flatten and ds.x_train.ndim > 2:
+        ds.x_train = ds.x_train.reshape(len(ds.x_train), -1)
+        ds.x_test = ds.x_test.reshape(len(ds.x_test), -1)
+    return ds
+
+
+def _fixed_key(idx):
+    # Knuth multiplicative hash: a fixed pseudo-random order that does not
+    # depend on numpy's RNG implementation (so the split never changes).
+    return (idx.astype(np.uint64) * np.uint64(2654435761)
+            + np.uint64(12345)) % np.uint64(2 ** 32)
+
+
+def _digits_test_indices(y, num_test):
+    counts = np.bincount(y)
+    exact = counts * num_test / counts.sum()
+    per_class = np.floor(exact).astype(int)
+    short = num_test - per_class.sum()
+    # Largest remainder, ties broken by class index (stable sort).
+    order = np.argsort(-(exact - per_class), kind="stable")
+    per_class[order[:short]] += 1
+    test = []
+    for c, k in enumerate(per_class):
+        idx = np.flatnonzero(y == c)
+        idx = idx[np.argsort(_fixed_key(idx), kind="stable")]
+        test.append(idx[:k])
+    return np.sort(np.concatenate(test))
+
+
+def _load_digits():
+    if not os.path.exists(_DIGITS_PATH):
+        raise DatasetUnavailableError(
+            f"Dataset 'digits' is missing its shipped file {_DIGITS_PATH}; "
+            f"reinstall kzoo (the file is package data)")
+    with np.load(_DIGITS_PATH) as f:
+        x = f["x"].astype(np.float32) / 16.0
+        y = f["y"].astype(np.int32)
+    x = x.reshape(len(x), 8, 8, 1)
+    test = _digits_test_indices(y, _DIGITS_NUM_TEST)
+    mask = np.zeros(len(y), dtype=bool)
+    mask[test] = True
+    return Dataset("digits", x[~mask], y[~mask], x[mask], y[mask],
+                   num_classes=10, value_range=(0.0, 1.0))
+
+
+def _two_class_labels(n):
+    n0 = n // 2
+    y = np.zeros(n, dtype=np.int32)
+    y[n0:] = 1
+    return y
+
+
+def _moons(n, rng, noise):
+    y = _two_class_labels(n)
+    t = rng.uniform(0.0, np.pi, n)
+    x = np.where(
+        (y == 0)[:, None],
+        np.stack([np.cos(t), np.sin(t)], 1),
+        np.stack([1.0 - np.cos(t), 0.5 - np.sin(t)], 1),
+    )
+    return x, y
+
+
+def _circles(n, rng, noise, factor):
+    y = _two_class_labels(n)
+    t = rng.uniform(0.0, 2.0 * np.pi, n)
+    r = np.where(y == 0, 1.0, factor)
+    return np.stack([r * np.cos(t), r * np.sin(t)], 1), y
+
+
+_SPIRAL_MAX_ANGLE = 780.0 * 2.0 * np.pi / 360.0  # a bit over two turns
+
+
+def _spirals(n, rng):
+    y = _two_class_labels(n)
+    t = np.sqrt(rng.uniform(0.0, 1.0, n)) * _SPIRAL_MAX_ANGLE
+    x = np.stack([-np.cos(t) * t, np.sin(t) * t], 1) / _SPIRAL_MAX_ANGLE
+    x[y == 1] *= -1.0
+    return x, y
+
+
+def _gaussians25(n, rng):
+    y = (np.arange(n) % 25).astype(np.int32)
+    return GAUSSIANS25_CENTERS[y].astype(np.float64), y
+
+
+_2D_DEFAULTS = {
+    "moons": {"n_samples": 1000, "n_test": 1000, "noise": 0.1},
+    "circles": {"n_samples": 1000, "n_test": 1000, "noise": 0.05,
+                "factor": 0.5},
+    "spirals": {"n_samples": 2000, "n_test": 1000, "noise": 0.02},
+    "gaussians25": {"n_samples": 5000, "n_test": 2500, "std": 0.05},
+}
+
+
+def _load_2d(key, seed, kwargs):
+    opts = _take_kwargs(key, kwargs, _2D_DEFAULTS[key])
+    n_train = _check_int("n_samples", opts["n_samples"], 1)
+    n_test = _check_int("n_test", opts["n_test"], 1)
+    noise = _check_float("std" if key == "gaussians25" else "noise",
+                         opts.get("std", opts.get("noise")))
+    if key == "circles":
+        factor = _check_float("factor", opts["factor"])
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1) (inner radius / "
+                             f"outer radius); got {factor}")
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        if key == "moons":
+            x, y = _moons(n, rng, noise)
+        elif key == "circles":
+            x, y = _circles(n, rng, noise, factor)
+        elif key == "spirals":
+            x, y = _spirals(n, rng)
+        else:
+            x, y = _gaussians25(n, rng)
+        x = x + rng.normal(0.0, noise, x.shape) if noise > 0 else x
+        perm = rng.permutation(n)
+        return x[perm].astype(np.float32), y[perm].astype(np.int32)
+
+    x_tr, y_tr = make(n_train)
+    x_te, y_te = make(n_test)
+    lo = float(min(x_tr.min(), x_te.min()))
+    hi = float(max(x_tr.max(), x_te.max()))
+    return Dataset(key, x_tr, y_tr, x_te, y_te,
+                   num_classes=25 if key == "gaussians25" else 2,
+                   value_range=(lo, hi))
+
+
+def _load_synthetic32(seed, kwargs):
+    opts = _take_kwargs("synthetic32", kwargs,
+                        {"n_samples": 2048, "n_test": 512})
+    n_train = _check_int("n_samples", opts["n_samples"], 1)
+    n_test = _check_int("n_test", opts["n_test"], 1)
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        x = rng.random((n, 32, 32, 3), dtype=np.float32)
+        y = rng.integers(0, 10, n).astype(np.int32)
+        return x, y
+
+    x_tr, y_tr = make(n_train)
+    x_te, y_te = make(n_test)
+    return Dataset("synthetic32", x_tr, y_tr, x_te, y_te, num_classes=10,
+                   value_range=(0.0, 1.0))
+
+

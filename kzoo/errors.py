@@ -1,0 +1,89 @@
+"""Every error kzoo raises on purpose, under one root, and the command line's exit codes.
+
+Standard library only: the bottom layer of kzoo (see README, Layout). Each
+class keeps the builtin base it had before it moved here (``ConfigError`` is a
+``ValueError``, ``TrainingDiverged`` a ``RuntimeError``...), so existing
+``except ValueError`` code keeps working; ``except kzoo.errors.KzooError``
+catches them all.
+"""
+
+import sys
+
+
+class KzooError(Exception):
+    """Root of every error kzoo raises on purpose."""
+
+
+class ConfigError(KzooError, ValueError):
+    """A run's configuration is invalid; raised before any work starts."""
+
+
+class DatasetUnavailableError(KzooError, RuntimeError):
+    """The dataset cannot be loaded on this machine (not downloaded, no TFDS, ...)."""
+
+
+class ExportError(KzooError, RuntimeError):
+    """A model could not be exported or saved; nothing was left half-written at the destination."""
+
+
+class TrainingDiverged(KzooError, RuntimeError):
+    """A loss became NaN or infinite; training was stopped."""
+
+
+class NonFiniteLossError(TrainingDiverged, FloatingPointError):
+    """Training produced a NaN or infinite loss; the NaN guard put the last good weights back."""
+
+
+class SplitError(KzooError, ValueError):
+    """A model cannot be split at the requested layer (Manifold Mixup)."""
+
+
+class UnsupportedBackendError(KzooError, ImportError):
+    """The active Keras backend (or a library it needs) cannot run this."""
+
+
+class CheckpointError(KzooError, RuntimeError):
+    """A checkpoint could not be written, or none left in the folder can be read; the run stops."""
+
+
+class LockedError(KzooError, ValueError):
+    """Another process holds the lock (a checkpoint folder, an export target); raised before any work starts."""
+
+
+class TuningFailed(KzooError, RuntimeError):
+    """A hyperparameter search could not finish (a process of a distributed search died)."""
+
+
+# The exit codes of every ``kzoo`` command, the same for train, tune, pretrain, evaluate, datasets
+# (the README's table is this one).
+EXIT_OK = 0
+EXIT_USAGE = 2          # bad input: usage, configuration, dataset not available; nothing was trained
+EXIT_FAILED = 3         # the run failed: training diverged, an export failed, a search did not finish
+EXIT_INTERRUPTED = 130  # interrupted (Ctrl-C: 128 + SIGINT)
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_USAGE: "bad input: usage, configuration or an unavailable dataset (checked before any work)",
+    EXIT_FAILED: "the run failed: training diverged, the export failed, or a search did not finish "
+                 "(the message says what was kept)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+# What a command catches and turns into its exit code and a one-line message; anything else is a bug
+# and keeps its traceback. (FloatingPointError: a NaN guard's NonFiniteLossError; TimeoutError: --timeout.)
+COMMAND_ERRORS = (KzooError, FloatingPointError, TimeoutError)
+
+
+def exit_code(error):
+    """The exit code (:data:`EXIT_CODES`) of a command that stopped on ``error``."""
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(error, (ConfigError, DatasetUnavailableError, UnsupportedBackendError)):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def fail(error):
+    """Print ``error`` as a command's one-line message (``kzoo: error: ...``); returns its exit code."""
+    print(f"kzoo: error: {error}", file=sys.stderr)
+    return exit_code(error)

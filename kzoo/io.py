@@ -1,0 +1,104 @@
+"""The one atomic writer of kzoo: files and folders appear complete or not at all.
+
+Every output (metrics JSON, tables, figures, ``.keras`` files, SavedModels,
+checkpoints) is written under a temporary name next to its destination and
+renamed into place only when complete, so an interrupted write never leaves a
+half-written file, and what was there survives until the new one is whole.
+Standard library only (the bottom layer of kzoo).
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+from kzoo.errors import ConfigError
+
+
+@contextlib.contextmanager
+def atomic_file(path, suffix=""):
+    """``with atomic_file(path) as tmp:`` write ``tmp``; it replaces ``path`` only if the block succeeds.
+
+    An interrupted write never leaves a half-written file at ``path``, and what
+    was there survives until the new file is complete.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_text_atomic(path, text, suffix=""):
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+    with atomic_file(path, suffix) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+
+def write_json_atomic(path, payload):
+    """``payload`` as indented, key-sorted JSON at ``path``, atomically."""
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n", suffix=".json")
+
+
+def staging_folder(parent, prefix=".tmp-"):
+    """A new empty temporary folder in ``parent`` (on the destination's file system, so renames are atomic)."""
+    return tempfile.mkdtemp(prefix=prefix, dir=parent)
+
+
+@contextlib.contextmanager
+def atomic_directory(path, staging):
+    """``with atomic_directory(path, staging) as new:`` fill the folder ``new``; it then replaces ``path``.
+
+    ``staging`` is a temporary folder next to ``path`` (:func:`staging_folder`),
+    ``new`` a folder of ``path``'s name in it; ``staging`` is removed at the end in every case. A previous folder at ``path`` is
+    moved aside only once the new one is complete, and put back if the final
+    rename fails, so ``path`` holds either the old folder or the new one.
+    """
+    name = os.path.basename(os.path.abspath(path))
+    new = os.path.join(staging, name)
+    try:
+        yield new
+        old = None
+        if os.path.exists(path):
+            old = os.path.join(staging, ".previous-" + name)
+            os.replace(path, old)
+        try:
+            os.replace(new, path)
+        except OSError:
+            if old is not None:
+                os.replace(old, path)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_writable_target(path, what):
+    """``path`` made absolute, or ConfigError when it cannot be written (before any work starts).
+
+    The nearest existing folder above ``path`` must be writable; an ``export
+    folder`` must not be an existing file, any other target not an existing
+    folder. None stays None.
+    """
+    if path is None:
+        return None
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    probe = parent
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
+        raise ConfigError(f"{what} {path} cannot be written: {probe} is not a writable folder")
+    if os.path.isfile(path) and what == "export folder":
+        raise ConfigError(f"{what} {path} is an existing file, not a folder")
+    if os.path.isdir(path) and what != "export folder":
+        raise ConfigError(f"{what} {path} is an existing folder; give a file path, e.g. "
+                          f"{os.path.join(path, 'metrics.json' if 'metrics' in what else 'model.keras')}")
+    return path

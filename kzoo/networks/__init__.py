@@ -1,0 +1,8 @@
+"""Networks (layer 3): architectures only, no training logic.
+
+* :mod:`kzoo.networks.classifiers` -- the papers' classifiers (also ``kzoo.models``);
+* :mod:`kzoo.networks.gan` -- weight-normalized layers and the GAN architectures (paper 000);
+* :mod:`kzoo.networks.ali` -- ALI / BiGAN encoders, decoders and joint discriminators;
+* :mod:`kzoo.networks.flows`, :mod:`kzoo.networks.vae`, :mod:`kzoo.networks.glow` -- LVAT's transformers;
+* :mod:`kzoo.networks.metrics` -- metrics of generator networks (MLCN, digits sample score).
+"""
