@@ -1,16 +1,17 @@
 """The one atomic writer of kzoo: files and folders appear complete or not at all.
 
-Every output (metrics JSON, tables, figures, ``.keras`` files, SavedModels,
-checkpoints) is written under a temporary name next to its destination and
-renamed into place only when complete, so an interrupted write never leaves a
-half-written file, and what was there survives until the new one is whole.
+Every file kzoo writes (metrics JSON, tables, figures, ``.keras`` files, npz
+exports, the NaN guard's weights) is written under a temporary name next to its
+destination and renamed into place only when complete, so an interrupted write
+never leaves a half-written file, and what was there survives until the new one
+is whole. (Folders: a SavedModel export swaps its folder in, :mod:`kzoo.export`;
+a checkpoint is checksummed and renamed into place, :mod:`kzoo.callbacks`.)
 Standard library only (the bottom layer of kzoo).
 """
 
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 
 from kzoo.errors import ConfigError
@@ -46,38 +47,6 @@ def write_text_atomic(path, text, suffix=""):
 def write_json_atomic(path, payload):
     """``payload`` as indented, key-sorted JSON at ``path``, atomically."""
     write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n", suffix=".json")
-
-
-def staging_folder(parent, prefix=".tmp-"):
-    """A new empty temporary folder in ``parent`` (on the destination's file system, so renames are atomic)."""
-    return tempfile.mkdtemp(prefix=prefix, dir=parent)
-
-
-@contextlib.contextmanager
-def atomic_directory(path, staging):
-    """``with atomic_directory(path, staging) as new:`` fill the folder ``new``; it then replaces ``path``.
-
-    ``staging`` is a temporary folder next to ``path`` (:func:`staging_folder`),
-    ``new`` a folder of ``path``'s name in it; ``staging`` is removed at the end in every case. A previous folder at ``path`` is
-    moved aside only once the new one is complete, and put back if the final
-    rename fails, so ``path`` holds either the old folder or the new one.
-    """
-    name = os.path.basename(os.path.abspath(path))
-    new = os.path.join(staging, name)
-    try:
-        yield new
-        old = None
-        if os.path.exists(path):
-            old = os.path.join(staging, ".previous-" + name)
-            os.replace(path, old)
-        try:
-            os.replace(new, path)
-        except OSError:
-            if old is not None:
-                os.replace(old, path)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def check_writable_target(path, what):

@@ -181,11 +181,7 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return self.learning_rate * (1.0 - frac)
 
     def get_config(self):
-        return {
-            "learning_rate": self.learning_rate,
-            "total_steps": self.total_steps,
-            "decay_steps": self.decay_steps,
-        }
+        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps, "decay_steps": self.decay_steps}
 
 
 @keras.saving.register_keras_serializable(package="kzoo")

@@ -238,12 +238,7 @@ class AdversarialTraining(Regularizer):
         return {self.name: ops.mean(ce)}
 
     def get_config(self):
-        return {
-            "epsilon": self.epsilon,
-            "alpha": self.alpha,
-            "norm": self.norm,
-            **super().get_config(),
-        }
+        return {"epsilon": self.epsilon, "alpha": self.alpha, "norm": self.norm, **super().get_config()}
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
