@@ -290,6 +290,10 @@ def render_accuracy(results, add):
     settings = vat["settings"]
     add("## Semi-supervised digits: test error (%)")
     add("")
+    if "compare" in secs:
+        add("_Earlier measurements with hand-picked settings (3 seeds); the leaderboard above, with settings "
+            "chosen on validation folds and 5 paired seeds, supersedes them for the rows it has._")
+        add("")
     add(f"scikit-learn's 8×8 digits, 1,300 training / 497 test images (fixed split), {len(settings['seeds'])} seeds "
         f"(labeled subset, initialization and noise all follow the seed), mean ± std. kzoo runs: "
         f"`kzoo.models.mlp` (1200-600-300-150, batch norm), Adam 1e-3 with linear decay over the last third, "
@@ -1166,6 +1170,20 @@ def render_startup(sec, add):
 SECTIONS["startup"] = (measure_startup, render_startup, lambda args: {"quick": args.quick})
 SECTIONS["overhead"] = (measure_overhead, render_overhead, lambda args: {"quick": args.quick})
 
+# ---- kzoo compare: the leaderboard (issue 15), in benchmarks/leaderboard.py ---------------------------------
+
+
+def _leaderboard():
+    sys.path.insert(0, HERE)
+    import leaderboard
+
+    return leaderboard
+
+
+SECTIONS["compare"] = (lambda args: _leaderboard().measure_compare(args),
+                       lambda sec, add: _leaderboard().render_compare(sec, add),
+                       lambda args: {"cached_only": args.compare_cached})
+
 
 def load_results():
     """Every stored section, in the order of :data:`SECTIONS` (then any others, by name)."""
@@ -1192,10 +1210,12 @@ def render(results):
     add("")
     add(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; Python {platform.python_version()}.")
     add("")
+    if "compare" in results["sections"]:  # the leaderboard first: it answers "which method?"
+        _leaderboard().render_compare(results["sections"]["compare"], add)
     render_accuracy(results, add)
     for name, sec in results["sections"].items():
         renderer = SECTIONS.get(name, (None, None, None))[1]
-        if renderer is not None:
+        if renderer is not None and name != "compare":
             renderer(sec, add)
     return "\n".join(lines)
 
@@ -1214,6 +1234,10 @@ def main(argv=None):
                    help="backend of the accuracy runs (default jax: faster on CPU)")
     p.add_argument("--sections", default=",".join(SECTIONS),
                    help=f"comma list of sections to measure (default all): {', '.join(SECTIONS)}")
+    p.add_argument("--compare-cached", action="store_true",
+                   help="section compare: report the stored leaderboard runs, train nothing")
+    p.add_argument("--compare-note", default=None, help="section compare: a note stored and shown with it "
+                   "(e.g. the wall time of runs made outside this script)")
     p.add_argument("--render-only", action="store_true",
                    help="rewrite RESULTS.md from benchmarks/results/, measuring nothing")
     args = p.parse_args(argv)

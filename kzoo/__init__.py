@@ -17,9 +17,9 @@ from kzoo import serialization as _serialization
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("ali", "backend", "bench", "callbacks", "checks", "core", "data", "errors", "evaluate", "experiment",
-               "export", "gan", "io", "lvat", "methods", "mixup", "models", "networks", "ops", "regularizers",
-               "serialization", "tuning", "vat")
+_SUBMODULES = ("ali", "backend", "baselines", "bench", "callbacks", "checks", "compare", "compare_report", "core",
+               "data", "errors", "evaluate", "experiment", "export", "gan", "io", "lvat", "methods", "mixup",
+               "models", "networks", "ops", "regularizers", "serialization", "tuning", "vat")
 _FROM_CORE = ("Regularized", "RegularizerMixin", "Regularizer", "StepContext", "MultiOptimizer",
               "call_without_updates")
 

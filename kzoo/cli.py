@@ -1,4 +1,4 @@
-"""Command line: ``kzoo train|tune|methods|datasets|pretrain|evaluate|bench`` (also ``python -m kzoo``).
+"""Command line: ``kzoo train|tune|compare|methods|datasets|pretrain|evaluate|bench`` (also ``python -m kzoo``).
 
 The backend is chosen before Keras is imported, so ``--backend jax`` works on a
 machine without TensorFlow.
@@ -81,6 +81,9 @@ def _parser():
     from kzoo.tuning import add_parser as _add_tune_parser
 
     _add_tune_parser(sub, t)
+    from kzoo.compare import add_parser as _add_compare_parser
+
+    _add_compare_parser(sub)
 
     q = sub.add_parser("pretrain", help="train a generative model without labels (VAE, Glow, GAN...) and save it")
     q.add_argument("model", help=f"one of: {', '.join(PRETRAINERS) or '(none yet)'}")
@@ -241,6 +244,10 @@ def _main(argv):
         from kzoo.tuning import main as tune_main
 
         return tune_main(args)
+    if args.command == "compare":
+        from kzoo.compare import main as compare_main
+
+        return compare_main(args)
     jit = {"auto": "auto", "true": True, "false": False}[getattr(args, "jit_compile", "auto")]  # pretrain has none
     try:
         if args.command == "evaluate":

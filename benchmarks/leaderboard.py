@@ -1,0 +1,203 @@
+"""The leaderboard section of benchmarks/run.py (issue 15): `kzoo compare` on digits, in sections.
+
+    .venv/bin/python benchmarks/run.py --sections compare                   # train what is missing, render
+    .venv/bin/python benchmarks/run.py --sections compare --compare-cached  # report what is stored
+
+Each section of :data:`COMPARE` is one `kzoo compare` command; they share one cache
+(benchmarks/results/compare-digits/cache/, committed), so they may run separately
+and in parallel (run a section's command by hand), and a rerun only trains what is
+missing. The rendered table merges the sections.
+"""
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PY = sys.executable
+
+
+def _run_child(cmd, backend):
+    from run import _run_child as run_child
+
+    return run_child(cmd, backend)
+
+
+def _stamp(sec):
+    from run import _stamp as stamp
+
+    return stamp(sec)
+
+
+# Sections of the digits leaderboard: (name, backend, kzoo compare arguments). They share one cache
+# (benchmarks/results/compare-digits/cache/, committed), so they may run separately and in parallel, and a rerun
+# only trains what is missing; each writes NAME.json/.md/.png there. Grids are small to fit a 2-core machine.
+COMPARE_DIR = os.path.join("benchmarks", "results", "compare-digits")
+_COMPARE_COMMON = ["--labels", "30,100", "--seeds", "5", "--folds", "2"]
+COMPARE = [
+    ("vat", "jax", ["labelspreading-knn", "labelspreading-rbf", "svc", "supervised", "vat",
+                    "--grid", "vat:epsilon=0.5,1"]),
+    ("vat-entmin", "jax", ["vat+entmin", "supervised", "--grid", "vat+entmin:epsilon=0.5,1"]),
+    ("rpt", "jax", ["rpt", "adversarial", "supervised", "--grid", "rpt:epsilon=1,2", "adversarial:epsilon=0.25,0.5"]),
+    ("mixup", "jax", ["mixup", "manifold-mixup", "mixup-ssl", "manifold-mixup-ssl", "supervised", "--grid",
+                      "mixup:mixup_alpha=0.2,1", "manifold-mixup:mixup_alpha=0.5,2",
+                      "mixup-ssl:mixup_consistency=10,30", "manifold-mixup-ssl:mixup_consistency=10,30"]),
+    ("gan", "jax", ["gan-ssl:steps=600", "gan-ssl+manifold:steps=600", "gan-ssl+ambient:steps=600",
+                    "manifold:generator=saved_models/dcgan_digits.keras", "ali-ssl:steps=2000,width=0.5,learning_rate=0.003",
+                    "supervised", "--grid", "gan-ssl+manifold:manifold_gamma=0.001,0.01",
+                    "gan-ssl+ambient:ambient_gamma=0.001,0.01", "manifold:gamma=0.001,0.01",
+                    "ali-ssl:unsup_weight=1"]),
+    ("lvat", "tensorflow", ["supervised", "lvat-vae:transformer=saved_models/bench/vae_digits.keras",
+                            "lvat-glow:transformer=saved_models/bench/glow_digits.keras",
+                            "--grid", "lvat-vae:epsilon=0.5,1", "lvat-glow:epsilon=0.5,1"]),
+]
+# what each section needs first (kzoo pretrain; saved_models/ is not committed)
+COMPARE_PRETRAIN = {
+    "gan": [["dcgan", "--steps", "4000", "--export", "saved_models/dcgan_digits.keras"]],
+    "lvat": [["vae", "--steps", "2000", "--batch-size", "128", "--export", "saved_models/bench/vae_digits.keras"],
+             ["glow", "--steps", "2000", "--batch-size", "128", "--export", "saved_models/bench/glow_digits.keras"]],
+}
+
+
+def compare_command(name, backend, argv, only_cached=False):
+    out = ["--out", COMPARE_DIR] + [x for ext, flag in (("json", "--results-json"), ("md", "--results-md"),
+                                                          ("png", "--plot"))
+                                    for x in (flag, os.path.join(COMPARE_DIR, f"{name}.{ext}"))]
+    return (["kzoo", "compare"] + argv + _COMPARE_COMMON + out + ["--backend", backend]
+            + (["--only-cached"] if only_cached else []))
+
+
+def measure_compare(args):
+    """Every leaderboard section through `kzoo compare`, one child process per backend running its sections in
+    turn (each resumes from the shared cache; with --compare-cached only what is stored is reported, nothing is
+    trained)."""
+    code = "import json, sys; from kzoo.cli import main; sys.exit(max(main(a) for a in json.loads(sys.argv[1])))"
+    for backend in dict.fromkeys(b for _, b, _ in COMPARE):
+        todo = [(name, argv) for name, b, argv in COMPARE if b == backend]
+        if not args.compare_cached:
+            for name, _ in todo:
+                for pre in COMPARE_PRETRAIN.get(name, ()):
+                    if not os.path.exists(os.path.join(ROOT, pre[pre.index("--export") + 1])):
+                        _run_child([PY, "-m", "kzoo", "pretrain"] + pre + ["--dataset", "digits", "--quiet"],
+                                   backend)
+        argvs = [compare_command(name, backend, argv, only_cached=args.compare_cached)[1:] for name, argv in todo]
+        _run_child([PY, "-c", code, json.dumps(argvs)], backend)
+    sections = []
+    for name, backend, argv in COMPARE:
+        with open(os.path.join(ROOT, COMPARE_DIR, f"{name}.json")) as f:
+            summary = json.load(f)
+        sections.append({"name": name, "backend": backend, "command": " ".join(compare_command(name, backend, argv)),
+                         "summary": summary})
+        print(f"  compare {name}: {summary['ran']} runs trained, {summary['reused']} reused", file=sys.stderr,
+              flush=True)
+    merged = _merge_compare(sections)
+    sys.path.insert(0, ROOT)
+    from kzoo.compare_report import write_plot
+
+    write_plot(COMPARE_PNG, merged)
+    return {"sections": sections, "figure": os.path.relpath(COMPARE_PNG, HERE), "note": args.compare_note}
+
+
+COMPARE_PNG = os.path.join(HERE, "compare_digits.png")
+
+
+def _merge_compare(sections):
+    """One summary of every section (a row of another backend is labelled with it), for the figure."""
+    first = sections[0]["summary"]
+    merged = {"dataset": first["dataset"], "labels": first["labels"], "seeds": first["seeds"], "results": {}}
+    for n in first["labels"]:
+        table = {}
+        for part in sections:
+            for label, res in part["summary"]["results"][str(n)].items():
+                name = label if part["backend"] == first["backend"] else f"{label} ({part['backend']})"
+                table.setdefault(name, res)
+        merged["results"][str(n)] = table
+    measured = {k for t in merged["results"].values() for k, r in t.items() if r["test_error_mean"] is not None}
+    for n in merged["results"]:  # rows not measured at any label count stay out of the figure
+        merged["results"][n] = {k: r for k, r in merged["results"][n].items() if k in measured}
+    return merged
+
+
+def _train_seconds(summary, counted):
+    """Training time of every stored run of a section (tuning trials and seeds) not in ``counted``, summed."""
+    total = 0.0
+    for n, table in summary["results"].items():
+        for label, res in table.items():
+            key = (n, label, summary["backend"])
+            if key in counted:
+                continue
+            counted.add(key)
+            total += sum(s.get("seconds") or 0 for s in res["seeds"])
+            total += sum(t.get("seconds") or 0 for t in res["trials"])
+    return total
+
+
+def render_compare(sec, add):
+    from kzoo.compare_report import _cell, _delta, _setting
+
+    data = sec["data"]["sections"]
+    add("## Leaderboard on digits: every method tuned on validation folds (`kzoo compare`)")
+    add("")
+    first = data[0]["summary"]
+    add(f"Protocol: {first['protocol']}. At 30 labels each fold holds out {first['validation_labels']['30']} "
+        f"validation labels (one per class) and trains on 20; at 100 labels, {first['validation_labels']['100']}. "
+        "Every row: `kzoo.models.mlp`, Adam 1e-3 with linear decay over the last third, batches of 32 labeled + "
+        "128 unlabeled, 1,000 steps unless the row says otherwise; the grids are in the commands below (small, "
+        "to fit the shared 2-core machine). Δ is the paired difference in test error to supervised training of "
+        "the same section and backend (percentage points; negative = better) with its 95% t-interval over the "
+        "seeds. scikit-learn rows: LabelSpreading (transductive, same unlabeled pool) and an SVC on the labeled "
+        "examples only, their k, γ and C chosen on the same folds. The paper numbers quoted in the other sections "
+        "are the papers', not these.")
+    add("")
+    for n in first["labels"]:
+        add(f"**{n} labels** (test error %, mean ± std over seeds 0-{len(first['seeds']) - 1}):")
+        add("")
+        add("| method | section (backend) | chosen setting | test error (%) | test NLL | Δ vs supervised [95% CI] |")
+        add("|---|---|---|---|---|---|")
+        seen = set()
+        for part in data:
+            table = part["summary"]["results"][str(n)]
+            for label, res in table.items():
+                key = (label, part["backend"])
+                if key in seen or res["test_error_mean"] is None and res["status"] != "failed":
+                    continue  # not run yet: listed below the tables
+                seen.add(key)
+                nll = "—" if res["test_nll_mean"] is None else f"{res['test_nll_mean']:.3f}"
+                add(f"| {label} | {part['name']} ({part['backend']}) | {_setting(res)} | {_cell(res)} | {nll} | "
+                    f"{_delta(res)} |")
+        add("")
+    for status, what in (("partial", "Tested on fewer seeds than the others so far (the count is in the row)"),
+                         ("not run", "Not run yet")):
+        best = {}  # (label, backend, labels) -> the most complete status over the sections sharing the row
+        rank = {"ok": 0, "failed": 0, "partial": 1, "not run": 2}
+        for part in data:
+            for n, t in part["summary"]["results"].items():
+                for label, r in t.items():
+                    key = (label, part["backend"], n)
+                    best[key] = min(best.get(key, r["status"]), r["status"], key=rank.get)
+        rows = {}
+        for (label, backend, n), st in best.items():
+            if st == status:
+                rows.setdefault(label if backend == first["backend"] else f"{label} ({backend})", []).append(n)
+        if rows:
+            add(f"{what}, for lack of time on the shared machine (rerunning a section's command below trains "
+                "only what is missing; finished trials are kept): "
+                + "; ".join(f"{k} at {' and '.join(sorted(v, key=int))} labels" for k, v in rows.items()) + ".")
+            add("")
+    if sec["data"].get("note"):
+        add(sec["data"]["note"])
+        add("")
+    add("Commands (the sections share the cache in `" + COMPARE_DIR + "/cache/`, committed; training time summed "
+        "over each section's stored runs not counted in an earlier section, on the shared machine under load):")
+    add("")
+    counted = set()
+    for part in data:
+        add(f"- `{part['name']}`: `{part['command']}` — {_train_seconds(part['summary'], counted) / 60:.0f} min "
+            "of training")
+    add("")
+    if sec["data"].get("figure"):
+        add(f"![leaderboard: mean test error ± std per method]({sec['data']['figure']})")
+    add("")
+    add(f"_{_stamp(sec)}._")
+    add("")
