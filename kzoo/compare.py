@@ -47,7 +47,9 @@ import types
 
 from kzoo.baselines import BASELINES, fit_baseline
 from kzoo.compare_report import Progress, mean_std, paired_ci, values_text  # noqa: F401  (public here too)
-from kzoo.experiment import ConfigError, _check_writable_target, resolve_hyperparameters, write_json_atomic
+from kzoo.errors import COMMAND_ERRORS, ConfigError, fail
+from kzoo.experiment import resolve_hyperparameters
+from kzoo.io import check_writable_target, write_json_atomic
 
 PROTOCOL_VERSION = 1
 PROTOCOL = ("hyperparameters chosen by grid search on validation folds carved from the labeled set only: fold f "
@@ -471,7 +473,7 @@ def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, 
     plot = plot or os.path.join(out, "compare.png")
     for path, what in ((os.path.join(out, "cache", "probe"), "output folder"), (results_json, "results file"),
                        (results_md, "results file"), (plot, "plot file")):
-        _check_writable_target(path, what)
+        check_writable_target(path, what)
     ds, val = _check(entries, dataset, labels, seeds, folds, validation_labels, data_dir)
     cache = os.path.join(out, "cache")
     os.makedirs(cache, exist_ok=True)
@@ -566,8 +568,6 @@ def add_parser(sub):
 
 
 def main(args):
-    from kzoo.data import DatasetUnavailableError
-
     try:
         try:
             labels = [int(v) for v in args.labels.split(",") if v.strip()]
@@ -580,9 +580,8 @@ def main(args):
                           jit_compile={"auto": "auto", "true": True, "false": False}[args.jit_compile],
                           verbose=0 if args.quiet else 1,
                           **{k: getattr(args, k) for k in RUN_SETTINGS})
-    except (ConfigError, DatasetUnavailableError) as e:
-        print(f"kzoo: error: {e}", file=sys.stderr)
-        return 2
+    except COMMAND_ERRORS as e:  # one line; exit code 2 for bad input (kzoo.errors.EXIT_CODES)
+        return fail(e)
     from kzoo.compare_report import markdown
 
     print(markdown(summary))

@@ -3,7 +3,7 @@
 import math
 import time
 
-from kzoo.experiment import atomic_file, write_text_atomic
+from kzoo.io import atomic_file, write_text_atomic
 
 
 def mean_std(values):
