@@ -443,6 +443,18 @@ class RegularizerMixin(TrainStep):
         finally:
             self._kzoo_evaluating = False
 
+    # Keras' JAX fit stores the step's state on the model after every step (``self._jax_state = {...}``,
+    # for callbacks that sync it). Layer.__setattr__ would wrap that dict of arrays in tracked containers,
+    # walking every array at every step: milliseconds per step on CPU, a tenth of a small model's step.
+    # It holds arrays only (no variables or layers), so it is stored untracked.
+    _UNTRACKED = frozenset({"_jax_state"})
+
+    def __setattr__(self, name, value):
+        if name in self._UNTRACKED:
+            object.__setattr__(self, name, value)
+            return
+        super().__setattr__(name, value)
+
     def __call__(self, inputs, *args, **kwargs):
         # Keras builds metrics from one symbolic train batch; answer a
         # semi-supervised batch with the logits of its labeled part.

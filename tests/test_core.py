@@ -437,3 +437,27 @@ def test_saving_needs_a_generator_path_for_manifold_gan(tmp_path, small_mlp):
     loaded = keras.models.load_model(str(path))
     assert loaded.regularizer.generator_path == str(tmp_path / "g.keras")
     assert loaded.regularizer.epsilon == 1.0
+
+
+@pytest.mark.skipif(kzoo.backend.name() != "jax", reason="Keras' JAX fit loop")
+def test_jax_fit_state_is_stored_untracked_and_callbacks_still_sync_it(digits, small_mlp):
+    """fit stores each step's state on the model; kzoo keeps it a plain dict (no per-step tracking walk),
+    and a callback that syncs the state mid-fit still sees the weights of the steps done so far."""
+    seen = {}
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                seen["type"] = type(self.model._jax_state)
+                kzoo.backend.sync_model_state(self.model)
+                seen["weights"] = weights64(small_mlp)
+                seen["steps"] = int(to_np(self.model.optimizer.iterations))
+
+    model = kzoo.Regularized(small_mlp, VAT(epsilon=1.0), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = weights64(small_mlp)
+    model.fit(digits["x_l"], digits["y_l"], batch_size=16, epochs=1, verbose=0, callbacks=[Probe()])
+    assert seen["type"] is dict
+    assert seen["steps"] == 2 and _changed(before, small_mlp)
+    assert any(not np.allclose(a, b) for a, b in zip(seen["weights"], before))
+    assert any(not np.allclose(a, b) for a, b in zip(seen["weights"], weights64(small_mlp)))  # one more step
