@@ -1196,6 +1196,13 @@ SECTIONS["compare"] = (lambda args: _leaderboard().measure_compare(args),
                        lambda args: {"cached_only": args.compare_cached})
 
 
+# Validation sweeps of issue 15 (benchmarks/sweep.py writes them; this section collects and renders them).
+sys.path.insert(0, HERE)
+import sweep as _sweep  # noqa: E402
+
+SECTIONS["sweeps"] = (lambda args: _sweep.measure(), _sweep.render, lambda args: {})
+
+
 def load_results():
     """Every stored section, in the order of :data:`SECTIONS` (then any others, by name)."""
     sections = {}

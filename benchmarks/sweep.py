@@ -1,0 +1,196 @@
+"""Validation sweeps on digits (issue 15, items 3-5): every choice scored on a validation split, never test.
+
+    nice -n 10 .venv/bin/python benchmarks/sweep.py NAME --labels 30,100 --seeds 0,1,2 \
+        --config 'vat-e1:vat:{"epsilon": 1.0}' --config 'vat-3k:vat:{"steps": 3000}'
+
+Each ``--config LABEL:METHOD:JSON`` is one setting: JSON holds the method's
+hyperparameters and any :func:`kzoo.experiment.run` keyword (steps,
+learning_rate, ...). Every (setting, label count, seed) trains with
+``validation_labels`` held out of the labeled set (class-balanced: 10 of 30,
+20 of 100 by default) and ``test=False``: the test split is not evaluated. One
+JSON line per finished run is appended to benchmarks/results/sweeps/NAME.jsonl;
+a rerun skips the runs already there (kill and rerun to resume).
+
+``--summary`` prints, per label count, each setting's mean validation error and
+NLL over the seeds (the numbers RESULTS.md quotes).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SWEEPS = os.path.join(HERE, "results", "sweeps")
+DEFAULT_VALIDATION = {30: 10, 100: 20}
+
+
+def parse_config(text):
+    label, method, rest = text.split(":", 2)
+    return label, method, json.loads(rest or "{}")
+
+
+def load(name):
+    path = os.path.join(SWEEPS, f"{name}.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def summary(rows):
+    """``{labels: [(setting, n seeds, mean val error %, mean val NLL)]}``, best (error, then NLL) first."""
+    out = {}
+    for labels in sorted({r["labels"] for r in rows}):
+        by = {}
+        for r in rows:
+            if r["labels"] == labels:
+                by.setdefault(r["setting"], []).append(r)
+        table = []
+        for setting, rs in by.items():
+            err = 100 * sum(r["val_error"] for r in rs) / len(rs)
+            nll = sum(r["val_nll"] for r in rs) / len(rs)
+            table.append((setting, len(rs), round(err, 2), round(nll, 3)))
+        out[labels] = sorted(table, key=lambda t: (t[2], t[3]))
+    return out
+
+
+# What each sweep asked, and what it showed (the diagnoses of issue 15, item 3); rendered into RESULTS.md.
+CLAIMS = (
+    "Where issue 15's nine claims stand on digits (this section's validation sweeps; the test table above, whose "
+    "settings were partly picked on the test split; the leaderboard of `kzoo compare` is the final word): "
+    "(a) VAT < RPT < supervised holds at 100 labels (test 2.6 < 4.9 < 7.9%) and fails at 30 for RPT (34.3% vs "
+    "18.4%), not diagnosed here; (b) VAT+EntMin ≤ VAT: see sweep `vat`; (c) LVAT-Glow ≤ VAT fails, diagnosed in "
+    "the LVAT notes under the table (flat predictions off the labeled points; +EntMin is level with VAT); (d) "
+    "fails: every supervised mixup setting tried is worse than supervised on validation (sweep `mixup`); (e) "
+    "holds for input mixup SSL on the test table (6.8% vs 7.9%), fails for Manifold Mixup SSL (9.3%); (f) and "
+    "(g) fail on the test table and were not re-examined here (the decoupled regularizer's validation-chosen "
+    "setting is in its grid-search section: 12.5% against 7.9%); (h) ALI-SSL < supervised holds on the test "
+    "table (14.4 / 6.5% vs 18.4 / 7.9%); (i) not re-run to convergence (2,000-step counts in the ALI section)."
+)
+NOTES = {
+    "mixup": (
+        "Claim (d), Manifold Mixup < input mixup < supervised, and why mixup loses to supervised training here. "
+        "Command: `benchmarks/sweep.py mixup --labels 100 --seeds 0 --config ...` (one seed: each mixup run took "
+        "5-10 minutes on the loaded machine, the 3000-step one 7 minutes). Supervised on the same split (seed 0, "
+        "sweep `vat`): 10.0% validation error, NLL 0.614. What the sweep rules out: (1) too few steps: at the "
+        "default α = 1, 3000 steps (25%, NLL 1.80) are worse than 1000 (20%, NLL 1.10), not better; (2) α too "
+        "large for 80 examples: α = 0.2 (λ mostly near 0 or 1) is better than α = 1 but still worse than "
+        "supervised (15%, NLL 1.09); (3) the mixed loss replacing the clean one: keeping the clean cross-entropy "
+        "beside the mixed one (`--mix-keep-clean true`, new) helps a little (15%, NLL 1.04; Manifold Mixup at "
+        "input/block1/block2 10%, NLL 0.83). Every supervised mixup setting has a higher validation NLL than "
+        "supervised training, so claim (d) fails on digits at 100 labels at every setting tried; Manifold Mixup "
+        "is ahead of input mixup (the first half of the claim holds on validation as in the test table: 10.9% vs "
+        "13.7%). Not diagnosed further: why mixing hurts this batch-norm MLP on 80 labeled digits (batch-norm "
+        "handling was studied before, see the Manifold Mixup notes; EMA targets were not tried). The registry's "
+        "digits preset for `mixup`/`manifold-mixup` is the best of these (α = 0.2, clean loss kept), with a "
+        "warning line in `kzoo methods -v`. Claim (e), SSL mixup < supervised: input mixup SSL with the clean "
+        "loss kept is level with supervised on validation (10%, NLL 0.58 vs 0.61); the test table has input "
+        "mixup SSL 6.8% and Manifold Mixup SSL 9.3% against 7.9%, so (e) holds for input mixup SSL only."
+    ),
+    "vat": (
+        "Claims (a)/(b) and issue 15's item 5 (the best combination). Commands: `benchmarks/sweep.py vat --labels "
+        "30 --seeds 0,1,2 --config supervised:supervised:{} --config 'supervised-3k:supervised:{\"steps\":3000}'`, "
+        "then `--labels 100 --seeds 0,1` and `--labels 30 --seeds 0,1` with the vat, vat-em (VAT+EntMin, "
+        "`--entmin 1`) and vat-mixup-em (the new `vat-mixup` method: VAT + EntMin + Manifold Mixup consistency on "
+        "the unlabeled batch, the clean loss kept, consistency 10) settings; each VAT run took ~10 minutes and "
+        "each vat-mixup run ~26 minutes on the loaded machine, so most settings have one or two seeds. At 100 "
+        "labels (80 trained on, 20 validation) VAT halves supervised training's validation error and NLL; "
+        "vat-mixup-em is level with VAT on seed 0 (5.0%, NLL 0.300 vs 0.295): no evidence that adding mixup "
+        "consistency helps. At 30 labels (20 trained on, 10 validation) VAT is far worse than supervised on "
+        "validation on the same seeds (35% vs 10%, NLL 1.17 vs 0.66; per seed in the table). A hypothesis, not "
+        "tested here: with 2 labeled examples per class VAT's smoothness term outweighs the labels. This differs from the test table (all 30 labels trained on: VAT 14.4%, "
+        "supervised 18.4%), so at 30 labels a held-out validation split changes the regime, not only the noise; "
+        "the leaderboard's protocol at 30 labels should account for it. 3000 supervised steps are no better than "
+        "1000 (13.3% both, NLL 0.61 vs 0.58)."
+    ),
+}
+
+
+def measure():
+    """Every stored sweep (benchmarks/results/sweeps/*.jsonl) as ``{name: rows}``: the ``sweeps`` section's data."""
+    names = sorted(f[:-6] for f in os.listdir(SWEEPS) if f.endswith(".jsonl")) if os.path.isdir(SWEEPS) else []
+    return {name: load(name) for name in names}
+
+
+def render(sec, add):
+    """The ``sweeps`` section of RESULTS.md: one validation table per sweep and label count, with its notes."""
+    add("## Validation sweeps on digits (issue 15): settings chosen without the test split")
+    add("")
+    add("`benchmarks/sweep.py NAME --config LABEL:METHOD:JSON ...`: each setting trains on digits with a "
+        "class-balanced validation split held out of the labeled set (10 of 30 labels, 20 of 100) and is "
+        "scored on it only (`test=False`: the test split is not evaluated). Mean validation error and NLL over "
+        "the seeds listed; one validation error is 10 points at 30 labels and 5 at 100, so settings within a few "
+        "points are tied and the NLL says more. MLP 1200-600-300-150 with batch norm, Adam 1e-3 with linear decay "
+        "over the last third, batches of 32 labeled + 128 unlabeled, backend jax, on the shared 2-core machine.")
+    add("")
+    add(CLAIMS)
+    add("")
+    for name, rows in sec["data"].items():
+        add(f"### Sweep `{name}`")
+        add("")
+        for labels, table in summary(rows).items():
+            kwargs = {r["setting"]: r["kwargs"] for r in rows if r["labels"] == labels}
+            methods = {r["setting"]: r["method"] for r in rows if r["labels"] == labels}
+            seeds = sorted({r["seed"] for r in rows if r["labels"] == labels})
+            add(f"{labels} labels (seeds {', '.join(map(str, seeds))}):")
+            add("")
+            add("| setting | method | settings | seeds | val. error (%) | val. NLL | per seed: error %, NLL |")
+            add("|---|---|---|---|---|---|---|")
+            for setting, n, err, nll in table:
+                args = ", ".join(f"{k}={v}" for k, v in kwargs[setting].items()) or "defaults"
+                per = "; ".join(f"{r['seed']}: {100 * r['val_error']:.0f}, {r['val_nll']:.2f}" for r in sorted(
+                    (r for r in rows if r["labels"] == labels and r["setting"] == setting), key=lambda r: r["seed"]))
+                add(f"| {setting} | {methods[setting]} | {args} | {n} | {err:.1f} | {nll:.3f} | {per} |")
+            add("")
+        if name in NOTES:
+            add(NOTES[name])
+            add("")
+    add(f"_{sec.get('date', '')}: `.venv/bin/python benchmarks/run.py --sections sweeps` collects the stored sweeps; "
+        "each sweep's command is in its note._")
+    add("")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name")
+    p.add_argument("--config", action="append", default=[], help="LABEL:METHOD:JSON")
+    p.add_argument("--labels", default="30,100")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--validation", default=None, help="validation labels (default: 10 at 30 labels, 20 at 100)")
+    p.add_argument("--summary", action="store_true")
+    args = p.parse_args(argv)
+    if args.summary:
+        for labels, table in summary(load(args.name)).items():
+            print(f"--- {labels} labels: setting, seeds, val error %, val NLL")
+            for row in table:
+                print("  ", *row)
+        return
+    from kzoo import experiment
+
+    os.makedirs(SWEEPS, exist_ok=True)
+    path = os.path.join(SWEEPS, f"{args.name}.jsonl")
+    done = {(r["setting"], r["labels"], r["seed"]) for r in load(args.name)}
+    configs = [parse_config(c) for c in args.config]
+    for labels in [int(v) for v in args.labels.split(",")]:
+        for label, method, kwargs in configs:
+            for seed in [int(s) for s in args.seeds.split(",")]:
+                if (label, labels, seed) in done:
+                    continue
+                val = int(args.validation) if args.validation else DEFAULT_VALIDATION.get(labels, labels // 5)
+                t0 = time.time()
+                res = experiment.run(method, dataset="digits", labels=labels, seed=seed, validation_labels=val,
+                                     test=False, verbose=0, **kwargs)
+                row = {"setting": label, "method": method, "labels": labels, "seed": seed,
+                       "validation_labels": val, "kwargs": kwargs, "val_error": res["val_error"],
+                       "val_nll": res["val_nll"], "seconds": round(time.time() - t0, 1),
+                       "backend": res["backend"]}
+                with open(path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(f"{label} labels={labels} seed={seed}: val error {100 * res['val_error']:.1f}% "
+                      f"NLL {res['val_nll']:.3f} ({row['seconds']} s)", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
