@@ -6,7 +6,7 @@
 Each ``--config LABEL:METHOD:JSON`` is one setting: JSON holds the method's
 hyperparameters and any :func:`kzoo.experiment.run` keyword (steps,
 learning_rate, ...). Every (setting, label count, seed) trains with
-``validation_labels`` held out of the labeled set (class-balanced: 10 of 30,
+``validation_labels`` held out of the labeled set, without the method's registry preset, (class-balanced: 10 of 30,
 20 of 100 by default) and ``test=False``: the test split is not evaluated. One
 JSON line per finished run is appended to benchmarks/results/sweeps/NAME.jsonl;
 a rerun skips the runs already there (kill and rerun to resume).
@@ -140,8 +140,9 @@ def render(sec, add):
             add("|---|---|---|---|---|---|---|")
             for setting, n, err, nll in table:
                 args = ", ".join(f"{k}={v}" for k, v in kwargs[setting].items()) or "defaults"
-                per = "; ".join(f"{r['seed']}: {100 * r['val_error']:.0f}, {r['val_nll']:.2f}" for r in sorted(
-                    (r for r in rows if r["labels"] == labels and r["setting"] == setting), key=lambda r: r["seed"]))
+                mine = sorted((r for r in rows if r["labels"] == labels and r["setting"] == setting),
+                              key=lambda r: r["seed"])
+                per = "; ".join(f"{r['seed']}: {100 * r['val_error']:.0f}, {r['val_nll']:.2f}" for r in mine)
                 add(f"| {setting} | {methods[setting]} | {args} | {n} | {err:.1f} | {nll:.3f} | {per} |")
             add("")
         if name in NOTES:
@@ -180,8 +181,9 @@ def main(argv=None):
                     continue
                 val = int(args.validation) if args.validation else DEFAULT_VALIDATION.get(labels, labels // 5)
                 t0 = time.time()
+                # preset=False: a setting is the method's plain defaults plus exactly what its JSON says
                 res = experiment.run(method, dataset="digits", labels=labels, seed=seed, validation_labels=val,
-                                     test=False, verbose=0, **kwargs)
+                                     test=False, verbose=0, preset=False, **kwargs)
                 row = {"setting": label, "method": method, "labels": labels, "seed": seed,
                        "validation_labels": val, "kwargs": kwargs, "val_error": res["val_error"],
                        "val_nll": res["val_nll"], "seconds": round(time.time() - t0, 1),

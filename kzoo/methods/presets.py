@@ -28,6 +28,6 @@ annotate("mixup", [Preset("digits", {"mixup_alpha": 0.2, "mix_keep_clean": True}
          warning=_MIXUP_WARNING.format(test="13.7%"))
 annotate("manifold-mixup", [Preset("digits", {"mixup_alpha": 0.2, "mix_keep_clean": True}, evidence=_SWEEPS)],
          warning=_MIXUP_WARNING.format(test="10.9%"))
-annotate("mixup-ssl", [Preset("digits", {"mix_keep_clean": True}, evidence=_SWEEPS)])
-annotate("manifold-mixup-ssl", warning="not better than supervised on digits with 100 labels (test 9.3% against 7.9%, " + _TABLE + ")")
+annotate("manifold-mixup-ssl", warning="not better than supervised on digits with 100 labels (test 9.3% against "
+         "7.9%, " + _TABLE + ")")
 annotate("vat-mixup", [Preset("digits", {"entmin": 1.0}, evidence=_SWEEPS)])
