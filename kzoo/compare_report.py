@@ -145,15 +145,19 @@ def write_plot(path, summary):
         colors = ["#888888" if k == "supervised" else "#4c72b0" if table.get(k, {}).get("test_error_mean")
                   is not None else "#dddddd" for k in labels]
         ax.barh(range(len(labels)), means, xerr=stds, color=colors, capsize=3)
+        expected = len(summary["seeds"])
         for i, k in enumerate(labels):
-            if table.get(k, {}).get("test_error_mean") is None:
-                ax.text(0.5, i, "not run" if table.get(k, {}).get("status") != "failed" else "failed",
-                        va="center", fontsize=8)
+            res = table.get(k, {})
+            if res.get("test_error_mean") is None:
+                ax.text(0.5, i, "not run" if res.get("status") != "failed" else "failed", va="center", fontsize=8)
+            elif res.get("n_seeds", expected) < expected:
+                ax.text(means[i] + stds[i] + 0.3, i, f"{res['n_seeds']} of {expected} seeds", va="center",
+                        fontsize=8)
         ax.set_yticks(range(len(labels)), labels)
-        ax.invert_yaxis()
         ax.set_xlabel("test error (%)")
         ax.set_title(f"{summary['dataset']}, {n} labels ({len(summary['seeds'])} seeds)")
         ax.grid(axis="x", alpha=0.3)
+    axes[0][0].invert_yaxis()  # the axes share y: invert once, the first method on top
     fig.tight_layout()
     with atomic_file(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
