@@ -205,7 +205,7 @@ def _validate(a):
     the default ``checkpoint_every``) and returns ``(method, hyperparameters, optimizer info)``.
     """
     from kzoo import data as kdata
-    from kzoo.networks import classifiers
+    from kzoo.networks import CLASSIFIERS  # the names only: Keras is imported after every name is checked
 
     given = {k: v for k, v in a.hyperparameters.items() if v is not None}
     resolve_hyperparameters(a.method, given)  # an unknown method or hyperparameter, before the preset
@@ -216,8 +216,8 @@ def _validate(a):
     preset_hp = {k: v for k, v in a.applied.items() if k not in PRESET_RUN_SETTINGS}
     spec, hp = resolve_hyperparameters(a.method, {**preset_hp, **given})
     check_dataset(a.dataset, kdata.DATASETS, error=ConfigError)
-    if a.model not in classifiers.MODELS:
-        raise ConfigError(f"unknown model {a.model!r}; valid models: {', '.join(classifiers.MODELS)}")
+    if a.model not in CLASSIFIERS:
+        raise ConfigError(f"unknown model {a.model!r}; valid models: {', '.join(CLASSIFIERS)}")
     for name in ("steps", "batch_labeled", "batch_unlabeled", "labels"):
         check_int(name, getattr(a, name), 1, error=ConfigError)
     if not 0 <= a.decay_fraction <= 1:

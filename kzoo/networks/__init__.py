@@ -6,3 +6,7 @@
 * :mod:`kzoo.networks.flows`, :mod:`kzoo.networks.vae`, :mod:`kzoo.networks.glow` -- LVAT's transformers;
 * :mod:`kzoo.networks.metrics` -- metrics of generator networks (MLCN, digits sample score).
 """
+
+# the classifiers' names (kzoo.networks.classifiers.MODELS), here so that the command line checks --model
+# before Keras is imported
+CLASSIFIERS = ("mlp", "conv_small", "conv_large", "preact_resnet18", "wide_resnet28_2", "conv_manifold")

@@ -29,7 +29,7 @@ from keras import layers
 
 from kzoo import backend as _backend  # noqa: F401  (the JAX compilation cache, before the first build)
 
-MODELS = ("mlp", "conv_small", "conv_large", "preact_resnet18", "wide_resnet28_2", "conv_manifold")
+from kzoo.networks import CLASSIFIERS as MODELS  # noqa: E402  (the names, known without Keras)
 
 
 def mlp(input_shape=(64,), num_classes=10, hidden=(1200, 600, 300, 150), batch_norm=True,
