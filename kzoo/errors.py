@@ -46,8 +46,9 @@ class CheckpointError(KzooError, RuntimeError):
     """A checkpoint could not be written, or none left in the folder can be read; the run stops."""
 
 
-class LockedError(KzooError, ValueError):
-    """Another process holds the lock (a checkpoint folder, an export target); raised before any work starts."""
+class LockedError(ConfigError):
+    """Another process holds the lock (a checkpoint folder, an export target); raised before any work starts
+    (exit code 2, as other bad input)."""
 
 
 class TuningFailed(KzooError, RuntimeError):
