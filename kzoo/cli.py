@@ -63,7 +63,14 @@ def _parser():
     t.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/cifar100/svhn")
     t.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto")
     t.add_argument("--metrics-json", default=None, help="write the run's metrics to this JSON file")
-    t.add_argument("--export", default=None, help="export the trained classifier as a SavedModel here")
+    t.add_argument("--export", default=None, help="export the trained classifier here (a SavedModel folder, "
+                   "or an .onnx file with --export-format onnx)")
+    t.add_argument("--export-format", choices=("saved_model", "tf_saved_model", "onnx"), default="tf_saved_model",
+                   help="saved_model (TensorFlow SavedModel, default) or onnx (one file for onnxruntime; "
+                   "pip install kzoo[onnx])")
+    t.add_argument("--export-version", type=int, default=None, metavar="N",
+                   help="write --export DIR as a model repository: DIR/N/ (TF Serving; DIR/N/model.onnx for "
+                   "ONNX, Triton's layout), other versions kept")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     f = t.add_argument_group("long runs and several devices")
     f.add_argument("--checkpoint-dir", default=None,
@@ -268,7 +275,8 @@ def _main(argv):
             steps=args.steps, batch_labeled=args.batch_labeled, batch_unlabeled=args.batch_unlabeled,
             seed=args.seed, hyperparameters=hp, learning_rate=args.learning_rate,
             decay_fraction=args.decay_fraction, width=args.width, augment=args.augment,
-            data_dir=args.data_dir, jit_compile=jit, export=args.export,
+            data_dir=args.data_dir, jit_compile=jit, export=args.export, export_format=args.export_format,
+            export_version=args.export_version,
             metrics_json=args.metrics_json, verbose=0 if args.quiet else 1,
             checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
             distribution=args.distribution, devices=args.devices, tensorboard=args.tensorboard,

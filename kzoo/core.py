@@ -516,12 +516,14 @@ class RegularizerMixin(TrainStep):
 
     # -- export -----------------------------------------------------------------
 
-    def export(self, filepath, format="tf_saved_model", verbose=False, **kwargs):
-        """Export the plain classifier (no regularizer) as a SavedModel, atomically."""
+    def export(self, filepath, format="tf_saved_model", verbose=False, version=None, **kwargs):
+        """Export the plain classifier (no regularizer), atomically: ``format`` "tf_saved_model"
+        (or "saved_model") or "onnx", as Keras' ``export``; ``version=N`` writes ``filepath/N``
+        (TF Serving's layout). See :mod:`kzoo.export`."""
         from kzoo.export import export_classifier
 
         return export_classifier(self._plain_classifier(), filepath, format=format,
-                                 verbose=verbose, **kwargs)
+                                 verbose=verbose, version=version, **kwargs)
 
     def _plain_classifier(self):
         """The network without kzoo's own state (the regularizer's seed generator).

@@ -104,6 +104,28 @@ def _lock_export(path):
         pass  # its folder does not exist yet: the export creates it and locks then
 
 
+def check_export(export, export_format="tf_saved_model", export_version=None):
+    """``(export, keras format, version)`` checked before any work: a known format, a version >= 1
+    and a writable destination (``export/N`` with a version)."""
+    from kzoo.export import check_format, check_version, export_path
+
+    try:
+        export_format, export_version = check_format(export_format), check_version(export_version)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if export is None:
+        if export_version is not None:
+            raise ConfigError("--export-version needs --export DIR (the model repository folder)")
+        return None, export_format, None
+    onnx_file = export_format == "onnx" and export_version is None
+    if onnx_file and os.path.isdir(export):
+        raise ConfigError(f"export file {os.path.abspath(export)} is an existing folder (an ONNX export is one "
+                          "file, e.g. model.onnx; or add --export-version N for DIR/N/model.onnx)")
+    _check_writable_target(export_path(export, export_format, export_version),
+                           "export file" if onnx_file else "export folder")
+    return os.path.abspath(export), export_format, export_version
+
+
 def _check_optimizer(optimizer, momentum, nesterov, weight_decay, lr_drops):
     """``lr_drops`` as a tuple of floats; ConfigError for any invalid optimizer setting."""
     if optimizer not in OPTIMIZERS:
@@ -160,6 +182,10 @@ def run(
     weight_decay=0.0,
     lr_drops=None,
     preset=True,
+    export_format="tf_saved_model",
+    export_version=None,
+    download=False,
+    splits=None,
     **hyperparameter_kwargs,
 ):
     """Train ``method`` on ``dataset`` with ``labels`` labeled examples; returns the metrics dict.
@@ -187,6 +213,10 @@ def run(
     fill in every hyperparameter and ``steps``/``learning_rate`` not given
     (None); without a preset, the method's defaults, 1000 steps and 1e-3.
     The result's ``preset`` lists what the preset set.
+
+    ``export_format``: "tf_saved_model" (or "saved_model") or "onnx"; ``export_version=N`` writes
+    ``export/N`` (TF Serving's layout; see :mod:`kzoo.export`). ``download``/``splits``: TFDS sets only
+    (see :func:`kzoo.data.load`); a ``validation`` split is reported as ``val_error``/``val_nll``.
     """
     a = types.SimpleNamespace(**{k: v for k, v in locals().items() if k != "hyperparameter_kwargs"})
     a.hyperparameters = {**(hyperparameters or {}), **hyperparameter_kwargs}
@@ -232,8 +262,12 @@ def _validate(a):
         raise ConfigError(f"validation_labels must be an integer in [0, labels={a.labels}), "
                           f"got {a.validation_labels!r}")
     a.checkpoint_every = _checkpoint_every(a.checkpoint_every, a.steps)
-    a.export = _check_writable_target(a.export, "export folder")
+    a.export, a.export_format, a.export_version = check_export(a.export, a.export_format, a.export_version)
     a.metrics_json = _check_writable_target(a.metrics_json, "metrics file")
+    try:
+        a.splits = kdata.check_splits(a.splits)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     _lock_export(a.export)
     config = {"method": a.method, "dataset": a.dataset, "labels": int(a.labels), "model": a.model,
               "steps": int(a.steps), "batch_labeled": int(a.batch_labeled), "batch_unlabeled": int(a.batch_unlabeled),
@@ -272,7 +306,10 @@ def _prepare(a, spec, hp):
             raise ConfigError(f"{name}={getattr(a, name)} must be a multiple of the {a.n_devices} devices "
                               "(each replica gets an equal share of the global batch)")
 
-    ds = kdata.load(a.dataset, data_dir=a.data_dir, seed=a.seed)
+    try:
+        ds = kdata.load(a.dataset, data_dir=a.data_dir, seed=a.seed, download=a.download, splits=a.splits)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     try:
         x_l, y_l, x_u, x_val, y_val = _split(ds, a.labels, a.validation_labels, a.seed)
     except ValueError as e:
@@ -280,10 +317,18 @@ def _prepare(a, spec, hp):
         # run() always splits class-balanced: labeled_split's hint balanced=False is not an option here
         reason = str(e).replace(" or pass balanced=False", "").replace("n_labels", "labels")
         raise ConfigError(f"{reason}{where}") from None
+    if x_val is None and ds.x_val is not None:  # the dataset's own validation split (TFDS splits)
+        x_val, y_val = ds.x_val, ds.y_val
     timer = _step_timer()
+    callbacks = [timer]
+    if a.tensorboard and x_val is not None:
+        from kzoo.callbacks import EpochMetrics
+
+        # the classifier's validation error and NLL at each epoch's end, written beside the loss terms
+        callbacks.append(EpochMetrics(lambda m: _validation_metrics(m, x_val, y_val)))
     ctx = RunContext(spec, hp, ds, x_l, y_l, x_u, a.model, a.width, int(a.steps), int(a.batch_labeled),
                      int(a.batch_unlabeled), int(a.seed), a.learning_rate, a.decay_fraction, a.augment, a.jit_compile,
-                     a.verbose, callbacks=[timer], x_val=x_val, y_val=y_val, checkpoint_dir=a.checkpoint_dir,
+                     a.verbose, callbacks=callbacks, x_val=x_val, y_val=y_val, checkpoint_dir=a.checkpoint_dir,
                      checkpoint_every=int(a.checkpoint_every), tensorboard=a.tensorboard,
                      optimizer_name=a.optimizer, momentum=float(a.momentum), nesterov=bool(a.nesterov),
                      weight_decay=float(a.weight_decay), lr_drops=a.lr_drops)
@@ -340,6 +385,7 @@ def _report(a, hp, opt_info, ds, ctx, timer, clf):
         result["preset"] = a.applied
     if a.validation_labels:
         result["validation_labels"] = int(a.validation_labels)
+    if ctx.x_val is not None:
         result.update(evaluate_classifier(clf, ctx.x_val, ctx.y_val, prefix="val"))
     if a.distribution:
         result["distribution"] = {"kind": a.distribution, "devices": a.n_devices}
@@ -355,13 +401,25 @@ def _write_outputs(a, ctx, clf, result):
     if a.export:
         from kzoo.export import export_classifier
 
-        result["export"] = export_classifier(clf, a.export)  # the plain classifier, no regularizer
+        # the plain classifier, no regularizer
+        result["export"] = export_classifier(clf, a.export, format=a.export_format, version=a.export_version)
     if a.metrics_json:
         write_json_atomic(a.metrics_json, result)
     if a.checkpoint_dir:
         from kzoo.checkpoints import clear_checkpoints
 
         clear_checkpoints(a.checkpoint_dir)  # the run is complete; its outputs are written
+
+
+def _validation_metrics(model, x, y):
+    """``{"val_error", "val_nll"}`` of the classifier that ``model`` trains (its ``network`` or ``classifier``)."""
+    import keras
+
+    for attr in ("network", "classifier"):
+        net = getattr(model, attr, None)
+        if isinstance(net, keras.Model):
+            return evaluate_classifier(net, x, y, prefix="val")
+    return {}
 
 
 def _split(ds, labels, validation_labels, seed):

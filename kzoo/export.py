@@ -1,9 +1,21 @@
-"""Export a trained classifier as a TensorFlow SavedModel, atomically.
+"""Export a trained classifier for serving (SavedModel or ONNX), atomically.
 
-The served model is the plain classifier: its ``serve`` endpoint and
-``serving_default`` signature map inputs to logits; no regularizer, optimizer or
-training state is in the graph. The model is written to a temporary folder next
-to the destination (``.tmp-export-NAME-*``) and moved into place only when
+The served model is the plain classifier: it maps inputs to logits; no
+regularizer, optimizer or training state is in the graph. ``format`` is passed
+to Keras' own ``Model.export``:
+
+* ``"tf_saved_model"`` (alias ``"saved_model"``): a SavedModel folder, with a
+  ``serve`` endpoint and a ``serving_default`` signature (needs TensorFlow);
+* ``"onnx"``: one self-contained ``.onnx`` file that onnxruntime runs (Keras
+  converts with tf2onnx on TensorFlow, jax2onnx on JAX: ``pip install kzoo[onnx]``).
+
+``version=N`` writes the model repository layout of TF Serving
+(``DIR/N/saved_model.pb``) and of Triton for ONNX (``DIR/N/model.onnx``): the
+other versions in DIR stay, and a server watching DIR picks up N when it
+appears whole.
+
+The model is written to a temporary folder next to the destination
+(``.tmp-export-NAME-*``) and moved into place only when
 complete, so an interrupted export never leaves a half-written model where the
 final one should be. A previous export at the same path is swapped out in one
 atomic step (``renameat2(RENAME_EXCHANGE)`` on Linux), so there is no moment
@@ -24,16 +36,49 @@ import sys
 import tempfile
 
 import keras
+import numpy as np
 
 from kzoo.errors import ExportError  # noqa: F401  (kzoo.export.ExportError, as before)
 from kzoo.io import atomic_file
 
 
-def _check_destination(filepath):
+FORMATS = ("tf_saved_model", "onnx")
+_ALIASES = {"saved_model": "tf_saved_model", "savedmodel": "tf_saved_model"}
+ONNX_FILENAME = "model.onnx"  # the file's name inside a versioned folder (Triton's layout)
+
+
+def check_format(format):
+    """The Keras export format for ``format`` (``saved_model`` is ``tf_saved_model``); ValueError otherwise."""
+    fmt = _ALIASES.get(format, format)
+    if fmt not in FORMATS:
+        raise ValueError(f"export format must be one of saved_model (tf_saved_model), onnx; got {format!r}")
+    return fmt
+
+
+def check_version(version):
+    """``None`` or a serving version number: an integer >= 1 (TF Serving's version folders)."""
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
+        raise ValueError(f"the export version must be an integer >= 1 (the DIR/<version>/ folder), got {version!r}")
+    return int(version)
+
+
+def export_path(filepath, format="tf_saved_model", version=None):
+    """Where an export lands: ``filepath``, or ``filepath/N`` (SavedModel) / ``filepath/N/model.onnx`` (ONNX)."""
     filepath = os.path.abspath(os.fspath(filepath))
+    version = check_version(version)
+    if version is None:
+        return filepath
+    folder = os.path.join(filepath, str(version))
+    return os.path.join(folder, ONNX_FILENAME) if check_format(format) == "onnx" else folder
+
+
+def _check_destination(filepath, is_file):
     parent = os.path.dirname(filepath)
-    if os.path.exists(filepath) and not os.path.isdir(filepath):
-        raise ExportError(f"cannot export to {filepath}: a file (not a SavedModel folder) is there")
+    if os.path.exists(filepath) and os.path.isdir(filepath) == is_file:
+        what = "a folder (an ONNX export is one file)" if is_file else "a file (not a SavedModel folder)"
+        raise ExportError(f"cannot export to {filepath}: {what} is there")
     try:
         os.makedirs(parent, exist_ok=True)
     except OSError as e:
@@ -43,20 +88,47 @@ def _check_destination(filepath):
     return filepath, parent
 
 
-def export_classifier(model, filepath, format="tf_saved_model", verbose=False, **kwargs):
-    """Write ``model`` to ``filepath`` as a SavedModel; returns the absolute path."""
-    if format != "tf_saved_model":
-        raise ValueError(f"kzoo exports format='tf_saved_model' only, got {format!r}")
+def _check_converter(fmt):
+    if fmt == "tf_saved_model":
+        needed, hint = ["tensorflow"], "install it (pip install tensorflow)"
+    else:
+        converter = {"tensorflow": "tf2onnx", "jax": "jax2onnx"}.get(keras.backend.backend())
+        if converter is None:
+            raise ExportError(f"ONNX export runs on the TensorFlow or JAX backend, not {keras.backend.backend()!r}")
+        needed, hint = ["onnx", converter], "pip install kzoo[onnx]"
+    for module in needed:
+        try:
+            __import__(module)
+        except ImportError as e:
+            raise ExportError(
+                f"exporting format={fmt!r} on the {keras.backend.backend()} backend needs {module}: {hint}; "
+                "or save the Keras model with model.save('model.keras')"
+            ) from e
+
+
+def _ensure_called(model):
+    """Keras' ONNX export needs a model that was called once; call it on zeros of its input shape."""
+    if getattr(model, "_called", True):
+        return
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, tuple) and all(isinstance(d, int) for d in shape[1:]):
+        model(np.zeros((1,) + tuple(shape[1:]), "float32"), training=False)
+
+
+def export_classifier(model, filepath, format="tf_saved_model", verbose=False, version=None, **kwargs):
+    """Write ``model`` to ``filepath`` (``version``: to ``filepath/N``) in ``format``; returns the absolute path."""
+    fmt = check_format(format)
+    try:
+        version = check_version(version)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
     if not model.built:
         raise ExportError("the model is not built: call it on data (or train it) before exporting")
-    try:
-        import tensorflow  # noqa: F401  (SavedModels are a TensorFlow format)
-    except ImportError as e:
-        raise ExportError(
-            "exporting a SavedModel needs TensorFlow; install it (pip install tensorflow) "
-            "or save the Keras model with model.save('model.keras')"
-        ) from e
-    filepath, parent = _check_destination(filepath)
+    _check_converter(fmt)
+    is_file = fmt == "onnx"
+    filepath, parent = _check_destination(export_path(filepath, fmt, version), is_file)
+    if is_file:
+        _ensure_called(model)
     from kzoo import locks
 
     try:
@@ -64,7 +136,7 @@ def export_classifier(model, filepath, format="tf_saved_model", verbose=False, *
     except locks.LockedError as e:
         raise ExportError(str(e)) from None
     try:
-        return _export_locked(model, filepath, parent, format, verbose, **kwargs)
+        return _export_locked(model, filepath, parent, fmt, verbose, **kwargs)
     finally:
         locks.release(os.path.join(parent, f".{os.path.basename(filepath)}.lock"))
 
@@ -75,9 +147,12 @@ def _export_locked(model, filepath, parent, format, verbose, **kwargs):
         tmp = tempfile.mkdtemp(prefix=f"{_tmp_prefix(filepath)}", dir=parent)
     except OSError as e:
         raise ExportError(f"cannot export to {filepath}: {e.strerror} in {parent}") from e
-    staged = os.path.join(tmp, "model")
+    is_file = format == "onnx"
+    staged = os.path.join(tmp, "model.onnx" if is_file else "model")
     try:
         keras.Model.export(model, staged, format=format, verbose=verbose, **kwargs)
+        if is_file:
+            _embed_external_data(staged)
         if os.path.exists(filepath) and _exchange(staged, filepath):
             pass  # the new model is at filepath, the previous one at staged (removed with tmp)
         else:
@@ -102,11 +177,25 @@ def _export_locked(model, filepath, parent, format, verbose, **kwargs):
     return filepath
 
 
+def _embed_external_data(path):
+    """One self-contained ``.onnx`` file: jax2onnx writes larger weights to ``model.onnx.data`` beside it,
+    which would not travel with the file; they are put back inside (ONNX's limit: 2 GB)."""
+    folder = os.path.dirname(path)
+    extra = [f for f in os.listdir(folder) if f != os.path.basename(path)]
+    if not extra:
+        return
+    import onnx
+
+    onnx.save_model(onnx.load(path), path, save_as_external_data=False)
+    for name in extra:
+        os.remove(os.path.join(folder, name))
+
+
 _RENAME_EXCHANGE = 2
 
 
 def _exchange(a, b):
-    """Swap the folders ``a`` and ``b`` in one atomic step; False where the system cannot."""
+    """Swap the folders (or files) ``a`` and ``b`` in one atomic step; False where the system cannot."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -148,7 +237,7 @@ def recover_interrupted_export(filepath):
         if not (mine or legacy) or not os.path.isdir(path):
             continue
         previous = os.path.join(path, "previous")
-        if os.path.isdir(previous):
+        if os.path.exists(previous):  # a SavedModel folder or an ONNX file
             if not mine:
                 print(f"kzoo: warning: {path} holds an export that an interrupted replacement left; "
                       "it is left there for you to move back", file=sys.stderr)

@@ -229,8 +229,13 @@ def test_export_path_errors(built_clf, tmp_path):
         export_classifier(built_clf, str(a_file))
     assert a_file.read_text() == "not a folder"
     assert sorted(os.listdir(tmp_path)) == ["afile"]
-    with pytest.raises(ValueError, match="tf_saved_model"):
-        export_classifier(built_clf, str(tmp_path / "m"), format="onnx")
+    with pytest.raises(ValueError, match="saved_model.*onnx"):
+        export_classifier(built_clf, str(tmp_path / "m"), format="tflite")
+    with pytest.raises(ExportError, match="version must be an integer >= 1"):
+        export_classifier(built_clf, str(tmp_path / "m"), version=0)
+    with pytest.raises(ExportError, match="a folder"):
+        export_classifier(built_clf, str(tmp_path), format="onnx")
+    assert sorted(os.listdir(tmp_path)) == ["afile"]
 
 
 def test_export_unbuilt_model_errors(tmp_path):
@@ -295,3 +300,122 @@ def test_save_keras_atomic_keeps_the_previous_model_when_saving_fails(tmp_path):
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.keras"]
     with pytest.raises(ExportError, match=".keras"):
         save_keras_atomic(model, tmp_path / "m.h5")
+
+
+# ---------------------------------------------------------------------------
+# ONNX (onnxruntime runs the file) and versioned serving folders
+# ---------------------------------------------------------------------------
+
+
+def _run_onnx(path, x):
+    """The ONNX file run by onnxruntime in a new interpreter that imports neither Keras nor kzoo."""
+    in_path, out_path = path + ".x.npy", path + ".y.npy"
+    np.save(in_path, x)
+    code = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import onnxruntime as ort
+        session = ort.InferenceSession({path!r}, providers=["CPUExecutionProvider"])
+        (inp,) = session.get_inputs()
+        np.save({out_path!r}, session.run(None, {{inp.name: np.load({in_path!r})}})[0])
+        assert "keras" not in sys.modules and "kzoo" not in sys.modules
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = np.load(out_path)
+    os.remove(in_path), os.remove(out_path)
+    return out
+
+
+def test_onnx_export_runs_in_onnxruntime_like_keras(trained, digits, tmp_path):
+    pytest.importorskip("onnxruntime")
+    x = digits["x_test"][:16]
+    path = trained.export(str(tmp_path / "vat.onnx"), format="onnx")
+    assert path == str(tmp_path / "vat.onnx") and os.path.isfile(path)
+    np.testing.assert_allclose(_run_onnx(path, x), trained.predict(x, verbose=0), atol=1e-5, rtol=1e-5)
+    # another batch size than the one traced (the batch dimension is dynamic)
+    np.testing.assert_allclose(_run_onnx(path, x[:3]), trained.predict(x[:3], verbose=0), atol=1e-5, rtol=1e-5)
+    # a versioned model repository (Triton's layout): DIR/N/model.onnx, the other versions kept
+    repo = tmp_path / "models" / "vat"
+    first = trained.export(str(repo), format="onnx", version=1)
+    second = trained.export(str(repo), format="onnx", version=2)
+    assert first == str(repo / "1" / "model.onnx") and second == str(repo / "2" / "model.onnx")
+    assert sorted(os.listdir(repo)) == ["1", "2"] and os.listdir(repo / "1") == ["model.onnx"]
+
+
+def test_onnx_export_replaces_atomically_and_keeps_the_previous_file_on_failure(built_clf, tmp_path, monkeypatch):
+    dest = tmp_path / "m.onnx"
+    dest.write_bytes(b"previous")
+
+    def broken(model, filepath, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"half")
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(keras.Model, "export", broken)
+    monkeypatch.setattr("kzoo.export._check_converter", lambda fmt: None)
+    with pytest.raises(ExportError, match="converter crashed.*previous export there is unchanged"):
+        export_classifier(built_clf, str(dest), format="onnx")
+    assert dest.read_bytes() == b"previous" and os.listdir(tmp_path) == ["m.onnx"]
+
+    def writer(model, filepath, format=None, **kwargs):
+        assert format == "onnx"
+        with open(filepath, "wb") as f:
+            f.write(b"new")
+
+    monkeypatch.setattr(keras.Model, "export", writer)
+    assert export_classifier(built_clf, str(dest), format="onnx") == str(dest)
+    assert dest.read_bytes() == b"new" and os.listdir(tmp_path) == ["m.onnx"]
+
+
+def test_a_missing_converter_is_one_clear_error(built_clf, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+    missing = {"tensorflow": "tf2onnx", "jax": "jax2onnx"}[keras.backend.backend()]
+
+    def no_converter(name, *args, **kwargs):
+        if name == missing:
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_converter)
+    with pytest.raises(ExportError, match=f"needs {missing}: pip install kzoo\\[onnx\\]"):
+        export_classifier(built_clf, str(tmp_path / "m.onnx"), format="onnx")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.tensorflow_only
+def test_versioned_saved_model_layout_for_tf_serving(trained, digits, tmp_path):
+    x = digits["x_test"][:8]
+    repo = tmp_path / "serving" / "vat"
+    path = trained.export(str(repo), format="saved_model", version=3)
+    assert path == str(repo / "3") and os.path.isfile(repo / "3" / "saved_model.pb")
+    (repo / "1").mkdir()  # an older version stays where it is
+    again = trained.export(str(repo), version=3)  # the same version replaced atomically
+    assert again == path and sorted(os.listdir(repo)) == ["1", "3"]
+    served, _ = _load_in_fresh_process(path, x)
+    np.testing.assert_allclose(served, trained.predict(x, verbose=0), atol=1e-5, rtol=1e-5)
+
+
+def test_cli_train_exports_onnx_with_a_version(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from kzoo.cli import main
+
+    repo = tmp_path / "repo"
+    assert main(["train", "vat", "--steps", "3", "--labels", "20", "--quiet", "--export", str(repo),
+                 "--export-format", "onnx", "--export-version", "2"]) == 0
+    onnx_file = repo / "2" / "model.onnx"
+    assert onnx_file.is_file()
+    ds = kzoo.data.load("digits")
+    out = _run_onnx(str(onnx_file), ds.x_test[:4].astype("float32"))
+    assert out.shape == (4, 10) and np.isfinite(out).all()
+    capsys.readouterr()
+    # bad input: one line, exit status 2, nothing written
+    assert main(["train", "vat", "--steps", "3", "--export-version", "2", "--quiet"]) == 2
+    assert "--export-version needs --export" in capsys.readouterr().err
+    assert main(["train", "vat", "--steps", "3", "--export", str(tmp_path / "x"), "--export-version", "0"]) == 2
+    assert "version must be an integer >= 1" in capsys.readouterr().err
+    assert main(["train", "vat", "--steps", "3", "--export", str(tmp_path), "--export-format", "onnx"]) == 2
+    assert "is an existing folder" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["repo"]
