@@ -293,7 +293,25 @@ class NaNGuard(keras.callbacks.Callback):
             self._snapshot()
 
 
+class EpochMetrics(keras.callbacks.Callback):
+    """Adds ``metrics(model)`` (e.g. the classifier's validation error and NLL) to each epoch's logs.
+
+    Placed before ``keras.callbacks.TensorBoard`` in the callback list, whatever
+    it adds is written with the epoch's loss terms (``val_*`` names under
+    ``validation/``, as Keras writes fit's own validation).
+    """
+
+    def __init__(self, metrics):
+        super().__init__()
+        self._metrics = metrics
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self._metrics(self.model))
+
+
 def tensorboard(log_dir, steps):
-    """``keras.callbacks.TensorBoard`` logging every loss term and metric about 200 times per run."""
+    """``keras.callbacks.TensorBoard``: every loss term and metric about 200 times per run (batch points)
+    and at each epoch's end (with the validation metrics of :class:`EpochMetrics`, when given)."""
     return keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=max(1, int(steps) // 200),
                                        write_graph=False, profile_batch=0)

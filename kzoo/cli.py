@@ -23,6 +23,7 @@ def _parser():
     from kzoo.methods import METHODS, PRETRAINERS, all_hyperparameters
 
     p = argparse.ArgumentParser(prog="kzoo", description="Regularized semi-supervised training in Keras 3.")
+    p.add_argument("--version", "-V", action="store_true", help="print kzoo's version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("bench", help="step time and peak memory per method, backend, jit and precision",
@@ -61,6 +62,12 @@ def _parser():
                    help="linear learning-rate decay over this last fraction of training")
     t.add_argument("--augment", default=None, help="translate, flip or translate,flip (image data)")
     t.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/cifar100/svhn")
+    t.add_argument("--download", action="store_true",
+                   help="let TFDS download and prepare a dataset missing from the data folder (needs network; "
+                   "off by default)")
+    t.add_argument("--split", dest="splits", action="append", default=None, metavar="ROLE=TFDS_SPLIT",
+                   help="TFDS splits: train=..., test=..., validation=... (e.g. --split train=train[:90%%] "
+                   "--split validation=train[90%%:]); a validation split is reported as val_error/val_nll")
     t.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto")
     t.add_argument("--metrics-json", default=None, help="write the run's metrics to this JSON file")
     t.add_argument("--export", default=None, help="export the trained classifier here (a SavedModel folder, "
@@ -193,6 +200,11 @@ def main(argv=None):
 
 def _main(argv):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["--version"], ["-V"]):  # before the parser, which imports Keras
+        from kzoo import __version__
+
+        print(f"kzoo {__version__}")
+        return 0
     if argv[:1] == ["bench"]:  # its own parser: kzoo bench --help
         from kzoo.bench import main as bench_main
 
@@ -276,7 +288,7 @@ def _main(argv):
             seed=args.seed, hyperparameters=hp, learning_rate=args.learning_rate,
             decay_fraction=args.decay_fraction, width=args.width, augment=args.augment,
             data_dir=args.data_dir, jit_compile=jit, export=args.export, export_format=args.export_format,
-            export_version=args.export_version,
+            export_version=args.export_version, download=args.download, splits=args.splits,
             metrics_json=args.metrics_json, verbose=0 if args.quiet else 1,
             checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
             distribution=args.distribution, devices=args.devices, tensorboard=args.tensorboard,

@@ -42,12 +42,21 @@ from kzoo.experiment import resolve_hyperparameters
 from kzoo.io import check_writable_target, write_json_atomic, write_text_atomic
 from kzoo.methods import given_hyperparameters
 
-OBJECTIVE = "val_error"
 PROJECT = "oracle"
 # run() arguments a tuning run passes through to every trial
 RUN_ARGUMENTS = ("dataset", "labels", "model", "steps", "batch_labeled", "batch_unlabeled", "seed",
                  "learning_rate", "decay_fraction", "width", "augment", "data_dir", "jit_compile",
-                 "distribution", "devices", "preset")
+                 "distribution", "devices", "preset", "download", "splits")
+
+
+def __getattr__(name):
+    """``kzoo.tuning.HyperModel`` and ``kzoo.tuning.objective`` (kzoo.hypermodel; imported when used, as it
+    imports keras-tuner)."""
+    if name in ("HyperModel", "objective"):
+        from kzoo import hypermodel
+
+        return getattr(hypermodel, name)
+    raise AttributeError(f"module 'kzoo.tuning' has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------
@@ -102,32 +111,40 @@ def grid_size(grid):
     return n
 
 
-def _search_space(grid):
-    import keras_tuner
-
-    hps = keras_tuner.HyperParameters()
-    for name, values in grid.items():
-        hps.Choice(name, list(values), ordered=False)
-    return hps
+TUNERS = {"grid": "GridSearch", "random": "RandomSearch", "bayesian": "BayesianOptimization",
+          "hyperband": "Hyperband"}
 
 
 def _tuner(config, directory):
-    """keras-tuner's GridSearch over ``config["grid"]``; each trial is :func:`run_trial`."""
+    """keras-tuner's chosen tuner (``config["tuner"]``) over :class:`kzoo.hypermodel.HyperModel`'s search
+    space; each trial is :func:`run_trial`, which also keeps the record of which process ran it."""
     import keras_tuner
 
-    class KzooGridSearch(keras_tuner.GridSearch):
-        def run_trial(self, trial, *args, **kwargs):
-            return run_trial(config, trial.trial_id, dict(trial.hyperparameters.values), self.tuner_id)
+    from kzoo.hypermodel import HyperModel, objective
 
-    return KzooGridSearch(
-        hypermodel=None,
-        objective=keras_tuner.Objective(OBJECTIVE, direction="min"),
-        hyperparameters=_search_space(config["grid"]),
-        max_trials=None,
+    kind = config.get("tuner", "grid")
+    base = getattr(keras_tuner, TUNERS[kind])
+
+    class KzooTuner(base):
+        def run_trial(self, trial, *args, **kwargs):
+            values = trial.hyperparameters.values
+            return run_trial(config, trial.trial_id, {k: v for k, v in values.items() if not k.startswith("tuner/")},
+                             self.tuner_id, epochs=values.get("tuner/epochs"))
+
+    hypermodel = HyperModel(config["method"], grid=config["grid"], fixed=config["fixed"],
+                            validation_labels=config["validation_labels"], **config["run"])
+    kwargs = {"max_trials": None if kind == "grid" else config.get("max_trials") or grid_size(config["grid"])}
+    if kind == "hyperband":
+        kwargs = {"max_epochs": config.get("max_epochs", 3), "factor": 3, "hyperband_iterations": 1}
+    return KzooTuner(
+        hypermodel=hypermodel,
+        objective=objective(),
         max_consecutive_failed_trials=grid_size(config["grid"]) + 1,  # a failed trial is reported, not fatal
         directory=directory,
         project_name=PROJECT,
         overwrite=False,
+        seed=config["run"].get("seed", 0),
+        **kwargs,
     )
 
 
@@ -136,31 +153,22 @@ def _tuner(config, directory):
 # ----------------------------------------------------------------------------
 
 
-def run_trial(config, trial_id, values, tuner_id="tuner0"):
-    """Train ``config``'s method with the grid point ``values`` on the validation split; its metrics.
+def run_trial(config, trial_id, values, tuner_id="tuner0", epochs=None):
+    """Train ``config``'s method with the hyperparameters ``values`` on the validation split; its metrics.
 
     ``executions`` > 1 repeats it with seeds seed, seed+1, ... (each a different
-    labeled subset, validation split and initialization) and averages.
+    labeled subset, validation split and initialization) and averages. ``epochs``
+    (Hyperband's budget): ``epochs * steps / max_epochs`` optimizer steps.
     """
-    from kzoo.experiment import run
+    from kzoo.hypermodel import train_and_validate
 
-    spec, _ = resolve_hyperparameters(config["method"])
-    values = {k: spec.hyperparameter(k).check(v, config["method"]) for k, v in values.items()}
+    run_kwargs = dict(config["run"])
+    if epochs is not None:
+        run_kwargs["steps"] = max(1, int(epochs) * run_kwargs.get("steps", 1000) // config.get("max_epochs", 3))
     started = time.time()
-    errors, nlls, seconds = [], [], []
-    for e in range(config["executions"]):
-        kwargs = dict(config["run"])
-        kwargs["seed"] = kwargs.get("seed", 0) + e
-        if config.get("tensorboard"):
-            kwargs["tensorboard"] = os.path.join(config["tensorboard"], f"trial_{trial_id}",
-                                                 f"execution_{e}")
-        result = run(method=config["method"], hyperparameters={**config["fixed"], **values},
-                     validation_labels=config["validation_labels"], test=False, verbose=0, **kwargs)
-        errors.append(result["val_error"])
-        nlls.append(result["val_nll"])
-        seconds.append(result["train_seconds"])
-    metrics = {"val_error": sum(errors) / len(errors), "val_nll": sum(nlls) / len(nlls),
-               "train_seconds": sum(seconds)}
+    metrics = train_and_validate(config["method"], values, config["fixed"], config["validation_labels"],
+                                 config["executions"], config.get("tensorboard"), trial_id, **run_kwargs)
+    errors = metrics.pop("val_errors")
     record = {"trial_id": trial_id, "hyperparameters": values, "tuner_id": tuner_id, "pid": os.getpid(),
               "started": started, "ended": time.time(), "val_errors": errors, **metrics}
     folder = os.path.join(config["directory"], "executions")
@@ -337,8 +345,12 @@ def _search_distributed(config, workers, timeout, verbose):
 def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, directory=None,
          overwrite=False, distributed=False, workers=2, timeout=24 * 3600, tensorboard=None,
          results_json=None, results_md=None, retrain=True, export=None, metrics_json=None, verbose=1,
-         imports=(), **run_kwargs):
-    """Grid-search ``method``'s hyperparameters; returns the results dict (see the module docstring).
+         imports=(), export_format="tf_saved_model", export_version=None, tuner="grid", max_trials=None,
+         max_epochs=3, **run_kwargs):
+    """Search ``method``'s hyperparameters; returns the results dict (see the module docstring).
+
+    ``tuner``: "grid" (every point), "random", "bayesian" (``max_trials`` points, default
+    the grid's size) or "hyperband" (budgets up to ``max_epochs`` epochs of ``steps / max_epochs``).
 
     ``grid``: ``{name: values}`` (None: each hyperparameter's declared grid);
     ``fixed``: other hyperparameters held at a value; ``run_kwargs``: run()
@@ -370,7 +382,11 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
 
     dataset = run_kwargs.get("dataset", "digits")
     check_dataset(dataset, kdata.DATASETS, error=ConfigError)
-    ds = kdata.load(dataset, data_dir=run_kwargs.get("data_dir"), seed=run_kwargs.get("seed", 0))
+    try:
+        ds = kdata.load(dataset, data_dir=run_kwargs.get("data_dir"), seed=run_kwargs.get("seed", 0),
+                        download=bool(run_kwargs.get("download")), splits=run_kwargs.get("splits"))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if validation_labels is None:  # 20% of the labels, at least one per class
         validation_labels = max(ds.num_classes, round(0.2 * labels))
     if not isinstance(validation_labels, int) or not 1 <= validation_labels < labels:
@@ -384,11 +400,17 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
         raise ConfigError(f"executions must be an integer >= 1, got {executions!r}")
     if distributed and (not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if tuner not in TUNERS:
+        raise ConfigError(f"unknown tuner {tuner!r}; valid tuners: {', '.join(TUNERS)}")
+    for name, value in (("max_trials", max_trials), ("max_epochs", max_epochs)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
     if not timeout or timeout <= 0:
         raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
     for path, what in ((results_json, "results file"), (results_md, "results file"),
-                       (metrics_json, "metrics file"), (export, "export folder")):
+                       (metrics_json, "metrics file")):
         check_writable_target(path, what)
+    experiment.check_export(export, export_format, export_version)
 
     own_directory = directory is None
     directory = tempfile.mkdtemp(prefix="kzoo-tune-") if own_directory else os.path.abspath(directory)
@@ -399,7 +421,8 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
     config = {"method": method, "grid": {k: list(v) for k, v in grid.items()}, "fixed": fixed,
               "validation_labels": int(validation_labels), "executions": int(executions),
               "run": run_kwargs, "directory": directory,
-              "tensorboard": os.path.abspath(tensorboard) if tensorboard else None, "imports": list(imports)}
+              "tensorboard": os.path.abspath(tensorboard) if tensorboard else None, "imports": list(imports),
+              "tuner": tuner, "max_trials": max_trials, "max_epochs": max_epochs}
     stamp = os.path.join(directory, "kzoo_tune.json")
     if os.path.isfile(stamp):
         with open(stamp) as f:
@@ -409,10 +432,14 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
             raise ConfigError(f"{directory} holds a search with other settings; use another --directory "
                               "or --overwrite")
     write_json_atomic(stamp, config)
+    if tensorboard:  # the HParams dashboard's experiment: the searched domains and the metrics
+        from kzoo.hypermodel import write_hparams_config
+
+        write_hparams_config(config["tensorboard"], grid)
 
     try:
         if verbose:
-            print(f"kzoo tune: {method}, {grid_size(grid)} trials over "
+            print(f"kzoo tune: {method} ({tuner}), {grid_size(grid)} grid points over "
                   + ", ".join(f"{k} in {list(v)}" for k, v in grid.items()) + f"; search folder {directory}",
                   flush=True)
         t_search = time.time()
@@ -439,7 +466,8 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
                               + "".join(f"\n  trial {t['trial_id']}: {t['message']}" for t in trials[:3]))
         if retrain:
             final = experiment.run(method=method, hyperparameters={**fixed, **best["hyperparameters"]},
-                                   export=export, metrics_json=metrics_json, verbose=verbose, **run_kwargs)
+                                   export=export, export_format=export_format, export_version=export_version,
+                                   metrics_json=metrics_json, verbose=verbose, **run_kwargs)
             results["final"] = {k: final[k] for k in ("test_error", "test_nll", "train_steps", "train_seconds")}
             if final.get("export"):
                 results["final"]["export"] = final["export"]
@@ -485,13 +513,19 @@ def _quiet_tuner(verbose):
 def add_parser(sub, train_parser):
     """``kzoo tune``: the flags of ``kzoo train`` plus the search's own."""
     u = sub.add_parser("tune", parents=[train_parser], add_help=False,
-                       help="grid-search a method's hyperparameters on a validation split (keras-tuner)",
+                       help="search a method's hyperparameters on a validation split (keras-tuner: grid, random, "
+                       "bayesian, hyperband)",
                        description="Grid search over a method's hyperparameters with keras-tuner; trials are "
                        "scored on a validation split of the labeled set, the best is re-trained on all labels "
                        "and tested. --export/--metrics-json apply to that final run.")
     g = u.add_argument_group("search")
     g.add_argument("--grid", nargs="+", action="extend", default=[], metavar="NAME=V1,V2",
                    help="values to try per hyperparameter (default: each hyperparameter's declared grid)")
+    g.add_argument("--tuner", choices=tuple(TUNERS), default="grid",
+                   help="grid (every point, default), random, bayesian (--max-trials points) or hyperband "
+                   "(budgets up to --max-epochs epochs of steps/max-epochs optimizer steps)")
+    g.add_argument("--max-trials", type=int, default=None, help="random/bayesian: trials (default: the grid's size)")
+    g.add_argument("--max-epochs", type=int, default=3, help="hyperband: the largest budget, in epochs (default 3)")
     g.add_argument("--executions", type=int, default=1, help="runs per trial (seeds seed, seed+1, ...), averaged")
     g.add_argument("--directory", default=None, help="keep the search here (a rerun resumes it); "
                    "default: a temporary folder")
@@ -518,7 +552,8 @@ def main(args):
                   "batch_labeled": args.batch_labeled, "batch_unlabeled": args.batch_unlabeled,
                   "seed": args.seed, "learning_rate": args.learning_rate, "decay_fraction": args.decay_fraction,
                   "width": args.width, "augment": args.augment, "data_dir": args.data_dir, "jit_compile": jit,
-                  "distribution": args.distribution, "devices": args.devices, "preset": args.preset}
+                  "distribution": args.distribution, "devices": args.devices, "preset": args.preset,
+                  "download": args.download, "splits": args.splits}
     try:
         _import_all(args.imports)
         grid = parse_grid(args.method, args.grid)
@@ -528,7 +563,9 @@ def main(args):
                        workers=args.workers, timeout=args.timeout, tensorboard=args.tensorboard,
                        results_json=args.results_json, results_md=args.results_md, retrain=not args.no_retrain,
                        export=args.export, metrics_json=args.metrics_json, verbose=0 if args.quiet else 1,
-                       imports=args.imports, **run_kwargs)
+                       imports=args.imports, export_format=args.export_format,
+                       export_version=args.export_version, tuner=args.tuner, max_trials=args.max_trials,
+                       max_epochs=args.max_epochs, **run_kwargs)
     except COMMAND_ERRORS as e:  # the exit codes of kzoo train (kzoo.errors.EXIT_CODES)
         return fail(e)
     print(markdown(results))

@@ -180,3 +180,31 @@ def test_nan_guard_stops_with_a_clear_message_and_keeps_the_last_good_weights(tm
     again.load_weights(ckpt)
     for a, b in zip(again.get_weights(), clf.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_tensorboard_logs_validation_metrics_and_loss_terms_at_every_epoch(tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from kzoo.methods import context
+
+    monkeypatch.setattr(context, "_epochs_for", lambda steps: 2)  # 2 epochs of 3 steps
+    result = experiment.run(method="vat", labels=30, validation_labels=10, steps=6, batch_labeled=8,
+                            batch_unlabeled=16, entmin=1.0, tensorboard=str(tmp_path), verbose=0, test=False)
+    points = {}
+    for sub in ("train", "validation"):
+        acc = event_accumulator.EventAccumulator(str(tmp_path / sub), size_guidance={"tensors": 0})
+        acc.Reload()
+        for tag in acc.Tags()["tensors"]:
+            points[f"{sub}/{tag}"] = [(e.step, float(np.asarray(tf_value(e)))) for e in acc.Tensors(tag)]
+    for name in ("train/epoch_loss", "train/epoch_vat", "train/epoch_entmin", "validation/epoch_error",
+                 "validation/epoch_nll"):
+        assert [s for s, _ in points.get(name, [])] == [0, 1], (name, sorted(points))
+    # the last epoch's validation point is the run's reported validation error of the trained classifier
+    assert points["validation/epoch_error"][-1][1] == pytest.approx(result["val_error"], abs=1e-6)
+    assert points["validation/epoch_nll"][-1][1] == pytest.approx(result["val_nll"], rel=1e-4)
+
+
+def tf_value(event):
+    from tensorboard.util import tensor_util
+
+    return tensor_util.make_ndarray(event.tensor_proto)

@@ -600,3 +600,76 @@ def test_numpy_stream_fits_keras_on_jax():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "LOSSES 2" in out.stdout
+
+
+def test_tfds_splits_chosen_by_the_user_with_a_validation_split(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    data_dir = str(tmp_path)
+    write_tfds_metadata(data_dir, "mnist", 10)
+    with tfds.testing.mock_data(num_examples=10, data_dir=data_dir):  # the mock reads every split whole
+        mocked = kd.load("mnist", data_dir=data_dir, splits={"validation": "train[80%:]"}, flatten=True)
+    assert mocked.x_val.shape == (10, 28 * 28) and mocked.y_val.dtype == np.int32
+    # which TFDS splits are asked for, and where each lands
+    asked = []
+    train = (np.arange(10 * 28 * 28) % 256).astype(np.uint8).reshape(10, 28, 28, 1)
+    labels = np.arange(10) % 10
+
+    def fake_load(name, split, data_dir, download, as_supervised, batch_size):
+        asked.append(split)
+        part = {"train[:80%]": slice(0, 8), "train[80%:]": slice(8, 10), "test[:50%]": slice(0, 5)}[split]
+        return train[part], labels[part]
+
+    monkeypatch.setattr(tfds, "load", fake_load)
+    monkeypatch.setattr(tfds, "as_numpy", lambda t: t)
+    ds = kd.load("mnist", data_dir=data_dir,
+                 splits={"train": "train[:80%]", "validation": "train[80%:]", "test": "test[:50%]"})
+    assert asked == ["train[:80%]", "test[:50%]", "train[80%:]"]
+    assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (8, 2, 5)
+    np.testing.assert_array_equal(ds.x_val, train[8:].astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(ds.y_val, labels[8:])
+    for bad in ({"valid": "train"}, ["train"], {"test": ""}):
+        with pytest.raises(ValueError, match="ROLE=TFDS_SPLIT"):
+            kd.load("mnist", data_dir=data_dir, splits=bad)
+    with pytest.raises(ValueError, match="splits apply to the TFDS sets"):
+        kd.load("digits", splits={"validation": "train[90%:]"})
+
+
+def test_tfds_download_is_off_by_default_and_passed_through_when_asked(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    data_dir = str(tmp_path / "empty")
+    with pytest.raises(kd.DatasetUnavailableError, match="not available offline.*--download"):
+        kd.load("mnist", data_dir=data_dir)
+    calls = []
+
+    def fake_load(name, split, data_dir, download, as_supervised, batch_size):
+        calls.append((name, split, download))
+        n = 4 if split == "train" else 3
+        return np.zeros((n, 28, 28, 1), np.uint8), np.arange(n) % 10
+
+    monkeypatch.setattr(tfds, "load", fake_load)
+    monkeypatch.setattr(tfds, "as_numpy", lambda t: t)
+    ds = kd.load("mnist", data_dir=data_dir, download=True)
+    assert calls == [("mnist", "train", True), ("mnist", "test", True)]
+    assert len(ds.x_train) == 4 and len(ds.x_test) == 3
+
+
+def test_cli_train_takes_download_and_splits(tmp_path, monkeypatch, capsys):
+    from kzoo import experiment
+    from kzoo.cli import main
+
+    seen = {}
+
+    def fake_run(**kwargs):
+        seen.update(kwargs)
+        raise experiment.ConfigError("stop here")
+
+    monkeypatch.setattr(experiment, "run", fake_run)
+    assert main(["train", "vat", "--dataset", "mnist", "--download", "--split", "train=train[:90%]",
+                 "--split", "validation=train[90%:]", "--quiet"]) == 2
+    assert seen["download"] is True and seen["splits"] == ["train=train[:90%]", "validation=train[90%:]"]
+    assert main(["train", "vat", "--quiet"]) == 2
+    assert seen["download"] is False and seen["splits"] is None
+    capsys.readouterr()
+    monkeypatch.undo()
+    assert main(["train", "vat", "--split", "dev=train", "--quiet"]) == 2
+    assert "ROLE=TFDS_SPLIT" in capsys.readouterr().err

@@ -149,7 +149,8 @@ def test_tune_any_registered_method_with_its_own_loop(fake_module, tmp_path, mon
     calls = fake_module.CALLS
     assert [(c["n_l"], c["val"]) for c in calls] == [(20, 10)] * 8 + [(30, None)]
     assert calls[-1]["hp"] == {**results["best"]["hyperparameters"]}
-    assert seen == ["val"] * 8 + ["test"]
+    # each trial: its validation error at the epoch's end (for TensorBoard) and at the end; the final run: test
+    assert seen == ["val", "val"] * 8 + ["test"]
     assert 0 <= results["final"]["test_error"] <= 1
     text = md.read_text()
     assert text.count("| COMPLETED |") == 8 and "Re-trained on all 30 labeled examples" in text
@@ -197,3 +198,65 @@ def test_distributed_chief_and_two_workers_run_every_trial_exactly_once(fake_mod
     for r in records:  # every process it started has ended
         with pytest.raises(ProcessLookupError):
             os.kill(r["pid"], 0)
+
+
+# ---------------------------------------------------------------------------
+# The public HyperModel with keras-tuner's own tuners; kzoo tune --tuner; HParams records
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tuner", ["RandomSearch", "BayesianOptimization", "Hyperband"])
+def test_the_hypermodel_works_with_keras_tuners_own_tuners(fake_module, tmp_path, tuner):
+    import keras_tuner
+
+    hypermodel = tuning.HyperModel("fake-manifold", grid={"eta": [0.1, 1.0], "gamma": [1e-4]}, labels=30,
+                                   validation_labels=10, steps=2, batch_labeled=8, batch_unlabeled=16,
+                                   steps_per_epoch=1)
+    assert isinstance(hypermodel, keras_tuner.HyperModel)
+    budget = {"max_epochs": 2, "factor": 2} if tuner == "Hyperband" else {"max_trials": 2}
+    search = getattr(keras_tuner, tuner)(hypermodel, objective=tuning.objective(), directory=str(tmp_path),
+                                         project_name="p", seed=0, **budget)
+    search.search()
+    trials = [t for t in search.oracle.trials.values() if t.status == "COMPLETED"]
+    assert trials
+    for t in trials:
+        assert t.hyperparameters.values["eta"] in (0.1, 1.0) and 0 <= t.score <= 1
+    best = search.get_best_hyperparameters()[0].values
+    assert best["gamma"] == 1e-4
+    calls = fake_module.CALLS
+    assert {(c["n_l"], c["val"]) for c in calls} == {(20, 10)}  # validation split only, the test set unseen
+    if tuner == "Hyperband":  # budgets of 1 and 2 epochs of 1 step each
+        assert {t.hyperparameters.values["tuner/epochs"] for t in trials} <= {1, 2}
+
+
+@pytest.mark.parametrize("kind", ["random", "hyperband"])
+def test_cli_tune_with_another_tuner_logs_hparams(fake_module, tmp_path, kind, capsys):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    out, tb = tmp_path / "tune.json", tmp_path / "tb"
+    rc = cli.main(["tune", "fake-manifold", "--tuner", kind, "--max-trials", "2", "--max-epochs", "2",
+                   "--grid", "eta=0.1,1", "gamma=1e-4", "--labels", "30", "--validation-labels", "10",
+                   "--steps", "2", "--batch-labeled", "8", "--batch-unlabeled", "16", "--results-json", str(out),
+                   "--tensorboard", str(tb), "--no-retrain", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    results = json.loads(out.read_text())
+    done = [t for t in results["trials"] if t["status"] == "COMPLETED"]
+    assert done and all(0 <= t["val_error"] <= 1 for t in done)
+
+    def plugin_tags(folder):
+        acc = event_accumulator.EventAccumulator(str(folder), size_guidance={"tensors": 0})
+        acc.Reload()
+        return acc.PluginTagToContent("hparams"), acc
+
+    config, _ = plugin_tags(tb)
+    assert "_hparams_/experiment" in config  # the search's domains and metrics, once at the root
+    for t in done:
+        session, acc = plugin_tags(tb / f"trial_{t['trial_id']}" / "execution_0")
+        assert "_hparams_/session_start_info" in session
+        logged = float(np.asarray(
+            __import__("tensorboard.util.tensor_util", fromlist=["x"]).make_ndarray(
+                acc.Tensors("val_error")[-1].tensor_proto)))
+        assert logged == pytest.approx(t["val_error"])
+    capsys.readouterr()
+    assert cli.main(["tune", "fake-manifold", "--tuner", "random", "--max-trials", "0", "--quiet"]) == 2
+    assert "max_trials must be an integer >= 1" in capsys.readouterr().err

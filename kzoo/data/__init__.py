@@ -21,7 +21,7 @@ from kzoo.data.base import AUGMENTATIONS, DATASETS, GAUSSIANS25_CENTERS, Dataset
 from kzoo.data.datasets import load
 from kzoo.data.splits import check_fit, check_fit_data, labeled_split, validate_arrays, warn_pixel_range
 from kzoo.data.streams import batches_per_epoch, semi_supervised, supervised
-from kzoo.data.tfds import export_npz, list_datasets, npz_path, resolve_data_dir
+from kzoo.data.tfds import check_splits, export_npz, list_datasets, npz_path, resolve_data_dir
 
 __all__ = [
     "AUGMENTATIONS",
@@ -33,6 +33,7 @@ __all__ = [
     "batches_per_epoch",
     "check_fit",
     "check_fit_data",
+    "check_splits",
     "export_npz",
     "labeled_split",
     "list_datasets",

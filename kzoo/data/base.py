@@ -86,6 +86,8 @@ class Dataset:
     y_test: np.ndarray
     num_classes: int
     value_range: tuple
+    x_val: np.ndarray = None  # a validation split, when one was asked for (TFDS ``splits``)
+    y_val: np.ndarray = None
 
     @property
     def input_shape(self) -> tuple:

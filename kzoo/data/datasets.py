@@ -8,7 +8,8 @@ import numpy as np
 
 from kzoo.data.base import (_DIGITS_NUM_TEST, _DIGITS_PATH, GAUSSIANS25_CENTERS, Dataset, DatasetUnavailableError,
                              _canonical_name, _check_float, _check_int, _take_kwargs)
-from kzoo.data.tfds import _load_tfds
+from kzoo.data.base import _TFDS_NAMES
+from kzoo.data.tfds import _load_tfds, check_splits
 
 
 
@@ -17,7 +18,7 @@ from kzoo.data.tfds import _load_tfds
 # ---------------------------------------------------------------------------
 
 
-def load(name, *, data_dir=None, flatten=False, seed=0, **kwargs) -> Dataset:
+def load(name, *, data_dir=None, flatten=False, seed=0, download=False, splits=None, **kwargs) -> Dataset:
     """Load dataset ``name`` (one of :data:`DATASETS`) as a :class:`Dataset`.
 
     ``flatten=True`` reshapes inputs to ``(n, features)``.  ``seed`` drives
@@ -25,9 +26,18 @@ def load(name, *, data_dir=None, flatten=False, seed=0, **kwargs) -> Dataset:
     ignore it (their splits are fixed).  ``data_dir`` is only used by the
     TFDS sets (see :func:`resolve_data_dir`).  Extra keyword arguments are
     dataset specific (see :func:`list_datasets` descriptions).
+
+    TFDS sets only: ``download=True`` lets TFDS download and prepare a set that
+    is not in ``data_dir`` yet (off by default: kzoo never touches the network
+    unless asked); ``splits`` chooses the TFDS splits, e.g.
+    ``{"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}``
+    (a validation split lands in ``x_val``/``y_val``).
     """
     key = _canonical_name(name)
     seed = _check_int("seed", seed, 0)
+    splits = check_splits(splits)
+    if key not in _TFDS_NAMES and splits != check_splits(None):
+        raise ValueError(f"splits apply to the TFDS sets ({', '.join(_TFDS_NAMES)}); {key!r} has its own")
     if key == "digits":
         _take_kwargs(key, kwargs, {})
         ds = _load_digits()
@@ -37,10 +47,12 @@ def load(name, *, data_dir=None, flatten=False, seed=0, **kwargs) -> Dataset:
         ds = _load_synthetic32(seed, kwargs)
     else:
         _take_kwargs(key, kwargs, {})
-        ds = _load_tfds(key, data_dir)
+        ds = _load_tfds(key, data_dir, download=bool(download), splits=splits)
     if flatten and ds.x_train.ndim > 2:
         ds.x_train = ds.x_train.reshape(len(ds.x_train), -1)
         ds.x_test = ds.x_test.reshape(len(ds.x_test), -1)
+        if ds.x_val is not None:
+            ds.x_val = ds.x_val.reshape(len(ds.x_val), -1)
     return ds
 
 

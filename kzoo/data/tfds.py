@@ -114,16 +114,37 @@ def _load_npz(key, path):
                    num_classes=int(arrays["num_classes"]), value_range=(0.0, 1.0))
 
 
-def _load_tfds(key, data_dir, use_npz=True):
+SPLIT_ROLES = ("train", "validation", "test")
+
+
+def check_splits(splits):
+    """``{"train": ..., "test": ..., ["validation": ...]}`` of TFDS split strings (defaults: "train", "test").
+
+    Accepts a dict or ``["train=train[:90%]", "validation=train[90%:]"]`` (the command line's form).
+    """
+    given = {}
+    for item in ([] if splits is None else splits.items() if isinstance(splits, dict) else splits):
+        role, value = item if isinstance(item, tuple) else (str(item).partition("=")[0], str(item).partition("=")[2])
+        role, value = role.strip(), str(value).strip()
+        if role not in SPLIT_ROLES or not value:
+            raise ValueError(f"splits are ROLE=TFDS_SPLIT with ROLE one of {', '.join(SPLIT_ROLES)} (e.g. "
+                             f"validation=train[90%:]); got {role}={value!r}")
+        given[role] = value
+    return {"train": "train", "test": "test", **given}
+
+
+def _load_tfds(key, data_dir, use_npz=True, download=False, splits=None):
     tfds_name = _TFDS_NAMES[key]
-    if use_npz and os.path.isfile(npz_path(key, data_dir)):
+    splits = check_splits(splits)
+    default_splits = splits == check_splits(None)  # the npz export holds the train and test splits only
+    if use_npz and default_splits and not download and os.path.isfile(npz_path(key, data_dir)):
         return _load_npz(key, npz_path(key, data_dir))
     data_dir = resolve_data_dir(data_dir)
-    if _prepared_version_dir(tfds_name, data_dir) is None:
+    if not download and _prepared_version_dir(tfds_name, data_dir) is None:
         raise DatasetUnavailableError(
             f"Dataset '{key}' is not available offline: no prepared "
             f"tensorflow_datasets '{tfds_name}' data found in {data_dir}; "
-            + _prepare_hint(tfds_name, data_dir))
+            + _prepare_hint(tfds_name, data_dir) + "; or let TFDS download it (--download, download=True)")
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:
@@ -139,7 +160,7 @@ def _load_tfds(key, data_dir, use_npz=True):
     def split(which):
         try:
             x, y = tfds.as_numpy(tfds.load(
-                tfds_name, split=which, data_dir=data_dir, download=False,
+                tfds_name, split=which, data_dir=data_dir, download=download,
                 as_supervised=True, batch_size=-1))
         except Exception as e:  # tfds raises AssertionError, OSError, ...
             if isinstance(e, (KeyboardInterrupt, MemoryError)):
@@ -155,10 +176,11 @@ def _load_tfds(key, data_dir, use_npz=True):
         x = x.astype(np.float32) / np.float32(scale)
         return x, np.asarray(y).astype(np.int32)
 
-    x_tr, y_tr = split("train")
-    x_te, y_te = split("test")
+    x_tr, y_tr = split(splits["train"])
+    x_te, y_te = split(splits["test"])
+    x_va, y_va = split(splits["validation"]) if "validation" in splits else (None, None)
     return Dataset(key, x_tr, y_tr, x_te, y_te, num_classes=_TFDS_CLASSES[key],
-                   value_range=(0.0, 1.0))
+                   value_range=(0.0, 1.0), x_val=x_va, y_val=y_va)
 
 
 def list_datasets(data_dir=None) -> list:
