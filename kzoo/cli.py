@@ -12,8 +12,19 @@ import sys
 from kzoo.checks import check_dataset, check_positive
 from kzoo.errors import COMMAND_ERRORS, EXIT_INTERRUPTED, ConfigError, fail
 from kzoo.io import check_writable_target, write_json_atomic
-from kzoo.methods.registry import given_hyperparameters as _given_hyperparameters
-from kzoo.methods.registry import hyperparameter_flags as _hyperparameter_flags
+
+
+def _given_hyperparameters(args):
+    from kzoo.methods.registry import given_hyperparameters  # imported when used: `kzoo --version` needs nothing
+
+    return given_hyperparameters(args)
+
+
+def _hyperparameter_flags(group, hyperparameters):
+    from kzoo.methods.registry import hyperparameter_flags
+
+    return hyperparameter_flags(group, hyperparameters)
+
 
 _BACKENDS = ("tensorflow", "jax")  # kzoo.backend.SUPPORTED_BACKENDS, known here before Keras is imported
 
