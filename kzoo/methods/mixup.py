@@ -111,7 +111,7 @@ def _train_vat_mixup(ctx):
 
 
 register(Method(
-    "vat-mixup", "VAT + entropy minimization + Manifold Mixup consistency on the unlabeled batch (kzoo's "
+    "vat-mixup", "VAT (+ EntMin with --entmin) + Manifold Mixup consistency on the unlabeled batch (kzoo's "
     "combination; the clean labeled cross-entropy is kept)",
     # one searched hyperparameter (its step costs about three VAT steps): the others keep VAT's and the paper's values
     tuple(dataclasses.replace(hp, grid=None) for hp in METHODS["vat"].hyperparameters + (

@@ -30,4 +30,4 @@ annotate("manifold-mixup", [Preset("digits", {"mixup_alpha": 0.2, "mix_keep_clea
          warning=_MIXUP_WARNING.format(test="10.9%"))
 annotate("manifold-mixup-ssl", warning="not better than supervised on digits with 100 labels (test 9.3% against "
          "7.9%, " + _TABLE + ")")
-annotate("vat-mixup", [Preset("digits", {"entmin": 1.0}, evidence=_SWEEPS)])
+annotate("vat-mixup", [Preset("digits", {"entmin": 0.0, "mixup_consistency": 10.0}, evidence=_SWEEPS)])
