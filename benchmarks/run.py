@@ -1179,6 +1179,12 @@ def render_startup(sec, add):
         add(f"| {r['cache']} | {r['import']:.1f} | {r['mlp']:.2f} | {r['conv_small']:.2f} | "
             f"{r['first_vat_step']:.1f} |")
     add("")
+    add("The 2026-12-02 run shared the 2-core machine with five other agents' jobs (load 25-30): every time "
+        "is inflated many-fold and the rounds vary two- to five-fold, so read the rows against each other. "
+        "The mlp column also carries JAX's own start (the first operation of the process). On the same "
+        "machine under lighter load (load ~10) a single probe gave: first mlp build 9.4 s cold, 0.63 s warm "
+        "(3.4 s without the cache on an idle machine); conv_small 13.8 s cold, 0.75 s warm.")
+    add("")
     for r in d["rows"]:
         add(f"- {r['cache']}: " + "; ".join(f"{k} " + ", ".join(f"{v:.2f}" for v in vals)
                                           for k, vals in r["per_round"].items()))
