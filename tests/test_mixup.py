@@ -381,7 +381,7 @@ def test_conv_models_take_manifold_mixups_default_layers(seeded, model):
 def test_vat_mixup_adds_vat_entmin_and_mixup_consistency_keeping_the_clean_loss(seeded):
     from kzoo.experiment import run
 
-    res = run(method="vat-mixup", labels=20, steps=2, batch_labeled=8, batch_unlabeled=8, entmin=1.0,
+    res = run(method="vat-mixup", labels=20, validation_labels=10, steps=2, batch_labeled=8, batch_unlabeled=8, entmin=1.0,
               mixup_consistency=3.0, verbose=0, test=False)
     reg = res["hyperparameters"]["regularizer"]
     assert reg.startswith("VAT(") and "EntropyMinimization(" in reg and "ManifoldMixup(" in reg
