@@ -41,6 +41,7 @@ Semi-supervised: give a discriminator with ``K`` logits and train on the
 """
 
 
+from kzoo.errors import ArgumentTypeError, InvalidArgumentError
 import keras
 import numpy as np
 from keras import layers, ops
@@ -79,9 +80,9 @@ class ALI(TrainStep, keras.Model):
         super().__init__(**kwargs)
         for name, net in (("encoder", encoder), ("decoder", decoder), ("discriminator", discriminator)):
             if not isinstance(net, keras.Model):
-                raise TypeError(f"{name} must be a keras.Model, got {type(net).__name__}")
+                raise ArgumentTypeError(f"{name} must be a keras.Model, got {type(net).__name__}")
             if not net.built:
-                raise ValueError(f"{name} must be built (a functional model, or call it once on data)")
+                raise InvalidArgumentError(f"{name} must be built (a functional model, or call it once on data)")
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
         self.unsupervised_weight = check_positive("unsupervised_weight", unsupervised_weight,
                                                           allow_zero=True)
@@ -99,42 +100,42 @@ class ALI(TrainStep, keras.Model):
     def _check_shapes(self):
         dec_in = self.decoder.input_shape
         if isinstance(dec_in, list) or len(dec_in) != 2:
-            raise ValueError(f"the decoder must take one flat latent vector (batch, dim); its input shape is {dec_in}")
+            raise InvalidArgumentError(f"the decoder must take one flat latent vector (batch, dim); its input shape is {dec_in}")
         self.latent_dim = int(dec_in[1])
         enc_in = self.encoder.input_shape
         if isinstance(enc_in, list):
-            raise ValueError(f"the encoder must take one input x; its input shapes are {enc_in}")
+            raise InvalidArgumentError(f"the encoder must take one input x; its input shapes are {enc_in}")
         self.data_shape = _shape(enc_in[1:])
         outs = self.encoder.output_shape
         outs = [outs] if not isinstance(outs, list) else outs
         if len(outs) not in (1, 2):
-            raise ValueError(f"the encoder must output z (BiGAN) or [mean, log_std] (ALI); it has {len(outs)} outputs")
+            raise InvalidArgumentError(f"the encoder must output z (BiGAN) or [mean, log_std] (ALI); it has {len(outs)} outputs")
         self.stochastic = len(outs) == 2
         for what, shape in zip(("mean", "log_std") if self.stochastic else ("z",), outs):
             if _shape(shape[1:]) != (self.latent_dim,):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"the encoder's {what} output has shape {_shape(shape[1:])} but the decoder takes latents of "
                     f"shape ({self.latent_dim},): make the encoder's output size equal the decoder's input size")
         dec_out = _shape(self.decoder.output_shape[1:])
         if dec_out != self.data_shape:
-            raise ValueError(f"the decoder's output shape {dec_out} does not match the encoder's input (data) shape "
+            raise InvalidArgumentError(f"the decoder's output shape {dec_out} does not match the encoder's input (data) shape "
                              f"{self.data_shape}")
         d_in = self.discriminator.input_shape
         if not isinstance(d_in, list) or len(d_in) != 2:
-            raise ValueError(f"the discriminator must take two inputs [x, z]; its input shape is {d_in}")
+            raise InvalidArgumentError(f"the discriminator must take two inputs [x, z]; its input shape is {d_in}")
         if _shape(d_in[0][1:]) != self.data_shape or _shape(d_in[1][1:]) != (self.latent_dim,):
-            raise ValueError(f"the discriminator's inputs {[_shape(s[1:]) for s in d_in]} do not match "
+            raise InvalidArgumentError(f"the discriminator's inputs {[_shape(s[1:]) for s in d_in]} do not match "
                              f"[x {self.data_shape}, z ({self.latent_dim},)]")
         d_out = self.discriminator.output_shape
         if isinstance(d_out, list) or len(d_out) != 2 or d_out[1] is None or int(d_out[1]) < 1:
-            raise ValueError(f"the discriminator must output logits of shape (batch, 1) or (batch, K); got {d_out}")
+            raise InvalidArgumentError(f"the discriminator must output logits of shape (batch, 1) or (batch, K); got {d_out}")
         k = int(d_out[1])
         self.num_classes = k if k >= 2 else None
 
     def _check_data(self, x, what="training inputs"):
         got = _shape(x.shape[1:])
         if got != self.data_shape:
-            raise ValueError(f"the {what} have shape {got} per example but the encoder and decoder work on "
+            raise InvalidArgumentError(f"the {what} have shape {got} per example but the encoder and decoder work on "
                              f"{self.data_shape}: reshape the data or build the networks for this shape")
 
     # -- compile / config -----------------------------------------------------
@@ -226,7 +227,7 @@ class ALI(TrainStep, keras.Model):
         ``x1``/``x2``: batches of the same length ``n``; returns ``(n, steps, *data_shape)``.
         """
         if int(steps) < 2:
-            raise ValueError(f"steps must be >= 2, got {steps}")
+            raise InvalidArgumentError(f"steps must be >= 2, got {steps}")
         z1, z2 = self.encode(x1), self.encode(x2)
         t = np.linspace(0.0, 1.0, int(steps), dtype="float32")[None, :, None]
         z = (1 - t) * z1[:, None] + t * z2[:, None]
@@ -271,13 +272,13 @@ class ALI(TrainStep, keras.Model):
         if is_semi_supervised_batch(x):
             x_l, x_u = x[LABELED], x[UNLABELED]
             if not self.num_classes:
-                raise ValueError("labeled batches need a K-logit discriminator (num_classes >= 2); this ALI's "
+                raise InvalidArgumentError("labeled batches need a K-logit discriminator (num_classes >= 2); this ALI's "
                                  "discriminator outputs one logit (unsupervised): train it on x alone")
             self._check_data(x_l, "labeled inputs")
         else:
             x_l, x_u = None, x
             if self.num_classes and y is not None:
-                raise ValueError("a semi-supervised ALI trains on {'labeled': x_l, 'unlabeled': x_u}, y_l batches "
+                raise InvalidArgumentError("a semi-supervised ALI trains on {'labeled': x_l, 'unlabeled': x_u}, y_l batches "
                                  "(kzoo.data.semi_supervised)")
         self._check_data(x_u)
         n_l = 0 if x_l is None else ops.shape(x_l)[0]
@@ -354,7 +355,7 @@ def load(filepath):
     """An ALI saved by :func:`save` (or ``kzoo pretrain ali``)."""
     model = keras.saving.load_model(filepath, compile=False)
     if not isinstance(model, ALI):
-        raise TypeError(f"{filepath} holds a {type(model).__name__}, not an ALI model")
+        raise ArgumentTypeError(f"{filepath} holds a {type(model).__name__}, not an ALI model")
     return model
 
 
@@ -376,7 +377,7 @@ def covered_modes(samples, centers=None, std=0.05, radius=None):
     centers = GAUSSIANS25_CENTERS if centers is None else np.asarray(centers)
     samples = np.asarray(samples, dtype=np.float64)
     if samples.ndim != 2 or samples.shape[1] != centers.shape[1]:
-        raise ValueError(f"samples must have shape (n, {centers.shape[1]}), got {samples.shape}")
+        raise InvalidArgumentError(f"samples must have shape (n, {centers.shape[1]}), got {samples.shape}")
     samples = samples[np.all(np.isfinite(samples), axis=1)]
     if len(samples) == 0:
         return 0

@@ -16,6 +16,7 @@ generator path) is run only when ``--hp METHOD.NAME=VALUE`` supplies it, and is
 otherwise reported as skipped with the reason.
 """
 
+from kzoo.errors import InvalidArgumentError
 import argparse
 import json
 import os
@@ -114,7 +115,7 @@ def _parse_hp(items):
         key, sep, value = item.partition("=")
         method, dot, name = key.partition(".")
         if not sep or not dot:
-            raise ValueError(f"--hp takes METHOD.NAME=VALUE, got {item!r}")
+            raise InvalidArgumentError(f"--hp takes METHOD.NAME=VALUE, got {item!r}")
         out.setdefault(method, {})[name.replace("-", "_")] = value
     return out
 

@@ -26,6 +26,7 @@ rebuilds it from the run's seed and skips the batches already consumed, so the
 resumed run sees the batches the uninterrupted run would have seen.
 """
 
+from kzoo.errors import InvalidArgumentError
 import errno
 import json
 import math
@@ -142,7 +143,7 @@ def _restore_or_fall_back(model, directory, say=None):
 def restore_checkpoint(model, path):
     """Load a checkpoint written by :func:`save_checkpoint` into the compiled ``model``; returns its step."""
     if not model.built:
-        raise ValueError("the model must be built (called on a batch) before a checkpoint can be restored")
+        raise InvalidArgumentError("the model must be built (called on a batch) before a checkpoint can be restored")
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.load_weights(os.path.join(path, "model.weights.h5"))
@@ -154,7 +155,7 @@ def restore_checkpoint(model, path):
     # by position: the paths of seed generators carry name counters (seed_generator_3) that differ
     # between processes, and between models built one after another in one process
     if len(values) != len(extra) or any(tuple(np.shape(a)) != tuple(v.shape) for a, v in zip(values, extra)):
-        raise ValueError(f"the checkpoint {path} holds {len(values)} random-state variables "
+        raise InvalidArgumentError(f"the checkpoint {path} holds {len(values)} random-state variables "
                          f"({', '.join(meta['extra']) or 'none'}) but the model has {len(extra)} "
                          f"({', '.join(v.path for v in extra) or 'none'}): it was written by another model")
     for v, value in zip(extra, values):
@@ -249,9 +250,9 @@ class NaNGuard(keras.callbacks.Callback):
                  hint="Lower the learning rate or the regularizer weights (γ, ε) and train again."):
         super().__init__()
         if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+            raise InvalidArgumentError(f"every must be an integer >= 1, got {every!r}")
         if filepath is not None and not str(filepath).endswith(".weights.h5"):
-            raise ValueError(f"the NaN guard's checkpoint must be a .weights.h5 file, got {filepath!r}")
+            raise InvalidArgumentError(f"the NaN guard's checkpoint must be a .weights.h5 file, got {filepath!r}")
         self.every = every
         self.hint = hint
         self.filepath = None if filepath is None else os.path.abspath(os.fspath(filepath))

@@ -1,5 +1,6 @@
 """The statistics and the outputs of :mod:`kzoo.compare`: paired confidence intervals, markdown, the PNG."""
 
+from kzoo.errors import InvalidArgumentError
 import math
 import time
 
@@ -24,7 +25,7 @@ def paired_ci(a, b, confidence=0.95):
     from scipy import stats
 
     if len(a) != len(b):
-        raise ValueError(f"paired samples must have the same length, got {len(a)} and {len(b)}")
+        raise InvalidArgumentError(f"paired samples must have the same length, got {len(a)} and {len(b)}")
     diffs = [x - y for x, y in zip(a, b)]
     mean, std = mean_std(diffs)
     if len(diffs) < 2:

@@ -16,6 +16,7 @@ that updates batch-norm statistics; regularizers run perturbed passes through
 discards every state update.
 """
 
+from kzoo.errors import ArgumentTypeError, InvalidArgumentError, UsageError
 import dataclasses
 import importlib
 import typing
@@ -63,7 +64,7 @@ class Regularizer:
 
     def __init__(self, rampup_steps=0):
         if rampup_steps is None or rampup_steps < 0:
-            raise ValueError(f"rampup_steps must be >= 0, got {rampup_steps!r}")
+            raise InvalidArgumentError(f"rampup_steps must be >= 0, got {rampup_steps!r}")
         self.rampup_steps = int(rampup_steps)
         self.weights = {}
 
@@ -125,11 +126,11 @@ class Sum(Regularizer):
         flat = []
         for part in parts:
             if not isinstance(part, Regularizer):
-                raise TypeError(f"can only add kzoo regularizers, got {type(part).__name__}")
+                raise ArgumentTypeError(f"can only add kzoo regularizers, got {type(part).__name__}")
             flat.extend(part.parts if isinstance(part, Sum) else [part])
         names = [n for p in flat for n in p.loss_names]
         if len(set(names)) != len(names):
-            raise ValueError(f"regularizers in a sum must have distinct loss names, got {names}")
+            raise InvalidArgumentError(f"regularizers in a sum must have distinct loss names, got {names}")
         self.parts = flat
         self.weights = {n: w for p in flat for n, w in p.weights.items()}
         self.supervised_weight = 1.0
@@ -307,20 +308,20 @@ def deserialize(config, custom_objects=None):
     if isinstance(config, Regularizer):
         return config
     if not isinstance(config, dict):
-        raise ValueError(f"not a serialized kzoo regularizer: {config!r}")
+        raise InvalidArgumentError(f"not a serialized kzoo regularizer: {config!r}")
     name = config.get("class_name", "")
     if "module" not in config and name.startswith("kzoo.") and "registered_name" not in config:
         module, _, qualname = name.rpartition(".")
         cls = getattr(importlib.import_module(module), qualname, None)
         if not (isinstance(cls, type) and issubclass(cls, Regularizer)):
-            raise ValueError(f"{name!r} is not a kzoo regularizer class (saved by another kzoo version?)")
+            raise InvalidArgumentError(f"{name!r} is not a kzoo regularizer class (saved by another kzoo version?)")
         inner = dict(config.get("config", {}))
         if cls is Sum:
             return Sum([deserialize(p, custom_objects) for p in inner["parts"]])
         return cls.from_config(inner)
     regularizer = keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)
     if not isinstance(regularizer, Regularizer):
-        raise ValueError(f"{name!r} is not a kzoo regularizer (got {type(regularizer).__name__})")
+        raise InvalidArgumentError(f"{name!r} is not a kzoo regularizer (got {type(regularizer).__name__})")
     return regularizer
 
 
@@ -376,13 +377,13 @@ class RegularizerMixin(TrainStep):
 
     def set_regularizer(self, regularizer):
         if regularizer is not None and not isinstance(regularizer, Regularizer):
-            raise TypeError(
+            raise ArgumentTypeError(
                 "regularizer must be a kzoo.regularizers object (e.g. kzoo.regularizers.VAT()), "
                 f"got {type(regularizer).__name__}"
             )
         if getattr(self, "optimizer", None) is not None and getattr(self, "_kzoo_trackers", None):
             if regularizer is None or set(regularizer.loss_names) != set(self._kzoo_trackers):
-                raise RuntimeError("set the regularizer before compile(), not after")
+                raise UsageError("set the regularizer before compile(), not after")
         self.regularizer = regularizer
         names = regularizer.loss_names if regularizer is not None else ()
         self._kzoo_trackers = {n: keras.metrics.Mean(name=n) for n in names}
@@ -560,7 +561,7 @@ class Regularized(RegularizerMixin, keras.Model):
 
     def __init__(self, classifier, regularizer=None, seed=None, **kwargs):
         if not isinstance(classifier, keras.Model):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"classifier must be a keras.Model that outputs logits, got {type(classifier).__name__}"
             )
         super().__init__(regularizer=regularizer, seed=seed, **kwargs)

@@ -34,6 +34,18 @@ class NonFiniteLossError(TrainingDiverged, FloatingPointError):
     """Training produced a NaN or infinite loss; the NaN guard put the last good weights back."""
 
 
+class InvalidArgumentError(ConfigError):
+    """An argument's value is invalid (a library call's bad ε, shape, name...): bad input, exit code 2."""
+
+
+class ArgumentTypeError(KzooError, TypeError):
+    """An argument has the wrong type (a model where a path was expected...): bad input, exit code 2."""
+
+
+class UsageError(KzooError, RuntimeError):
+    """kzoo was called in the wrong order or context (a regularizer set after compile...): exit code 2."""
+
+
 class SplitError(KzooError, ValueError):
     """A model cannot be split at the requested layer (Manifold Mixup)."""
 
@@ -79,7 +91,8 @@ def exit_code(error):
     """The exit code (:data:`EXIT_CODES`) of a command that stopped on ``error``."""
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    if isinstance(error, (ConfigError, DatasetUnavailableError, UnsupportedBackendError)):
+    if isinstance(error, (ConfigError, DatasetUnavailableError, UnsupportedBackendError, ArgumentTypeError,
+                          UsageError)):
         return EXIT_USAGE
     return EXIT_FAILED
 

@@ -17,6 +17,7 @@ the inputs' value range (``value_range``; kzoo.data's Dataset.value_range).
 The classifier runs in inference mode throughout.
 """
 
+from kzoo.errors import InvalidArgumentError, UsageError
 import math
 import os
 
@@ -39,11 +40,11 @@ def expected_calibration_error(probs, labels, bins=15):
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
     if probs.ndim != 2 or len(probs) != len(labels):
-        raise ValueError(f"probs must be (n, num_classes) and labels (n,), got {probs.shape} and {labels.shape}")
+        raise InvalidArgumentError(f"probs must be (n, num_classes) and labels (n,), got {probs.shape} and {labels.shape}")
     if not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be an integer >= 1, got {bins!r}")
+        raise InvalidArgumentError(f"bins must be an integer >= 1, got {bins!r}")
     if len(labels) == 0:
-        raise ValueError("cannot compute a calibration error on zero examples")
+        raise InvalidArgumentError("cannot compute a calibration error on zero examples")
     conf = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == labels).astype(np.float64)
     index = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
@@ -105,15 +106,15 @@ def predict_logits(model, x, batch_size=256):
 def _check_attack_args(epsilon, value_range, x, allow_unbounded=False):
     if epsilon is None or (isinstance(epsilon, float) and math.isinf(epsilon)):
         if not allow_unbounded:
-            raise ValueError("FGSM needs a finite epsilon > 0")
+            raise InvalidArgumentError("FGSM needs a finite epsilon > 0")
         epsilon = None
     elif not (isinstance(epsilon, (int, float, np.floating)) and math.isfinite(epsilon) and epsilon > 0):
-        raise ValueError(f"epsilon must be a finite number > 0 (L∞ radius in input units), got {epsilon!r}")
+        raise InvalidArgumentError(f"epsilon must be a finite number > 0 (L∞ radius in input units), got {epsilon!r}")
     if value_range is None:
         value_range = (float(np.min(x)), float(np.max(x)))
     lo, hi = (float(v) for v in value_range)
     if not lo < hi:
-        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
+        raise InvalidArgumentError(f"value_range must be (low, high) with low < high, got {value_range!r}")
     return (None if epsilon is None else float(epsilon)), (lo, hi)
 
 
@@ -143,9 +144,9 @@ def pgd(model, x, y, epsilon, steps=200, step_size=0.01, value_range=None, rando
     """
     epsilon, (lo, hi) = _check_attack_args(epsilon, value_range, x, allow_unbounded=True)
     if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        raise InvalidArgumentError(f"steps must be an integer >= 1, got {steps!r}")
     if not (math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be > 0, got {step_size!r}")
+        raise InvalidArgumentError(f"step_size must be > 0, got {step_size!r}")
     grad = _loss_gradient(model)
     rng = np.random.default_rng(seed)
     out = np.empty(np.shape(x), "float32")
@@ -171,11 +172,11 @@ def evaluate(model, x, y, attack=None, epsilon=None, value_range=None, pgd_steps
     (default: the range of ``x``).
     """
     if attack is not None and attack not in ATTACKS:
-        raise ValueError(f"attack must be one of {', '.join(ATTACKS)} (or None), got {attack!r}")
+        raise InvalidArgumentError(f"attack must be one of {', '.join(ATTACKS)} (or None), got {attack!r}")
     x = np.asarray(x, "float32")
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
-        raise ValueError(f"y must be integer class indices of shape ({len(x)},), got {y.dtype} {y.shape}")
+        raise InvalidArgumentError(f"y must be integer class indices of shape ({len(x)},), got {y.dtype} {y.shape}")
     if attack is not None:
         epsilon, value_range = _check_attack_args(epsilon, value_range, x, allow_unbounded=attack == "pgd")
     result = classification_metrics(predict_logits(model, x, batch_size), y, ece_bins)
@@ -209,16 +210,16 @@ def load(path):
         raise FileNotFoundError(f"no saved model at {path}")
     if os.path.isdir(path):
         if not os.path.exists(os.path.join(path, "saved_model.pb")):
-            raise ValueError(f"{path} is a folder but not a SavedModel (no saved_model.pb)")
+            raise InvalidArgumentError(f"{path} is a folder but not a SavedModel (no saved_model.pb)")
         if keras.backend.backend() != "tensorflow":
-            raise RuntimeError(
+            raise UsageError(
                 f"{path} is a TensorFlow SavedModel: evaluate it with KERAS_BACKEND=tensorflow "
                 "(kzoo evaluate does so by default), or evaluate the Keras model in Python on any backend"
             )
         return keras.layers.TFSMLayer(path, call_endpoint="serve")
     if path.endswith(".keras"):
         return keras.saving.load_model(path, compile=False)
-    raise ValueError(f"{path} is neither a SavedModel folder nor a .keras file")
+    raise InvalidArgumentError(f"{path} is neither a SavedModel folder nor a .keras file")
 
 
 def check_inputs(model, x):
@@ -226,10 +227,10 @@ def check_inputs(model, x):
     try:
         out = np.asarray(predict_logits(model, np.asarray(x[:1], "float32")))
     except Exception as e:  # noqa: BLE001  (any failure here is a shape/dtype mismatch for the user)
-        raise ValueError(
+        raise InvalidArgumentError(
             f"the model does not accept inputs of shape {tuple(np.shape(x)[1:])} (this dataset's): "
             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         ) from None
     if out.ndim != 2:
-        raise ValueError(f"the model must output logits of shape (batch, num_classes), got {out.shape}")
+        raise InvalidArgumentError(f"the model must output logits of shape (batch, num_classes), got {out.shape}")
     return out.shape[1]

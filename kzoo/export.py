@@ -27,6 +27,7 @@ is locked (:mod:`kzoo.locks`) while it is written: a second process exporting
 to the same path is refused, naming the first one's pid.
 """
 
+from kzoo.errors import InvalidArgumentError
 import ctypes
 import errno
 import os
@@ -51,7 +52,7 @@ def check_format(format):
     """The Keras export format for ``format`` (``saved_model`` is ``tf_saved_model``); ValueError otherwise."""
     fmt = _ALIASES.get(format, format)
     if fmt not in FORMATS:
-        raise ValueError(f"export format must be one of saved_model (tf_saved_model), onnx; got {format!r}")
+        raise InvalidArgumentError(f"export format must be one of saved_model (tf_saved_model), onnx; got {format!r}")
     return fmt
 
 
@@ -60,7 +61,7 @@ def check_version(version):
     if version is None:
         return None
     if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
-        raise ValueError(f"the export version must be an integer >= 1 (the DIR/<version>/ folder), got {version!r}")
+        raise InvalidArgumentError(f"the export version must be an integer >= 1 (the DIR/<version>/ folder), got {version!r}")
     return int(version)
 
 

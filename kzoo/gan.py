@@ -31,6 +31,7 @@ semi-supervised learning"):
   The ``gan-ssl`` / ``manifold`` / ``dcgan`` training loops are in :mod:`kzoo.methods.gan`.
 """
 
+from kzoo.errors import ArgumentTypeError, InvalidArgumentError
 import os
 
 import keras
@@ -73,18 +74,18 @@ class GAN(TrainStep, keras.Model):
     def __init__(self, generator, discriminator, seed=None, latent="normal", **kwargs):
         super().__init__(**kwargs)
         if latent not in LATENTS:
-            raise ValueError(f"latent must be one of {', '.join(LATENTS)}, got {latent!r}")
+            raise InvalidArgumentError(f"latent must be one of {', '.join(LATENTS)}, got {latent!r}")
         self.latent = latent
         for name, net in (("generator", generator), ("discriminator", discriminator)):
             if not isinstance(net, keras.Model):
-                raise TypeError(f"{name} must be a keras.Model, got {type(net).__name__}")
+                raise ArgumentTypeError(f"{name} must be a keras.Model, got {type(net).__name__}")
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = latent_dim_of(generator)
         out = tuple(generator.output_shape[1:])
         expected = tuple(discriminator.input_shape[1:])
         if out != expected:
-            raise ValueError(f"the generator's output shape {out} does not match the discriminator's input "
+            raise InvalidArgumentError(f"the generator's output shape {out} does not match the discriminator's input "
                              f"shape {expected}")
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {n: keras.metrics.Mean(name=n) for n in ("d_loss", "g_loss", "d_real", "d_fake")}
@@ -200,16 +201,16 @@ def load_generator(path):
     if isinstance(path, keras.Model):
         return path
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"generator must be a keras.Model or the path of a saved one, got {type(path).__name__}")
+        raise ArgumentTypeError(f"generator must be a keras.Model or the path of a saved one, got {type(path).__name__}")
     path = os.fspath(path)
     if not os.path.exists(path) and os.path.exists(path + ".keras"):
         path += ".keras"
     if not os.path.isfile(path):
-        raise ValueError(f"generator file {path} does not exist; make one with "
+        raise InvalidArgumentError(f"generator file {path} does not exist; make one with "
                          f"`kzoo pretrain dcgan --dataset DATASET --export {path}`")
     model = keras.saving.load_model(path, compile=False)
     if not isinstance(model, keras.Model):
-        raise ValueError(f"{path} does not hold a Keras model")
+        raise InvalidArgumentError(f"{path} does not hold a Keras model")
     return model
 
 
@@ -218,7 +219,7 @@ def check_generator_matches(generator, input_shape):
     out = tuple(generator.output_shape[1:])
     expected = tuple(int(s) for s in input_shape)
     if out != expected:
-        raise ValueError(f"the generator outputs examples of shape {out} but the classifier takes {expected}; "
+        raise InvalidArgumentError(f"the generator outputs examples of shape {out} but the classifier takes {expected}; "
                          "use a generator trained on the same dataset (kzoo pretrain dcgan --dataset ...)")
 
 
@@ -245,9 +246,9 @@ class ManifoldGAN(Regularizer):
         super().__init__(rampup_steps=rampup_steps)
         self.gamma, self.epsilon, self.eta = check_regularizer_hyperparameters(gamma, epsilon, eta)
         if latent not in LATENTS:
-            raise ValueError(f"latent must be one of {', '.join(LATENTS)}, got {latent!r}")
+            raise InvalidArgumentError(f"latent must be one of {', '.join(LATENTS)}, got {latent!r}")
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
+            raise InvalidArgumentError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
         self.generator_path = os.fspath(generator) if isinstance(generator, (str, os.PathLike)) else None
         self.generator = load_generator(generator)
         self.generator.trainable = False
@@ -276,7 +277,7 @@ class ManifoldGAN(Regularizer):
 
     def serialize(self):
         if self.generator_path is None:
-            raise TypeError(
+            raise ArgumentTypeError(
                 "cannot save a model whose ManifoldGAN regularizer holds an in-memory generator: build it from "
                 "the generator's .keras file (ManifoldGAN(generator='dcgan.keras', ...), as `kzoo pretrain dcgan` "
                 "writes it), or save only the classifier (model.network.save(...)) or export it (model.export(...))")
@@ -293,7 +294,7 @@ class AmbientSmoothness(Regularizer):
         super().__init__(rampup_steps=rampup_steps)
         self.gamma, self.epsilon, _ = check_regularizer_hyperparameters(gamma, epsilon)
         if inputs not in ("all", LABELED, UNLABELED):
-            raise ValueError(f"inputs must be 'all', 'labeled' or 'unlabeled', got {inputs!r}")
+            raise InvalidArgumentError(f"inputs must be 'all', 'labeled' or 'unlabeled', got {inputs!r}")
         self.inputs = inputs
         self.weights = {self.name: self.gamma}
 
@@ -356,7 +357,7 @@ class SemiSupervisedGAN(GAN):
         self.ambient_gamma = kops.check_positive("ambient_gamma", ambient_gamma, allow_zero=True)
         self.unlabeled_weight = kops.check_positive("unlabeled_weight", unlabeled_weight, allow_zero=True)
         if not (ema_decay is not None and 0.0 <= ema_decay < 1.0):
-            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+            raise InvalidArgumentError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
         self.ema_decay = float(ema_decay)
         self.normalized = bool(normalized)
         trunk = keras.Model(classifier.inputs, [feature_layer_output(classifier, feature_layer),
@@ -401,7 +402,7 @@ class SemiSupervisedGAN(GAN):
     def train_step_loss(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         if not is_semi_supervised_batch(x):
-            raise ValueError("SemiSupervisedGAN trains on semi-supervised batches "
+            raise InvalidArgumentError("SemiSupervisedGAN trains on semi-supervised batches "
                              "({'labeled': x_l, 'unlabeled': x_u}, y_l); use kzoo.data.semi_supervised")
         x_l, x_u = x[LABELED], x[UNLABELED]
         n_l = x_l.shape[0] if x_l.shape[0] is not None else ops.shape(x_l)[0]

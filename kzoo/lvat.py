@@ -35,6 +35,7 @@ bin centre (u = 1/2); ``decode`` maps back to the k / (num_bins - 1) scale, so
 Glow's ``decode(encode(x))`` returns ``x``.
 """
 
+from kzoo.errors import ArgumentTypeError, InvalidArgumentError
 import functools
 import os
 import warnings
@@ -85,10 +86,10 @@ def load_transformer(path, kind=None):
     model = _load(os.path.abspath(path), os.path.getmtime(path))
     expected = {"vae": VAE, "glow": Glow}.get(kind)
     if expected is not None and not isinstance(model, expected):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a {expected.__name__} "
+        raise InvalidArgumentError(f"{path} holds a {type(model).__name__}, not a {expected.__name__} "
                          f"(lvat-{kind} needs a {kind} transformer)")
     if not isinstance(model, _Transformer):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a kzoo VAE or Glow")
+        raise InvalidArgumentError(f"{path} holds a {type(model).__name__}, not a kzoo VAE or Glow")
     return model
 
 
@@ -124,7 +125,7 @@ class LVAT(Regularizer):
         self.alpha = kops.check_positive("alpha", alpha, allow_zero=True)
         self.xi = kops.check_positive("xi", xi)
         if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or power_iterations < 1:
-            raise ValueError(f"power_iterations (K) must be an integer >= 1, got {power_iterations!r}")
+            raise InvalidArgumentError(f"power_iterations (K) must be an integer >= 1, got {power_iterations!r}")
         self.power_iterations = power_iterations
         self.inputs = _check_inputs(inputs)
         self.relative_xi_floor = bool(relative_xi_floor)
@@ -135,7 +136,7 @@ class LVAT(Regularizer):
             transformer = load_transformer(transformer)
         missing = [a for a in ("data_shape", "encode", "decode") if not hasattr(transformer, a)]
         if missing:
-            raise TypeError(f"transformer must be a trained kzoo.models.VAE or Glow (or have data_shape, encode "
+            raise ArgumentTypeError(f"transformer must be a trained kzoo.models.VAE or Glow (or have data_shape, encode "
                             f"and decode); {type(transformer).__name__} lacks {', '.join(missing)}")
         steps = getattr(transformer, "trained_steps", None)
         if steps is not None and float(ops.convert_to_numpy(steps)) == 0.0:
@@ -152,7 +153,7 @@ class LVAT(Regularizer):
     def check_input_shape(self, input_shape):
         shape = tuple(int(s) for s in input_shape)
         if shape != tuple(self.transformer.data_shape):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"the transformer's input shape {tuple(self.transformer.data_shape)} does not match the "
                 f"classifier's {shape}: LVAT decodes perturbed latents into classifier inputs, so both must "
                 "take the same inputs (train the transformer on the classifier's data, unflattened images)"
@@ -196,7 +197,7 @@ class LVAT(Regularizer):
 
     def serialize(self):
         if self.transformer_path is None:
-            raise TypeError(
+            raise ArgumentTypeError(
                 "cannot save a model whose LVAT regularizer holds an in-memory transformer: build it from the "
                 "transformer's .keras file (LVAT(transformer='glow.keras', ...), as `kzoo pretrain glow|vae` writes "
                 "it), or save only the classifier (model.network.save(...)) or export it (model.export(...))")

@@ -31,6 +31,7 @@ rows of width num_classes; anything else is rejected with a clear error when
 the train step is traced, before any update.
 """
 
+from kzoo.errors import InvalidArgumentError
 import keras
 import numpy as np
 from keras import ops
@@ -242,13 +243,13 @@ def _parse_layers(layers):
         layers = []
     layers = list(layers)
     if not layers:
-        raise ValueError("the set of eligible mixing layers is empty; name at least one layer, e.g. "
+        raise InvalidArgumentError("the set of eligible mixing layers is empty; name at least one layer, e.g. "
                          "layers=['input'] (input mixup) or ['input', 'block1', 'block2']")
     for name in layers:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"mixing layers are given by layer name (str), got {name!r}")
+            raise InvalidArgumentError(f"mixing layers are given by layer name (str), got {name!r}")
     if len(set(layers)) != len(layers):
-        raise ValueError(f"mixing layers must be distinct, got {layers}")
+        raise InvalidArgumentError(f"mixing layers must be distinct, got {layers}")
     return tuple(layers)
 
 
@@ -258,7 +259,7 @@ def _check_alpha(name, value):
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise ValueError(f"{name} (α of Beta(α, α)) must be a finite number > 0, got {value!r}")
+        raise InvalidArgumentError(f"{name} (α of Beta(α, α)) must be a finite number > 0, got {value!r}")
     return float(value)
 
 
@@ -299,7 +300,7 @@ class ManifoldMixup(Regularizer):
                  rampup_steps=0, replace_supervised=True, batch_norm="clean"):
         super().__init__(rampup_steps=rampup_steps)
         if batch_norm not in ("clean", "mixed"):
-            raise ValueError(f"batch_norm must be 'clean' or 'mixed', got {batch_norm!r}")
+            raise InvalidArgumentError(f"batch_norm must be 'clean' or 'mixed', got {batch_norm!r}")
         self.batch_norm = batch_norm
         self.alpha = _check_alpha("alpha", alpha)
         self.unlabeled_alpha = self.alpha if unlabeled_alpha is None else _check_alpha("unlabeled_alpha",
@@ -378,7 +379,7 @@ class ManifoldMixup(Regularizer):
         out = {self.name: ops.mean(kops.soft_cross_entropy_from_logits(y_mix, logits))}
         if self.consistency > 0:
             if ctx.x_u is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"consistency={self.consistency} is semi-supervised mixup: it needs labeled + unlabeled "
                     "batches ({'labeled': x_l, 'unlabeled': x_u}, y_l) such as kzoo.data.semi_supervised "
                     "yields; use consistency=0 for supervised data"

@@ -5,6 +5,7 @@ TensorFlow and JAX backends. Regularizer families import from here instead of
 re-deriving a KL or a per-example normalization of their own.
 """
 
+from kzoo.errors import InvalidArgumentError
 import math
 
 import keras
@@ -167,7 +168,7 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, learning_rate, total_steps, decay_steps):
         if total_steps < 1:
-            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+            raise InvalidArgumentError(f"total_steps must be >= 1, got {total_steps}")
         self.learning_rate = float(learning_rate)
         self.total_steps = int(total_steps)
         self.decay_steps = int(min(max(decay_steps, 0), total_steps))
@@ -196,9 +197,9 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, learning_rate, boundaries, factor=0.1):
         boundaries = [int(b) for b in boundaries]
         if any(b < 1 for b in boundaries) or boundaries != sorted(boundaries):
-            raise ValueError(f"boundaries must be non-decreasing optimizer steps >= 1, got {boundaries}")
+            raise InvalidArgumentError(f"boundaries must be non-decreasing optimizer steps >= 1, got {boundaries}")
         if not (math.isfinite(factor) and factor > 0):
-            raise ValueError(f"factor must be a finite number > 0, got {factor!r}")
+            raise InvalidArgumentError(f"factor must be a finite number > 0, got {factor!r}")
         self.learning_rate = float(learning_rate)
         self.boundaries = boundaries
         self.factor = float(factor)
@@ -275,7 +276,7 @@ class MultiOptimizer(keras.optimizers.Optimizer):
     def __init__(self, groups, name="multi_optimizer"):
         super().__init__(learning_rate=0.0, name=name)
         if not isinstance(groups, dict) or not groups:
-            raise ValueError("groups must be a non-empty dict: name -> (optimizer, variables or layer)")
+            raise InvalidArgumentError("groups must be a non-empty dict: name -> (optimizer, variables or layer)")
         # Set past Optimizer.__setattr__: its tracker would adopt the variables of a
         # group given as a list as this optimizer's own state, and on JAX the stale
         # copies threaded through fit would then overwrite the trained weights.
@@ -284,12 +285,12 @@ class MultiOptimizer(keras.optimizers.Optimizer):
             try:
                 optimizer, owner = spec
             except (TypeError, ValueError):
-                raise ValueError(f"group {group!r} must be (optimizer, variables or layer), got {spec!r}") from None
+                raise InvalidArgumentError(f"group {group!r} must be (optimizer, variables or layer), got {spec!r}") from None
             optimizer = keras.optimizers.get(optimizer)
             if isinstance(optimizer, MultiOptimizer):
-                raise ValueError("MultiOptimizer groups cannot be MultiOptimizers")
+                raise InvalidArgumentError("MultiOptimizer groups cannot be MultiOptimizers")
             if optimizer.loss_scale_factor is not None or optimizer.gradient_accumulation_steps:
-                raise ValueError(f"group {group!r}: loss scaling and gradient accumulation are not supported "
+                raise InvalidArgumentError(f"group {group!r}: loss scaling and gradient accumulation are not supported "
                                  "inside a MultiOptimizer")
             self.groups[group] = (optimizer, owner)
         self._owner_of = {}
@@ -311,14 +312,14 @@ class MultiOptimizer(keras.optimizers.Optimizer):
             for v in self._group_variables(owner):
                 key = self._var_key(v)
                 if key in members:
-                    raise ValueError(f"variable {v.path} is in groups {members[key]!r} and {group!r}; "
+                    raise InvalidArgumentError(f"variable {v.path} is in groups {members[key]!r} and {group!r}; "
                                      "each variable must have one optimizer")
                 members[key] = group
         by_group = {g: [] for g in self.groups}
         for v in variables:
             group = members.get(self._var_key(v))
             if group is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"trainable variable {v.path} belongs to no group of {self.name} "
                     f"(groups: {', '.join(self.groups)}); add its layer to a group or make it non-trainable"
                 )

@@ -9,6 +9,7 @@
   add-on of VAT+EntMin.
 """
 
+from kzoo.errors import InvalidArgumentError
 import keras
 import numpy as np
 from keras import ops
@@ -21,7 +22,7 @@ _INPUTS = ("all", LABELED, UNLABELED)
 
 def _check_inputs(inputs):
     if inputs not in _INPUTS:
-        raise ValueError(f"inputs must be one of {_INPUTS}, got {inputs!r}")
+        raise InvalidArgumentError(f"inputs must be one of {_INPUTS}, got {inputs!r}")
     return inputs
 
 
@@ -148,12 +149,12 @@ class VAT(Regularizer):
         self.alpha = kops.check_positive("alpha", alpha, allow_zero=True)
         self.xi = kops.check_positive("xi", xi)
         if not isinstance(power_iterations, int) or power_iterations < 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"power_iterations (K) must be an integer >= 1, got {power_iterations!r}; "
                 "K = 0 is random perturbation training: use kzoo.regularizers.RPT"
             )
         if hvp not in ("finite_difference", "exact"):
-            raise ValueError(f"hvp must be 'finite_difference' or 'exact', got {hvp!r}")
+            raise InvalidArgumentError(f"hvp must be 'finite_difference' or 'exact', got {hvp!r}")
         self.power_iterations = power_iterations
         self.inputs = _check_inputs(inputs)
         self.hvp = hvp
@@ -222,7 +223,7 @@ class AdversarialTraining(Regularizer):
         self.epsilon = kops.check_positive("epsilon", epsilon)
         self.alpha = kops.check_positive("alpha", alpha, allow_zero=True)
         if norm not in ("l2", "linf"):
-            raise ValueError(f"norm must be 'l2' or 'linf', got {norm!r}")
+            raise InvalidArgumentError(f"norm must be 'l2' or 'linf', got {norm!r}")
         self.norm = norm
         self.weights = {self.name: self.alpha}
 

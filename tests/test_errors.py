@@ -5,7 +5,8 @@ import pytest
 from kzoo import cli, errors, experiment, tuning
 
 ERRORS = (errors.ConfigError, errors.DatasetUnavailableError, errors.ExportError, errors.TrainingDiverged,
-          errors.NonFiniteLossError, errors.SplitError, errors.UnsupportedBackendError, errors.TuningFailed)
+          errors.NonFiniteLossError, errors.SplitError, errors.UnsupportedBackendError, errors.TuningFailed,
+          errors.InvalidArgumentError, errors.ArgumentTypeError, errors.UsageError)
 
 
 def test_every_kzoo_error_has_one_root_and_keeps_its_builtin_base():
@@ -29,7 +30,8 @@ def test_old_homes_name_the_same_classes():
 @pytest.mark.parametrize("error, code", [
     (errors.ConfigError("bad --epsilon"), 2), (errors.DatasetUnavailableError("no svhn here"), 2),
     (errors.TrainingDiverged("loss became nan"), 3), (errors.NonFiniteLossError("nan"), 3),
-    (errors.ExportError("disk full"), 3), (errors.TuningFailed("chief died"), 3), (TimeoutError("--timeout"), 3),
+    (errors.InvalidArgumentError("epsilon must be > 0"), 2), (errors.ArgumentTypeError("not a keras.Model"), 2),
+    (errors.UsageError("set the regularizer before compile()"), 2), (errors.ExportError("disk full"), 3), (errors.TuningFailed("chief died"), 3), (TimeoutError("--timeout"), 3),
 ])
 def test_train_and_tune_exit_with_the_same_code_for_the_same_failure(error, code, monkeypatch, capsys):
     def raise_it(*args, **kwargs):
@@ -60,3 +62,19 @@ def test_an_unexpected_error_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(experiment, "run", bug)
     with pytest.raises(KeyError):
         cli.main(["train", "vat", "--quiet"])
+
+
+def test_library_code_raises_kzoo_errors_not_bare_builtins():
+    """Every error kzoo raises on purpose is under KzooError (the bad-argument ones are still ValueError/TypeError)."""
+    import pathlib
+    import re
+
+    import kzoo
+
+    root = pathlib.Path(kzoo.__file__).parent
+    bare = re.compile(r"raise (ValueError|TypeError|RuntimeError)\(")
+    found = [f"{p.relative_to(root)}:{i}" for p in sorted(root.rglob("*.py")) if p.name != "serialization.py"
+             for i, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
+    assert found == []
+    assert issubclass(errors.InvalidArgumentError, (errors.ConfigError, ValueError))
+    assert issubclass(errors.ArgumentTypeError, TypeError) and issubclass(errors.UsageError, RuntimeError)

@@ -6,6 +6,7 @@ cannot be: the custom train step (``tf.GradientTape`` versus a stateless
 input or latent perturbation, and the Jacobian-vector product.
 """
 
+from kzoo.errors import InvalidArgumentError
 import importlib
 
 import keras
@@ -125,17 +126,17 @@ def check_distribution(kind, devices=None, backend=None):
     """ValueError when ``kind`` is unknown or not available on the backend (before any work)."""
     if kind is None:
         if devices not in (None, 1):
-            raise ValueError("--devices needs --distribution (mirrored on TensorFlow, data-parallel on JAX)")
+            raise InvalidArgumentError("--devices needs --distribution (mirrored on TensorFlow, data-parallel on JAX)")
         return None
     backend = backend or name()
     if kind not in DISTRIBUTIONS:
-        raise ValueError(f"unknown distribution {kind!r}; valid: {', '.join(DISTRIBUTIONS)}")
+        raise InvalidArgumentError(f"unknown distribution {kind!r}; valid: {', '.join(DISTRIBUTIONS)}")
     if DISTRIBUTIONS[kind] != backend:
         other = [k for k, b in DISTRIBUTIONS.items() if b == backend]
-        raise ValueError(f"distribution {kind!r} needs the {DISTRIBUTIONS[kind]} backend; on {backend} "
+        raise InvalidArgumentError(f"distribution {kind!r} needs the {DISTRIBUTIONS[kind]} backend; on {backend} "
                          f"use {' or '.join(other)} (or --backend {DISTRIBUTIONS[kind]})")
     if devices is not None and (not isinstance(devices, int) or devices < 1):
-        raise ValueError(f"devices must be an integer >= 1, got {devices!r}")
+        raise InvalidArgumentError(f"devices must be an integer >= 1, got {devices!r}")
     return kind
 
 

@@ -7,6 +7,7 @@ and assign variables (batch-norm statistics of the clean pass, the seed
 generator) exactly as it does on TensorFlow, and the updates come back out.
 """
 
+from kzoo.errors import InvalidArgumentError
 import os
 
 import jax
@@ -142,7 +143,7 @@ def _devices(devices):
     available = keras.distribution.list_devices()
     n = devices or len(available)
     if n > len(available):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{n} devices were asked for but JAX sees {len(available)}; on a CPU-only host set "
             f"XLA_FLAGS=--xla_force_host_platform_device_count={n} before jax is imported "
             "(kzoo train --devices N does)")
@@ -151,13 +152,13 @@ def _devices(devices):
 
 def setup_devices(kind, devices=None):
     if kind != "data-parallel":
-        raise ValueError(f"distribution {kind!r} is not available on JAX")
+        raise InvalidArgumentError(f"distribution {kind!r} is not available on JAX")
     return len(_devices(devices))
 
 
 def distribution_scope(kind, devices=None):
     if kind != "data-parallel":
-        raise ValueError(f"distribution {kind!r} is not available on JAX")
+        raise InvalidArgumentError(f"distribution {kind!r} is not available on JAX")
     return keras.distribution.DataParallel(devices=_devices(devices)).scope()
 
 

@@ -1,5 +1,6 @@
 """TensorFlow implementations of kzoo's backend-specific pieces."""
 
+from kzoo.errors import InvalidArgumentError
 import tensorflow as tf
 
 
@@ -72,7 +73,7 @@ def _logical_cpus(n):
         pass
     logical = tf.config.list_logical_devices("CPU")
     if len(logical) < n:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{n} CPU devices were asked for but TensorFlow has already started with {len(logical)}; "
             "call kzoo.backend.setup_devices('mirrored', N) before any TensorFlow operation "
             "(kzoo train --distribution mirrored --devices N does)")
@@ -84,7 +85,7 @@ def _devices(devices):
     if gpus:
         logical = tf.config.list_logical_devices("GPU")
         if devices is not None and devices > len(logical):
-            raise ValueError(f"{devices} devices were asked for but only {len(logical)} GPUs exist")
+            raise InvalidArgumentError(f"{devices} devices were asked for but only {len(logical)} GPUs exist")
         return logical[: devices or len(logical)]
     return _logical_cpus(devices or 2)
 
@@ -95,7 +96,7 @@ def setup_devices(kind, devices=None):
     if kind == "multi-worker":  # its collectives must be configured before the runtime starts
         distribution_scope(kind)
         return 1
-    raise ValueError(f"distribution {kind!r} is not available on TensorFlow")
+    raise InvalidArgumentError(f"distribution {kind!r} is not available on TensorFlow")
 
 
 _STRATEGIES = {}
@@ -111,13 +112,13 @@ def distribution_scope(kind, devices=None):
             _STRATEGIES[key] = tf.distribute.MirroredStrategy(list(names))
     elif kind == "multi-worker":
         if "TF_CONFIG" not in __import__("os").environ:
-            raise ValueError("multi-worker training reads the cluster from $TF_CONFIG, which is not set "
+            raise InvalidArgumentError("multi-worker training reads the cluster from $TF_CONFIG, which is not set "
                              "(see README: Several devices and machines)")
         key = (kind,)
         if key not in _STRATEGIES:
             _STRATEGIES[key] = tf.distribute.MultiWorkerMirroredStrategy()
     else:
-        raise ValueError(f"distribution {kind!r} is not available on TensorFlow")
+        raise InvalidArgumentError(f"distribution {kind!r} is not available on TensorFlow")
     return _STRATEGIES[key].scope()
 
 

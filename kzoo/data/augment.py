@@ -1,6 +1,7 @@
 """Image augmentation in numpy: random translations and flips."""
 
 from __future__ import annotations
+from kzoo.errors import InvalidArgumentError
 
 import re
 
@@ -29,7 +30,7 @@ def parse_augment(augment) -> tuple:
         try:
             names = list(augment)
         except TypeError:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"augment must be None, a string or a sequence of names from "
                 f"{AUGMENTATIONS}; got {augment!r}") from None
     out = []
@@ -38,7 +39,7 @@ def parse_augment(augment) -> tuple:
         if key in ("none", ""):
             continue
         if key not in AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation {n!r}; valid names: "
+            raise InvalidArgumentError(f"unknown augmentation {n!r}; valid names: "
                              f"{', '.join(AUGMENTATIONS)}")
         if key not in out:
             out.append(key)
@@ -48,7 +49,7 @@ def parse_augment(augment) -> tuple:
 
 def _check_image_batch(x, what="augmentation"):
     if np.ndim(x) != 4:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{what} needs image batches of rank 4 (N, H, W, C); got shape "
             f"{np.shape(x)}; drop augment or load images unflattened "
             f"(flatten=False)")

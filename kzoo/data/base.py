@@ -1,6 +1,7 @@
 """Dataset names, the :class:`Dataset` container and small argument helpers (numpy only)."""
 
 from __future__ import annotations
+from kzoo.errors import InvalidArgumentError
 
 import dataclasses
 import os
@@ -114,7 +115,7 @@ def _take_kwargs(name, kwargs, defaults):
     unknown = sorted(set(kwargs) - set(defaults))
     if unknown:
         allowed = ", ".join(sorted(defaults)) or "none"
-        raise ValueError(
+        raise InvalidArgumentError(
             f"load({name!r}) got unexpected keyword argument(s) "
             f"{', '.join(unknown)}; accepted: {allowed}")
     out = dict(defaults)
@@ -124,12 +125,12 @@ def _take_kwargs(name, kwargs, defaults):
 
 def _canonical_name(name):
     if not isinstance(name, str):
-        raise ValueError(f"dataset name must be a string, one of "
+        raise InvalidArgumentError(f"dataset name must be a string, one of "
                          f"{', '.join(DATASETS)}; got {name!r}")
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: "
+        raise InvalidArgumentError(f"unknown dataset {name!r}; valid names: "
                          f"{', '.join(DATASETS)}")
     return key
 

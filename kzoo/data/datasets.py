@@ -1,6 +1,7 @@
 """Loading a dataset by name: shipped, generated or TFDS (numpy only at import)."""
 
 from __future__ import annotations
+from kzoo.errors import InvalidArgumentError
 
 import os
 
@@ -37,7 +38,7 @@ def load(name, *, data_dir=None, flatten=False, seed=0, download=False, splits=N
     seed = _check_int("seed", seed, 0)
     splits = check_splits(splits)
     if key not in _TFDS_NAMES and splits != check_splits(None):
-        raise ValueError(f"splits apply to the TFDS sets ({', '.join(_TFDS_NAMES)}); {key!r} has its own")
+        raise InvalidArgumentError(f"splits apply to the TFDS sets ({', '.join(_TFDS_NAMES)}); {key!r} has its own")
     if key == "digits":
         _take_kwargs(key, kwargs, {})
         ds = _load_digits()
@@ -154,7 +155,7 @@ def _load_2d(key, seed, kwargs):
     if key == "circles":
         factor = _check_float("factor", opts["factor"])
         if not 0.0 < factor < 1.0:
-            raise ValueError(f"factor must be in (0, 1) (inner radius / "
+            raise InvalidArgumentError(f"factor must be in (0, 1) (inner radius / "
                              f"outer radius); got {factor}")
     rng = np.random.default_rng(seed)
 

@@ -1,6 +1,7 @@
 """Class-balanced labeled / unlabeled splits and array validation (numpy)."""
 
 from __future__ import annotations
+from kzoo.errors import InvalidArgumentError
 
 import weakref
 
@@ -18,32 +19,32 @@ from kzoo.data.base import _check_int
 def _as_class_indices(y, name, num_classes=None):
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name} looks one-hot with shape {y.shape}; pass 1-D integer "
             f"class indices instead, e.g. {name}.argmax(axis=1)")
     if y.ndim != 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name} must be 1-D integer class indices of shape (n,); got "
             f"shape {y.shape} (use {name}.reshape(-1) if it is (n, 1))")
     if y.dtype == np.bool_ or not (np.issubdtype(y.dtype, np.integer)
                                    or np.issubdtype(y.dtype, np.floating)):
-        raise ValueError(f"{name} must hold integer class indices; got dtype "
+        raise InvalidArgumentError(f"{name} must hold integer class indices; got dtype "
                          f"{y.dtype}; convert with {name}.astype('int32')")
     if np.issubdtype(y.dtype, np.floating):
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{name} must hold integer class indices but {name}[{i}] = "
                 f"{y[i]!r} is not a whole number; pass class indices, not "
                 f"probabilities or soft labels")
     if y.size:
         lo, hi = y.min(), y.max()
         if lo < 0:
-            raise ValueError(f"{name} has negative class index {lo}; class "
+            raise InvalidArgumentError(f"{name} has negative class index {lo}; class "
                              f"indices must be >= 0")
         if num_classes is not None and hi >= num_classes:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{name} has class index {int(hi)} but num_classes="
                 f"{num_classes} (valid indices 0..{num_classes - 1}); fix "
                 f"the labels or pass the right num_classes")
@@ -62,23 +63,23 @@ def labeled_split(x, y, n_labels, *, num_classes=None, seed=0, balanced=True,
     """
     x = np.asarray(x)
     if x.ndim < 1:
-        raise ValueError("x must be an array of examples (n, ...); got a scalar")
+        raise InvalidArgumentError("x must be an array of examples (n, ...); got a scalar")
     if num_classes is not None:
         num_classes = _check_int("num_classes", num_classes, 1)
     y = _as_class_indices(y, "y", num_classes)
     if len(x) != len(y):
-        raise ValueError(f"x and y must have the same length; got "
+        raise InvalidArgumentError(f"x and y must have the same length; got "
                          f"len(x)={len(x)} and len(y)={len(y)}")
     seed = _check_int("seed", seed, 0)
     if isinstance(n_labels, (bool, np.bool_)) or not isinstance(
             n_labels, (int, np.integer)):
-        raise ValueError(f"n_labels must be an integer; got {n_labels!r}")
+        raise InvalidArgumentError(f"n_labels must be an integer; got {n_labels!r}")
     n_labels = int(n_labels)
     if n_labels < 1:
-        raise ValueError(f"n_labels={n_labels} gives an empty labeled set; "
+        raise InvalidArgumentError(f"n_labels={n_labels} gives an empty labeled set; "
                          f"pass n_labels >= 1")
     if n_labels > len(x):
-        raise ValueError(f"asked for {n_labels} labels but only {len(x)} "
+        raise InvalidArgumentError(f"asked for {n_labels} labels but only {len(x)} "
                          f"examples exist; lower n_labels")
     if num_classes is None:
         num_classes = int(y.max()) + 1
@@ -86,7 +87,7 @@ def labeled_split(x, y, n_labels, *, num_classes=None, seed=0, balanced=True,
 
     if balanced:
         if n_labels < num_classes:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"a balanced split needs at least one label per class but "
                 f"n_labels={n_labels} < num_classes={num_classes}; raise "
                 f"n_labels or pass balanced=False")
@@ -96,7 +97,7 @@ def labeled_split(x, y, n_labels, *, num_classes=None, seed=0, balanced=True,
         for c in range(num_classes):
             idx = np.flatnonzero(y == c)
             if per_class[c] > len(idx):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"asked for {n_labels} labels ({per_class[c]} of class "
                     f"{c}) but only {len(idx)} examples of class {c} exist; "
                     f"lower n_labels or pass balanced=False")
@@ -123,16 +124,16 @@ def labeled_split(x, y, n_labels, *, num_classes=None, seed=0, balanced=True,
 def _check_inputs(x, name):
     x = np.asarray(x)
     if x.ndim < 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name} must have shape (n, ...features); got shape {x.shape} "
             f"(use {name}.reshape(-1, 1) for one scalar feature)")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise ValueError(f"{name} must be numeric; got dtype {x.dtype}")
+        raise InvalidArgumentError(f"{name} must be numeric; got dtype {x.dtype}")
     if np.issubdtype(x.dtype, np.inexact):
         bad = ~np.isfinite(x)
         if bad.any():
             rows = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{name} contains {int(bad.sum())} NaN/inf values in "
                 f"{len(rows)} example(s) (first at index {int(rows[0])}); "
                 f"clean or drop those examples")
@@ -149,10 +150,10 @@ def validate_arrays(x_l, y_l, x_u=None, num_classes=None):
     x_l = np.asarray(x_l)
     y_arr = np.asarray(y_l)
     if x_l.ndim >= 1 and y_arr.ndim >= 1 and len(x_l) != len(y_arr):
-        raise ValueError(f"x_l and y_l must have the same length; got "
+        raise InvalidArgumentError(f"x_l and y_l must have the same length; got "
                          f"len(x_l)={len(x_l)} and len(y_l)={len(y_arr)}")
     if x_l.ndim >= 1 and len(x_l) == 0:
-        raise ValueError("x_l / y_l are empty: the labeled set needs at "
+        raise InvalidArgumentError("x_l / y_l are empty: the labeled set needs at "
                          "least one example")
     y_l = _as_class_indices(y_arr, "y_l", num_classes)
     x_l = _check_inputs(x_l, "x_l")
@@ -161,7 +162,7 @@ def validate_arrays(x_l, y_l, x_u=None, num_classes=None):
         if x_u.ndim >= 1 and len(x_u) == 0:
             return x_l, y_l, x_u
         if x_u.shape[1:] != x_l.shape[1:]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"x_u examples have shape {x_u.shape[1:]} but x_l examples "
                 f"have shape {x_l.shape[1:]}; both must come from the same "
                 f"input space (same preprocessing / flatten setting)")
@@ -201,7 +202,7 @@ def check_fit_data(x, y, num_logits, sparse_labels=True):
         pass
     if info is not None:
         if num_logits and info["num_classes"] is None and info["max_label"] >= num_logits:
-            raise ValueError(f"the stream's labels go up to class index {info['max_label']} but the classifier "
+            raise InvalidArgumentError(f"the stream's labels go up to class index {info['max_label']} but the classifier "
                              f"outputs {num_logits} logits (class indices 0..{num_logits - 1}); fix the labels, "
                              f"or pass num_classes={num_logits} to kzoo.data.semi_supervised/supervised to check "
                              "them there")

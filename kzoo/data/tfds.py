@@ -1,6 +1,7 @@
 """TFDS datasets: the data folder, prepared versions, npz exports (TensorFlow imported lazily)."""
 
 from __future__ import annotations
+from kzoo.errors import InvalidArgumentError
 
 import importlib.util
 import os
@@ -84,7 +85,7 @@ def export_npz(name, data_dir=None):
     """
     key = _canonical_name(name)
     if key not in _TFDS_NAMES:
-        raise ValueError(f"only the TFDS sets ({', '.join(_TFDS_NAMES)}) are exported; {key!r} needs no data "
+        raise InvalidArgumentError(f"only the TFDS sets ({', '.join(_TFDS_NAMES)}) are exported; {key!r} needs no data "
                          "folder")
     ds = _load_tfds(key, data_dir, use_npz=False)
     path = npz_path(key, data_dir)
@@ -127,7 +128,7 @@ def check_splits(splits):
         role, value = item if isinstance(item, tuple) else (str(item).partition("=")[0], str(item).partition("=")[2])
         role, value = role.strip(), str(value).strip()
         if role not in SPLIT_ROLES or not value:
-            raise ValueError(f"splits are ROLE=TFDS_SPLIT with ROLE one of {', '.join(SPLIT_ROLES)} (e.g. "
+            raise InvalidArgumentError(f"splits are ROLE=TFDS_SPLIT with ROLE one of {', '.join(SPLIT_ROLES)} (e.g. "
                              f"validation=train[90%:]); got {role}={value!r}")
         given[role] = value
     return {"train": "train", "test": "test", **given}

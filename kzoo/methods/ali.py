@@ -1,6 +1,7 @@
 """ALI / BiGAN (:mod:`kzoo.ali`): the ``ali-ssl`` training loop, ``kzoo pretrain ali`` and its figures,
 and their registry entries."""
 
+from kzoo.errors import InvalidArgumentError
 import numpy as np
 
 from kzoo.methods.plots import pyplot as _pyplot
@@ -127,7 +128,7 @@ def pretrain(ctx):
 
     hp, ds = ctx.hyperparameters, ctx.dataset
     if len(ds.input_shape) not in (1, 3):
-        raise ValueError(f"ALI has networks for images and vectors; {ds.name} has inputs of shape {ds.input_shape}")
+        raise InvalidArgumentError(f"ALI has networks for images and vectors; {ds.name} has inputs of shape {ds.input_shape}")
     # ``--export saved_models/ali_g25`` (the issue's spelling) means saved_models/ali_g25.keras
     export = ctx.export if str(ctx.export).endswith(".keras") else str(ctx.export) + ".keras"
     lr = 2e-4 if ctx.learning_rate is None else ctx.learning_rate

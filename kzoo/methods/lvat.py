@@ -1,6 +1,7 @@
 """Latent-space VAT (:mod:`kzoo.lvat`): registry entries, the builder from hyperparameters, pretraining
 of the VAE / Glow transformers (``kzoo pretrain vae|glow``)."""
 
+from kzoo.errors import InvalidArgumentError
 import numpy as np
 
 from kzoo.errors import ConfigError
@@ -14,12 +15,12 @@ def build_regularizer(kind, hp):
 
     path = hp.get("transformer")
     if not path:
-        raise ValueError(f"lvat-{kind} needs --transformer PATH: a {kind} saved by "
+        raise InvalidArgumentError(f"lvat-{kind} needs --transformer PATH: a {kind} saved by "
                          f"`kzoo pretrain {kind} --dataset DATASET --export PATH`")
     try:
         transformer = load_transformer(path, kind)
     except (FileNotFoundError, ImportError) as e:
-        raise ValueError(str(e)) from e
+        raise InvalidArgumentError(str(e)) from e
     reg = LVAT(transformer, epsilon=hp["epsilon"], alpha=hp["alpha"], xi=hp["xi"],
                power_iterations=hp["power_iterations"], rampup_steps=hp["rampup_steps"])
     reg.transformer_path = path

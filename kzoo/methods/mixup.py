@@ -1,6 +1,7 @@
 """The mixup family (:mod:`kzoo.mixup`): input mixup and Manifold Mixup, supervised and semi-supervised
 (Verma et al., Manifold Mixup, 2018; Zhang et al., mixup, 2017): the training loop and registry entries."""
 
+from kzoo.errors import InvalidArgumentError
 import dataclasses
 
 from kzoo.errors import ConfigError
@@ -21,7 +22,7 @@ def from_hyperparameters(hp, steps=None):
     consistency = hp.get("mixup_consistency", 0.0) or 0.0
     fraction = hp.get("mixup_rampup_fraction", 0.0) or 0.0
     if consistency and fraction and not steps:
-        raise ValueError("the consistency ramp-up is a fraction of training: pass the run's steps")
+        raise InvalidArgumentError("the consistency ramp-up is a fraction of training: pass the run's steps")
     return ManifoldMixup(
         alpha=hp["mixup_alpha"], layers=layers, per_example=bool(hp.get("mix_per_example", False)),
         consistency=consistency, unlabeled_alpha=hp.get("mixup_unlabeled_alpha"),

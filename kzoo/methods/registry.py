@@ -21,6 +21,7 @@ Two kinds of method:
   :class:`kzoo.methods.context.RunContext`; ``build`` is then unused.
 """
 
+from kzoo.errors import ArgumentTypeError, InvalidArgumentError
 import dataclasses
 import math
 import typing
@@ -60,27 +61,27 @@ class Hyperparameter:
             if isinstance(value, str):
                 low = value.lower()
                 if low not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(f"{where} must be true or false, got {value!r}")
+                    raise InvalidArgumentError(f"{where} must be true or false, got {value!r}")
                 return low in ("true", "1", "yes")
             return bool(value)
         try:
             converted = self.type(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{where} must be of type {self.type.__name__}, got {value!r}") from None
+            raise InvalidArgumentError(f"{where} must be of type {self.type.__name__}, got {value!r}") from None
         if self.type is int and isinstance(value, float) and value != int(value):
-            raise ValueError(f"{where} must be an integer, got {value!r}")
+            raise InvalidArgumentError(f"{where} must be an integer, got {value!r}")
         if self.choices is not None and converted not in self.choices:
-            raise ValueError(f"{where} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+            raise InvalidArgumentError(f"{where} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         if self.type in (int, float):
             if not math.isfinite(converted):
-                raise ValueError(f"{where} must be finite, got {value!r}")
+                raise InvalidArgumentError(f"{where} must be finite, got {value!r}")
             if self.minimum is not None:
                 low_ok = converted > self.minimum if self.exclusive_minimum else converted >= self.minimum
                 if not low_ok:
                     op = ">" if self.exclusive_minimum else ">="
-                    raise ValueError(f"{where} must be {op} {self.minimum}, got {value!r}")
+                    raise InvalidArgumentError(f"{where} must be {op} {self.minimum}, got {value!r}")
             if self.maximum is not None and converted > self.maximum:
-                raise ValueError(f"{where} must be <= {self.maximum}, got {value!r}")
+                raise InvalidArgumentError(f"{where} must be <= {self.maximum}, got {value!r}")
         return converted
 
 
@@ -159,7 +160,7 @@ class Method:
         if unknown:
             flags = ", ".join("--" + u.replace("_", "-") for u in unknown)
             takes = ", ".join(hp.flag for hp in self.hyperparameters) or "none"
-            raise ValueError(f"{flags} does not apply to {self.name} (its hyperparameters: {takes})")
+            raise InvalidArgumentError(f"{flags} does not apply to {self.name} (its hyperparameters: {takes})")
         return {hp.name: hp.check(given.get(hp.name, hp.default), self.name) for hp in self.hyperparameters}
 
     def is_semi_supervised(self, hp):
@@ -191,7 +192,7 @@ PRETRAINERS = {}
 
 def register_pretrainer(pretrainer):
     if pretrainer.name in PRETRAINERS:
-        raise ValueError(f"pretrainer {pretrainer.name!r} is registered twice")
+        raise InvalidArgumentError(f"pretrainer {pretrainer.name!r} is registered twice")
     PRETRAINERS[pretrainer.name] = pretrainer
     return pretrainer
 
@@ -199,15 +200,15 @@ def register_pretrainer(pretrainer):
 def get_pretrainer(name):
     if name not in PRETRAINERS:
         valid = ", ".join(PRETRAINERS) or "none registered"
-        raise ValueError(f"unknown model to pretrain {name!r}; valid: {valid}")
+        raise InvalidArgumentError(f"unknown model to pretrain {name!r}; valid: {valid}")
     return PRETRAINERS[name]
 
 
 def register(method):
     if method.name in METHODS:
-        raise ValueError(f"method {method.name!r} is registered twice")
+        raise InvalidArgumentError(f"method {method.name!r} is registered twice")
     if (method.build is None) == (method.train is None):
-        raise ValueError(f"method {method.name!r} needs exactly one of build= or train=")
+        raise InvalidArgumentError(f"method {method.name!r} needs exactly one of build= or train=")
     for preset in method.presets:  # ValueError for an unknown or out-of-range hyperparameter
         method.resolve({k: v for k, v in preset.settings.items() if k not in PRESET_RUN_SETTINGS})
     METHODS[method.name] = method
@@ -225,7 +226,7 @@ def annotate(name, presets=(), warning=""):
 
 def get(name):
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
+        raise InvalidArgumentError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
     return METHODS[name]
 
 
@@ -236,7 +237,7 @@ def all_hyperparameters(registry=None):
         for hp in method.hyperparameters:
             seen = out.get(hp.name)
             if seen is not None and seen.type is not hp.type:
-                raise TypeError(f"hyperparameter {hp.name!r} has type {seen.type.__name__} in one "
+                raise ArgumentTypeError(f"hyperparameter {hp.name!r} has type {seen.type.__name__} in one "
                                 f"method and {hp.type.__name__} in {method.name}")
             out.setdefault(hp.name, hp)
     return out

@@ -2,6 +2,7 @@
 paper's 32×32 models (Appendix A, Tables 3 and 4). Also importable from :mod:`kzoo.ali`.
 """
 
+from kzoo.errors import InvalidArgumentError
 import keras
 import numpy as np
 from keras import layers, ops
@@ -24,7 +25,7 @@ class Maxout(layers.Layer):
     def __init__(self, units, pieces=2, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         if int(units) < 1 or int(pieces) < 1:
-            raise ValueError(f"Maxout needs units >= 1 and pieces >= 1, got units={units}, pieces={pieces}")
+            raise InvalidArgumentError(f"Maxout needs units >= 1 and pieces >= 1, got units={units}, pieces={pieces}")
         self.units, self.pieces = int(units), int(pieces)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.dense = layers.Dense(self.units * self.pieces, kernel_initializer=self.kernel_initializer)
@@ -65,10 +66,10 @@ def _encoder_heads(h, latent_dim, deterministic, init, name):
 
 def _check_arch(latent_dim, width, num_classes):
     if int(latent_dim) < 1:
-        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        raise InvalidArgumentError(f"latent_dim must be >= 1, got {latent_dim}")
     check_positive("width", width)
     if num_classes is not None and int(num_classes) < 2:
-        raise ValueError(f"num_classes must be >= 2 (or None for unsupervised ALI), got {num_classes}")
+        raise InvalidArgumentError(f"num_classes must be >= 2 (or None for unsupervised ALI), got {num_classes}")
 
 
 def networks_mlp(input_dim=2, latent_dim=2, hidden=400, decoder_layers=4, disc_hidden=200, maxout_pieces=5,
@@ -89,7 +90,7 @@ def networks_mlp(input_dim=2, latent_dim=2, hidden=400, decoder_layers=4, disc_h
     shape = (int(input_dim),) if np.ndim(input_dim) == 0 else tuple(int(s) for s in input_dim)
     flat = int(np.prod(shape))
     if flat < 1 or int(decoder_layers) < 1:
-        raise ValueError(f"input_dim and decoder_layers must be >= 1, got {input_dim}, {decoder_layers}")
+        raise InvalidArgumentError(f"input_dim and decoder_layers must be >= 1, got {input_dim}, {decoder_layers}")
     check_positive("input_noise", input_noise, allow_zero=True)
     image = len(shape) > 1
     hid = max(1, int(round(hidden * width)))
@@ -161,7 +162,7 @@ def networks_conv(input_shape=(8, 8, 1), latent_dim=32, num_classes=None, determ
     _check_arch(latent_dim, width, num_classes)
     input_shape = tuple(int(s) for s in input_shape)
     if len(input_shape) != 3 or input_shape[0] != input_shape[1] or input_shape[0] < 8 or input_shape[0] % 2:
-        raise ValueError(f"networks_conv needs square images of even side >= 8 (h, w, c), got {input_shape}")
+        raise InvalidArgumentError(f"networks_conv needs square images of even side >= 8 (h, w, c), got {input_shape}")
     ch = lambda c: max(1, int(round(c * width)))  # noqa: E731
     init = _init(init_std)
     side, channels = input_shape[0], input_shape[2]
@@ -237,13 +238,13 @@ class ChannelMaxout(layers.Layer):
     def __init__(self, pieces=2, **kwargs):
         super().__init__(**kwargs)
         if int(pieces) < 1:
-            raise ValueError(f"ChannelMaxout needs pieces >= 1, got {pieces}")
+            raise InvalidArgumentError(f"ChannelMaxout needs pieces >= 1, got {pieces}")
         self.pieces = int(pieces)
 
     def call(self, x):
         c = x.shape[-1]
         if c % self.pieces:
-            raise ValueError(f"ChannelMaxout: {c} channels are not a multiple of pieces={self.pieces}")
+            raise InvalidArgumentError(f"ChannelMaxout: {c} channels are not a multiple of pieces={self.pieces}")
         h = ops.reshape(x, (-1,) + tuple(x.shape[1:-1]) + (c // self.pieces, self.pieces))
         return ops.max(h, axis=-1)
 
@@ -302,13 +303,13 @@ def networks_paper(dataset="svhn", input_shape=(32, 32, 3), latent_dim=None, num
     of §4.3); ``latent_dim`` (default the table's), ``width`` scales every channel count.
     """
     if dataset not in PAPER_MODELS:
-        raise ValueError(f"the paper's models are for {', '.join(PAPER_MODELS)}, got dataset={dataset!r}")
+        raise InvalidArgumentError(f"the paper's models are for {', '.join(PAPER_MODELS)}, got dataset={dataset!r}")
     cfg = PAPER_MODELS[dataset]
     latent_dim = cfg["latent_dim"] if latent_dim is None else int(latent_dim)
     _check_arch(latent_dim, width, num_classes)
     input_shape = tuple(int(s) for s in input_shape)
     if len(input_shape) != 3 or input_shape[:2] != (32, 32):
-        raise ValueError(f"the paper's {dataset} model takes 32×32 images (32, 32, channels), got {input_shape}; "
+        raise InvalidArgumentError(f"the paper's {dataset} model takes 32×32 images (32, 32, channels), got {input_shape}; "
                          "use architecture='conv' for other sizes")
     ch = lambda c: max(1, int(round(c * width)))  # noqa: E731
     init, leak, pieces = _init(init_std), cfg["leak"], cfg["maxout_pieces"]
@@ -398,7 +399,7 @@ def networks_for(input_shape, latent_dim=None, num_classes=None, deterministic=F
     """
     input_shape = tuple(input_shape)
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
+        raise InvalidArgumentError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
     if architecture in PAPER_MODELS:
         return networks_paper(architecture, input_shape, latent_dim=latent_dim or None, num_classes=num_classes,
                               deterministic=deterministic, width=width, **kwargs)
@@ -411,4 +412,4 @@ def networks_for(input_shape, latent_dim=None, num_classes=None, deterministic=F
     if len(input_shape) == 1:
         return networks_mlp(input_shape[0], latent_dim=latent_dim or 2, num_classes=num_classes,
                             deterministic=deterministic, width=width, **kwargs)
-    raise ValueError(f"ALI has default networks for images (h, w, c) and vectors (d,), got input shape {input_shape}")
+    raise InvalidArgumentError(f"ALI has default networks for images (h, w, c) and vectors (d,), got input shape {input_shape}")

@@ -24,6 +24,7 @@ dropout; the ResNets: residual stage i), the layers Manifold Mixup mixes at
 (``kzoo.mixup``); ``"input"`` is the input.
 """
 
+from kzoo.errors import InvalidArgumentError
 import keras
 from keras import layers
 
@@ -68,12 +69,12 @@ _TABLE6 = {
 def _conv_net(spec, input_shape, num_classes, width, dropout, name, negative_slope=0.1):
     _check(input_shape, num_classes)
     if len(input_shape) != 3:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name} needs image inputs (height, width, channels), got input_shape={tuple(input_shape)}; "
             "use kzoo.data.load(..., flatten=False) or the mlp model"
         )
     if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}")
+        raise InvalidArgumentError(f"width must be > 0, got {width}")
     ch = lambda c: max(1, int(round(c * width)))  # noqa: E731
     inputs = keras.Input(shape=tuple(input_shape), name="input")
     h = inputs
@@ -106,7 +107,7 @@ def _conv_net(spec, input_shape, num_classes, width, dropout, name, negative_slo
 def conv_small(input_shape=(32, 32, 3), num_classes=10, width=1.0, dropout=0.5, variant="cifar10"):
     """Conv-Small of Table 6 (``variant="cifar10"`` 96/192 channels, ``"svhn"`` 64/128)."""
     if variant not in ("cifar10", "svhn"):
-        raise ValueError(f"variant must be 'cifar10' or 'svhn', got {variant!r}")
+        raise InvalidArgumentError(f"variant must be 'cifar10' or 'svhn', got {variant!r}")
     spec = _TABLE6["conv_small" if variant == "cifar10" else "conv_small_svhn"]
     return _conv_net(spec, input_shape, num_classes, width, dropout, "conv_small")
 
@@ -126,14 +127,14 @@ def conv_manifold(input_shape=(32, 32, 3), num_classes=10, width=1.0, dropout=0.
 
 def _channels(width):
     if not width or width <= 0:
-        raise ValueError(f"width must be > 0, got {width}")
+        raise InvalidArgumentError(f"width must be > 0, got {width}")
     return lambda c: max(1, int(round(c * width)))
 
 
 def _image_input(input_shape, num_classes, name):
     _check(input_shape, num_classes)
     if len(input_shape) != 3:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name} needs image inputs (height, width, channels), got input_shape={tuple(input_shape)}; "
             "use kzoo.data.load(..., flatten=False) or the mlp model"
         )
@@ -168,7 +169,7 @@ def preact_resnet18(input_shape=(32, 32, 3), num_classes=10, width=1.0, blocks_p
     inputs = _image_input(input_shape, num_classes, name)
     ch = _channels(width)
     if len(blocks_per_stage) != 4 or any(int(b) < 1 for b in blocks_per_stage):
-        raise ValueError(f"blocks_per_stage must be 4 integers >= 1, got {blocks_per_stage!r}")
+        raise InvalidArgumentError(f"blocks_per_stage must be 4 integers >= 1, got {blocks_per_stage!r}")
     h = layers.Conv2D(ch(64), 3, padding="same", use_bias=False, name="stem")(inputs)
     for s, (filters, stride, blocks) in enumerate(zip((64, 128, 256, 512), (1, 2, 2, 2), blocks_per_stage),
                                                 start=1):
@@ -194,9 +195,9 @@ def wide_resnet28_2(input_shape=(32, 32, 3), num_classes=10, width=1.0, depth=28
     inputs = _image_input(input_shape, num_classes, name)
     ch = _channels(width)
     if (int(depth) - 4) % 6 or depth < 10:
-        raise ValueError(f"depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, ...), got {depth!r}")
+        raise InvalidArgumentError(f"depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, ...), got {depth!r}")
     if widen_factor <= 0:
-        raise ValueError(f"widen_factor must be > 0, got {widen_factor!r}")
+        raise InvalidArgumentError(f"widen_factor must be > 0, got {widen_factor!r}")
     n = (int(depth) - 4) // 6
     h = layers.Conv2D(ch(16), 3, padding="same", use_bias=False, name="stem")(inputs)
     for s, (filters, stride) in enumerate(zip((16, 32, 64), (1, 2, 2)), start=1):
@@ -213,15 +214,15 @@ def wide_resnet28_2(input_shape=(32, 32, 3), num_classes=10, width=1.0, depth=28
 def get(name, **kwargs):
     """Build a model by name (one of :data:`MODELS`)."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+        raise InvalidArgumentError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
     return globals()[name](**kwargs)
 
 
 def _check(input_shape, num_classes):
     if not input_shape or any(int(s) < 1 for s in input_shape):
-        raise ValueError(f"input_shape must be a tuple of positive sizes, got {input_shape!r}")
+        raise InvalidArgumentError(f"input_shape must be a tuple of positive sizes, got {input_shape!r}")
     if int(num_classes) < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes!r}")
+        raise InvalidArgumentError(f"num_classes must be >= 2, got {num_classes!r}")
 
 
 def __getattr__(name):

@@ -4,6 +4,7 @@
 the probability math is TensorFlow Probability's (TensorFlow backend only).
 """
 
+from kzoo.errors import InvalidArgumentError
 import math
 
 import keras
@@ -25,7 +26,7 @@ def _tfp():
 def _check_image_shape(input_shape, what):
     shape = tuple(int(s) for s in input_shape) if input_shape is not None else ()
     if len(shape) != 3 or any(s < 1 for s in shape):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{what} needs image inputs: input_shape=(height, width, channels), got {input_shape!r}; "
             "load the data unflattened (kzoo.data.load(..., flatten=False))"
         )

@@ -4,6 +4,7 @@ Used by :mod:`kzoo.gan` (the math) and :mod:`kzoo.methods.gan` (training loops);
 names are also importable from :mod:`kzoo.gan`.
 """
 
+from kzoo.errors import InvalidArgumentError
 import keras
 import numpy as np
 from keras import ops
@@ -12,7 +13,7 @@ from keras import ops
 def latent_dim_of(generator):
     shape = generator.input_shape
     if isinstance(shape, list) or len(shape) != 2:
-        raise ValueError(f"the generator must take one flat latent vector (batch, dim); its input shape is {shape}")
+        raise InvalidArgumentError(f"the generator must take one flat latent vector (batch, dim); its input shape is {shape}")
     return int(shape[1])
 
 
@@ -148,13 +149,13 @@ def _upsamplings(size):
     for k in (3, 2, 1):
         if size % (2 ** k) == 0 and size // (2 ** k) >= (4 if k == 3 else 2):
             return k, size // (2 ** k)
-    raise ValueError(f"conv GANs need an even image size of at least 4, got {size}")
+    raise InvalidArgumentError(f"conv GANs need an even image size of at least 4, got {size}")
 
 
 def _check_image_shape(shape, what):
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or shape[0] != shape[1]:
-        raise ValueError(f"the conv {what} needs square images (size, size, channels), got {shape}; "
+        raise InvalidArgumentError(f"the conv {what} needs square images (size, size, channels), got {shape}; "
                          "use arch='mlp' for flat inputs")
     return shape
 
@@ -286,7 +287,7 @@ def default_latent_dim(input_shape):
 
 def resolve_arch(arch, input_shape):
     if arch not in ("auto", "conv", "mlp"):
-        raise ValueError(f"arch must be auto, conv or mlp, got {arch!r}")
+        raise InvalidArgumentError(f"arch must be auto, conv or mlp, got {arch!r}")
     if arch == "auto":  # conv for images of 16×16 and more; 8×8 digits train faster and better as MLPs on CPU
         return "conv" if len(input_shape) == 3 and input_shape[0] == input_shape[1] and input_shape[0] >= 16 \
             else "mlp"
@@ -304,7 +305,7 @@ def ssgan_pair(input_shape, num_classes, arch="auto", width=1.0, latent_dim=None
     network) or ``"conv_large"`` (96/192, its CIFAR-10 network).
     """
     if discriminator not in SSGAN_DISCRIMINATORS:
-        raise ValueError(f"discriminator must be one of {', '.join(SSGAN_DISCRIMINATORS)}, got {discriminator!r}")
+        raise InvalidArgumentError(f"discriminator must be one of {', '.join(SSGAN_DISCRIMINATORS)}, got {discriminator!r}")
     input_shape = tuple(int(s) for s in input_shape)
     latent_dim = latent_dim or default_latent_dim(input_shape)
     act = output_activation(value_range)

@@ -1,6 +1,7 @@
 """Glow (Kingma & Dhariwal): the multi-scale flow used as the transformer of ``lvat-glow``.
 """
 
+from kzoo.errors import InvalidArgumentError
 import keras
 import numpy as np
 from keras import ops
@@ -201,7 +202,7 @@ class Glow(_Transformer):
         self.depth = _check_int("depth", depth, 1)
         self.hidden_channels = _check_int("hidden_channels", hidden_channels, 1)
         if shape[0] % 2 ** self.levels or shape[1] % 2 ** self.levels:
-            raise ValueError(f"Glow with {levels} levels squeezes the image {levels} times: height and width "
+            raise InvalidArgumentError(f"Glow with {levels} levels squeezes the image {levels} times: height and width "
                              f"must be divisible by {2 ** levels}, got input_shape={shape}")
         self.latent_dim = self.dims
         self.steps = [FlowStep(self.hidden_channels, seed=(0 if seed is None else seed) * 1000 + i,

@@ -1,6 +1,7 @@
 """Metrics of generator networks, reusable by every generative model of kzoo (GAN, ALI, ...).
 """
 
+from kzoo.errors import InvalidArgumentError
 import functools
 
 import keras
@@ -46,7 +47,7 @@ def mean_log_condition_number(generator, n=64, seed=0, latent="normal", training
     nz = latent_dim_of(generator)
     nx = int(np.prod(generator.output_shape[1:]))
     if nz > nx:
-        raise ValueError(f"the latent size {nz} exceeds the output size {nx}: JᵀJ is singular and the condition "
+        raise InvalidArgumentError(f"the latent size {nz} exceeds the output size {nx}: JᵀJ is singular and the condition "
                          "number is infinite for every z")
     rng = np.random.default_rng(seed)
     z = rng.uniform(-1, 1, (n, nz)) if latent == "uniform" else rng.normal(size=(n, nz))

@@ -1,6 +1,7 @@
 """The LVAT paper's VAE (Table 2, scaled to the input size): a transformer for ``lvat-vae``.
 """
 
+from kzoo.errors import InvalidArgumentError
 import math
 
 import keras
@@ -41,7 +42,7 @@ class VAE(_Transformer):
         shape = _check_image_shape(input_shape, "VAE")
         super().__init__(shape, num_bins, seed, name=name, **kwargs)
         if likelihood not in ("normal", "bernoulli"):
-            raise ValueError(f"likelihood must be 'normal' or 'bernoulli', got {likelihood!r}")
+            raise InvalidArgumentError(f"likelihood must be 'normal' or 'bernoulli', got {likelihood!r}")
         self.likelihood = likelihood
         self.latent_dim = (min(128, max(2, self.dims // 4)) if latent_dim is None
                            else _check_int("latent_dim", latent_dim, 1))
@@ -129,7 +130,7 @@ class VAE(_Transformer):
 
     def bits_per_dim(self, x, batch_size=256, samples=4, seed=0):
         if self.likelihood != "normal":
-            raise ValueError("bits/dim needs a density: the Bernoulli VAE on continuous inputs has none "
+            raise InvalidArgumentError("bits/dim needs a density: the Bernoulli VAE on continuous inputs has none "
                              "(use likelihood='normal')")
         return super().bits_per_dim(x, batch_size, samples, seed)
 
