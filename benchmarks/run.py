@@ -1254,10 +1254,9 @@ def render(results):
 
 
 def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from kzoo.io import write_text_atomic
+
+    write_text_atomic(path, text)
 
 
 def main(argv=None):

@@ -34,10 +34,11 @@ Paper's numbers (Dumoulin et al. §4.5, 10 runs each): ALI 13.4 ± 5.8 modes
 """
 
 import argparse
-import json
 import os
 import sys
 import time
+
+from kzoo.io import write_json_atomic
 
 PAPER = {"ali": {"mean": 13.4, "std": 5.8, "min": 8, "max": 25},
          "gan": {"mean": 10.4, "std": 9.2, "min": 1, "max": 22}}
@@ -148,10 +149,7 @@ def main(argv=None):
     result["figure_fig8"] = plot_2d(models[("ali", best["seed"])][0], ds.x_test, args.out + "_fig8.png",
                                     title=f"ALI, seed {best['seed']} (best run): data, encodings, "
                                           f"reconstructions, samples")
-    tmp = args.out + ".json.tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, args.out + ".json")
+    write_json_atomic(args.out + ".json", result)
     for kind in ("ali", "gan"):
         s = summary[kind]
         print(f"{kind.upper()}: {s['mean']:.1f} ± {s['std']:.1f} modes (min {s['min']}, max {s['max']}); "

@@ -16,9 +16,10 @@ Manifold Mixup fits the training data.
 """
 
 import argparse
-import json
 import os
 import sys
+
+from kzoo.io import atomic_file, write_json_atomic
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -121,10 +122,8 @@ def main(argv=None):
     fig.suptitle("Manifold Mixup, Fig. 1 on spirals: decision boundaries (top) and 2D bottleneck states (bottom)")
     fig.tight_layout()
     out = os.path.abspath(args.out)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    tmp = out + ".tmp.png"
-    fig.savefig(tmp, dpi=80)
-    os.replace(tmp, out)
+    with atomic_file(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=80)
     print(f"wrote {out}")
 
     inp, man = rows[1]["train_accuracy"], rows[2]["train_accuracy"]
@@ -133,13 +132,12 @@ def main(argv=None):
                + ("reproduced." if man > inp and man >= 0.98 else "NOT reproduced here."))
     print(verdict)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": rows, "verdict": verdict, "png": os.path.basename(out),
+        write_json_atomic(args.json, {"rows": rows, "verdict": verdict, "png": os.path.basename(out),
                        "description": (f"spirals (2,000 training / 1,000 test points), MLP 2-{args.width}x4-2-"
                                        f"{args.width}x4-2 (ReLU), Adam {args.learning_rate:g} with linear decay "
                                        f"over the last third, {args.steps} steps of batch {args.batch_size}, "
                                        f"seed {args.seed}; input mixup α={args.input_alpha:g}, Manifold Mixup "
-                                       f"α={args.manifold_alpha:g} at the bottleneck only.")}, f, indent=2)
+                                       f"α={args.manifold_alpha:g} at the bottleneck only.")})
     return 0
 
 
