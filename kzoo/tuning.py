@@ -248,7 +248,9 @@ def markdown(results):
             t["worker"] or "—", t["status"]]
         lines.append("| " + " | ".join(row) + " |")
     r = results
-    out = [f"Grid search of **{r['method']}** on {r['dataset']} with {r['labels']} labels: "
+    search = {"grid": "Grid search", "random": "Random search", "bayesian": "Bayesian optimization",
+              "hyperband": "Hyperband search"}.get(r.get("tuner", "grid"), "Search")
+    out = [f"{search} of **{r['method']}** on {r['dataset']} with {r['labels']} labels: "
            f"{len(r['trials'])} trials, validation split of {r['validation_labels']} of the labeled examples "
            f"({r['executions']} execution(s) per trial), {r['tuning_seconds']:.0f} s"
            + (f" with {r['distributed']['workers']} worker processes" if r.get("distributed") else "") + ".", "",
@@ -455,7 +457,7 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
         import keras
 
         results = {"method": method, "dataset": run_kwargs.get("dataset", "digits"), "labels": labels,
-                   "validation_labels": int(validation_labels), "executions": int(executions),
+                   "validation_labels": int(validation_labels), "executions": int(executions), "tuner": tuner,
                    "backend": keras.backend.backend(),
                    "grid": config["grid"], "fixed_hyperparameters": fixed,
                    "run": {k: v for k, v in run_kwargs.items()}, "trials": trials,

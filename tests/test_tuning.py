@@ -260,3 +260,13 @@ def test_cli_tune_with_another_tuner_logs_hparams(fake_module, tmp_path, kind, c
     capsys.readouterr()
     assert cli.main(["tune", "fake-manifold", "--tuner", "random", "--max-trials", "0", "--quiet"]) == 2
     assert "max_trials must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_markdown_names_the_tuner_that_searched():
+    base = {"method": "vat", "dataset": "digits", "labels": 100, "validation_labels": 20, "executions": 1,
+            "grid": {"epsilon": [1.0]}, "tuning_seconds": 1.0, "best": None,
+            "trials": [{"trial_id": "0", "hyperparameters": {"epsilon": 1.0}, "val_error": 0.1, "val_nll": 0.3,
+                        "seconds": 1.0, "worker": None, "status": "COMPLETED"}]}
+    assert tuning.markdown(base).startswith("Grid search of **vat**")
+    assert tuning.markdown({**base, "tuner": "hyperband"}).startswith("Hyperband search of **vat**")
+    assert tuning.markdown({**base, "tuner": "random"}).startswith("Random search of **vat**")
