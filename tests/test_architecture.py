@@ -9,7 +9,10 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.one_backend  # the import graph does not depend on the Keras backend
 
 MAX_LINES = 600
 
