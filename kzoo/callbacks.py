@@ -43,7 +43,7 @@ from kzoo import backend as kb
 from kzoo.errors import NonFiniteLossError, TrainingDiverged  # noqa: F401  (kzoo.callbacks.TrainingDiverged, as before)
 from kzoo.io import atomic_file
 from kzoo.checkpoints import (  # noqa: F401  (the checkpoint file functions, kept importable from here)
-    KEEP, MANIFEST, CheckpointError, clear_checkpoints, complete_checkpoints, fsync, latest_checkpoint,
+    KEEP, MANIFEST, CheckpointError, clear_checkpoints, complete_checkpoints, discard, fsync, latest_checkpoint,
     lock_checkpoint_dir, move_aside, none_left, resumable_checkpoint, sha256, verify_checkpoint, write_error)
 from kzoo.checkpoints import _FILES
 
@@ -102,7 +102,7 @@ def save_checkpoint(model, directory, step, keep=KEEP):
             f.flush()
             os.fsync(f.fileno())
         if os.path.exists(final):
-            shutil.rmtree(final)
+            discard(final)
         os.rename(tmp, final)
         fsync(directory)
     except OSError as e:
@@ -116,7 +116,7 @@ def save_checkpoint(model, directory, step, keep=KEEP):
         raise
     for old_step, path in complete_checkpoints(directory)[keep:]:  # older checkpoints, once the new one is in place
         if old_step < step:
-            shutil.rmtree(path, ignore_errors=True)
+            discard(path)
     return final
 
 

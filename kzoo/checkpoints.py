@@ -144,12 +144,26 @@ def none_left(directory, bad):
                            f"(rm -r {directory}) and rerun the same command")
 
 
+def discard(path):
+    """Delete the checkpoint folder ``path`` so that a kill midway never leaves a half-deleted one that still
+    looks complete: it leaves the checkpoint names first (one atomic rename to ``.tmp-ckpt-*``, which
+    :func:`remove_stale` clears), then is deleted."""
+    parent, name = os.path.split(os.path.normpath(path))
+    trash = os.path.join(parent, f".tmp-ckpt-discard-{name}-{os.urandom(4).hex()}")
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def clear_checkpoints(directory):
     """Remove this run's checkpoints (after its outputs are written); the folder stays."""
     if directory and os.path.isdir(directory):
         for entry in os.listdir(directory):
-            if _CKPT.match(entry) or entry.startswith(".tmp-ckpt-") or (
-                    entry.endswith(".corrupt") and _CKPT.match(entry[:-len(".corrupt")])):
+            if _CKPT.match(entry):
+                discard(os.path.join(directory, entry))
+            elif entry.startswith(".tmp-ckpt-") or (entry.endswith(".corrupt") and _CKPT.match(entry[:-len(".corrupt")])):
                 shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
 
 

@@ -125,6 +125,26 @@ def test_kill9_at_random_points_then_the_same_command_resumes_exactly(tmp_path, 
            survived=f"checkpoints of steps {kills}; same steps and test NLL as the uninterrupted run")
 
 
+def test_a_checkpoint_killed_while_being_deleted_never_looks_complete(tmp_path, monkeypatch):
+    """Pruning an old checkpoint (or clearing them) leaves the checkpoint names first, then deletes: a kill
+    inside the delete leaves a stale temporary folder, never a half-deleted checkpoint that looks complete."""
+    ck = tmp_path / "ckpt-000000004"
+    ck.mkdir()
+    (ck / kck.MANIFEST).write_text("{}")
+    (ck / "model.weights.h5").write_text("weights")
+
+    def killed(path, *args, **kwargs):
+        raise KeyboardInterrupt  # the process dies inside the delete
+
+    monkeypatch.setattr(kck.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        kck.discard(str(ck))
+    assert kck.complete_checkpoints(str(tmp_path)) == []
+    monkeypatch.undo()
+    kck.remove_stale(str(tmp_path))
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.one_backend
 def test_a_concurrent_second_run_is_refused_naming_the_first(tmp_path, record):
     ckpt = tmp_path / "ckpt"
