@@ -37,8 +37,8 @@ COMPARE_DIR = os.path.join("benchmarks", "results", "compare-digits")
 _COMPARE_COMMON = ["--labels", "30,100", "--seeds", "5", "--folds", "2"]
 COMPARE = [
     ("vat", "jax", ["labelspreading-knn", "labelspreading-rbf", "svc", "supervised", "vat",
-                    "--grid", "vat:epsilon=0.5,1"]),
-    ("vat-entmin", "jax", ["vat+entmin", "supervised", "--grid", "vat+entmin:epsilon=0.5,1"]),
+                    "--grid", "vat:epsilon=0.5,1,2,4"]),
+    ("vat-entmin", "jax", ["vat+entmin", "supervised", "--grid", "vat+entmin:epsilon=0.5,1,2,4"]),
     ("rpt", "jax", ["rpt", "adversarial", "supervised", "--grid", "rpt:epsilon=1,2", "adversarial:epsilon=0.25,0.5"]),
     ("mixup", "jax", ["mixup", "manifold-mixup", "mixup-ssl", "manifold-mixup-ssl", "supervised", "--grid",
                       "mixup:mixup_alpha=0.2,1", "manifold-mixup:mixup_alpha=0.5,2",
@@ -185,6 +185,9 @@ def render_compare(sec, add):
                 "only what is missing; finished trials are kept): "
                 + "; ".join(f"{k} at {' and '.join(sorted(v, key=int))} labels" for k, v in rows.items()) + ".")
             add("")
+    merged = _merge_compare(data)
+    render_targets(merged, add)
+    render_claims(merged, add)
     if sec["data"].get("note"):
         add(sec["data"]["note"])
         add("")
@@ -200,4 +203,143 @@ def render_compare(sec, add):
         add(f"![leaderboard: mean test error ± std per method]({sec['data']['figure']})")
     add("")
     add(f"_{_stamp(sec)}._")
+    add("")
+
+
+# ----------------------------------------------------------------------------
+# Issue 15's claims and targets, checked on the merged leaderboard (rendered under its tables)
+# ----------------------------------------------------------------------------
+
+# (claim, its paper, [(better, worse), ...]): each pair says "better's test error < worse's"; a name is a
+# leaderboard entry's method part (before ':'), looked up on the first section's backend, else any other.
+CLAIMS = [
+    ("(a) VAT < RPT < supervised", "VAT paper, Table 3", [("vat", "rpt"), ("rpt", "supervised")]),
+    ("(b) VAT+EntMin ≤ VAT", "VAT paper, Table 3", [("vat+entmin", "vat")]),
+    ("(c) LVAT-Glow ≤ VAT", "LVAT paper, Table 3", [("lvat-glow", "vat")]),
+    ("(d) Manifold Mixup < input mixup < supervised", "Manifold Mixup paper, Table 1",
+     [("manifold-mixup", "mixup"), ("mixup", "supervised")]),
+    ("(e) Manifold Mixup SSL < supervised", "Manifold Mixup paper, Table 2",
+     [("manifold-mixup-ssl", "supervised"), ("mixup-ssl", "supervised")]),
+    ("(f) gan-ssl + manifold < gan-ssl", "manifold-GAN paper, Table 2", [("gan-ssl+manifold", "gan-ssl")]),
+    ("(g) decoupled manifold regularization < supervised", "manifold-GAN paper, Table 5",
+     [("manifold", "supervised")]),
+    ("(h) ALI-SSL < supervised", "ALI paper, Table 3", [("ali-ssl", "supervised")]),
+]
+BASELINES = ("labelspreading-knn", "labelspreading-rbf", "svc")
+
+
+def _find(table, name, backend_first=True):
+    """The measured row of entry ``name`` (method part before ':'), preferring the first section's backend."""
+    rows = [(label, r) for label, r in table.items()
+            if label.split(" (")[0].split(":")[0] == name and r["test_error_mean"] is not None]
+    rows.sort(key=lambda lr: " (" in lr[0])
+    return rows[0] if rows else (None, None)
+
+
+def _paired(a, b):
+    """Paired Δ (a − b, percentage points) over the seeds both have, with its 95% t-interval."""
+    from kzoo.compare_report import paired_ci
+
+    sa = {s["seed"]: s["test_error"] for s in a["seeds"] if s["status"] == "ok"}
+    sb = {s["seed"]: s["test_error"] for s in b["seeds"] if s["status"] == "ok"}
+    common = sorted(set(sa) & set(sb))
+    return paired_ci([100 * sa[s] for s in common], [100 * sb[s] for s in common]) if common else None
+
+
+def check_claims(merged):
+    """``[(claim, paper, {labels: [(better, worse, mean_b, mean_w, Δ, held)]}, verdict)]``: each pair held when
+    the better row's mean test error is lower; verdict: held / fails / not measured, per label count."""
+    out = []
+    for claim, paper, pairs in CLAIMS:
+        per = {}
+        for n, table in merged["results"].items():
+            rows = []
+            for better, worse in pairs:
+                lb, rb = _find(table, better)
+                lw, rw = _find(table, worse)
+                if rb is None or rw is None:
+                    rows.append((better, worse, None, None, None, None))
+                    continue
+                d = _paired(rb, rw)
+                rows.append((lb, lw, 100 * rb["test_error_mean"], 100 * rw["test_error_mean"], d,
+                             rb["test_error_mean"] < rw["test_error_mean"]))
+            per[n] = rows
+        out.append((claim, paper, per))
+    return out
+
+
+def _verdict(rows):
+    if any(r[5] is None for r in rows):
+        return "not measured" if all(r[5] is None for r in rows) else "partly measured"
+    return "holds" if all(r[5] for r in rows) else "fails"
+
+
+def render_claims(merged, add):
+    add("**The papers' claims on this leaderboard** (mean test error; Δ = paired difference over the seeds both "
+        "rows have, with its 95% t-interval; a claim holds at a label count when every '<' holds on the means; "
+        "an interval that contains 0 means the seeds cannot tell the two apart):")
+    add("")
+    add("| claim | paper | " + " | ".join(f"{n} labels" for n in merged["results"]) + " |")
+    add("|---|---|" + "---|" * len(merged["results"]))
+    for claim, paper, per in check_claims(merged):
+        cells = []
+        for n, rows in per.items():
+            parts = []
+            for b, w, mb, mw, d, held in rows:
+                if held is None:
+                    parts.append(f"{b} or {w} not measured")
+                    continue
+                ci = "" if d is None or d["low"] is None else f", Δ {d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+                parts.append(f"{b.split(':')[0]} {mb:.2f} {'<' if held else '≥'} {w.split(':')[0]} {mw:.2f}{ci}")
+            cells.append(f"**{_verdict(rows)}**: " + "; ".join(parts))
+        add(f"| {claim} | {paper} | " + " | ".join(cells) + " |")
+    add("")
+    add("(i) ALI covers more of the 25 Gaussian modes than the GAN is not a digits claim: see the section "
+        "\"ALI vs GAN: mode coverage\".")
+    add("")
+
+
+def _semi_supervised(row):
+    """Whether a leaderboard row's method trains on unlabeled data (the registry says)."""
+    sys.path.insert(0, ROOT)
+    from kzoo.methods import get
+
+    entry = row["entry"]
+    method = get(entry["method"])
+    if callable(method.semi_supervised):
+        return method.is_semi_supervised(method.resolve(entry.get("fixed") or {}))
+    return bool(method.semi_supervised)
+
+
+def check_targets(merged):
+    """Issue 15's targets on the merged leaderboard: ``[(target, met, evidence)]``."""
+    out = []
+    for n, table in merged["results"].items():
+        kzoo = {k: r for k, r in table.items() if r["test_error_mean"] is not None
+                and k.split(" (")[0] not in BASELINES and k.split(" (")[0].split(":")[0] != "supervised"}
+        ls = {k: r for k, r in table.items() if r["test_error_mean"] is not None and k.startswith("labelspreading")}
+        if not kzoo or not ls:
+            continue
+        best_k = min(kzoo, key=lambda k: kzoo[k]["test_error_mean"])
+        best_l = min(ls, key=lambda k: ls[k]["test_error_mean"])
+        bk, bl = 100 * kzoo[best_k]["test_error_mean"], 100 * ls[best_l]["test_error_mean"]
+        out.append((f"best kzoo row beats the better LabelSpreading row at {n} labels", bk < bl,
+                    f"{best_k} {bk:.2f}% vs {best_l} {bl:.2f}%"))
+        if n == "100":
+            out.append(("best kzoo row ≤ 2.0% at 100 labels", bk <= 2.0, f"{best_k} {bk:.2f}%"))
+            _, sup = _find(table, "supervised")
+            if sup is not None:
+                worse = [f"{k} {100 * r['test_error_mean']:.2f}%" for k, r in kzoo.items()
+                         if r["test_error_mean"] > sup["test_error_mean"] and _semi_supervised(r)]
+                out.append(("every semi-supervised method ≤ supervised at 100 labels", not worse,
+                            f"supervised {100 * sup['test_error_mean']:.2f}%"
+                            + (("; above it: " + ", ".join(worse)) if worse else "")))
+    return out
+
+
+def render_targets(merged, add):
+    add("**Issue 15's targets** (mean over the seeds, settings chosen on validation):")
+    add("")
+    for target, met, evidence in check_targets(merged):
+        add(f"- {target}: {'met' if met else 'NOT met'} ({evidence}).")
     add("")

@@ -53,7 +53,8 @@ def _parser():
     t.add_argument("--labels", type=int, default=100, help="number of labeled training examples (class-balanced)")
     t.add_argument("--model", default="mlp", help="mlp, conv_small, conv_large, preact_resnet18, wide_resnet28_2 "
                    "or conv_manifold (kzoo.models; default mlp)")
-    t.add_argument("--width", type=float, default=1.0, help="channel multiplier of the conv models")
+    t.add_argument("--width", type=float, default=None,
+                   help="width multiplier of the model (default 1, or the method's preset)")
     t.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the method's preset for "
                    "the dataset, else 1000)")
     t.add_argument("--batch-labeled", type=int, default=32)

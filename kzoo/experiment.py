@@ -152,7 +152,7 @@ def _check_optimizer(optimizer, momentum, nesterov, weight_decay, lr_drops):
 @locks.scoped  # the checkpoint folder and export target stay locked while the run lasts
 def run(
     method="vat", dataset="digits", labels=100, model="mlp", steps=None, batch_labeled=32, batch_unlabeled=128,
-    seed=0, hyperparameters=None, learning_rate=None, decay_fraction=1 / 3, width=1.0, augment=None, data_dir=None,
+    seed=0, hyperparameters=None, learning_rate=None, decay_fraction=1 / 3, width=None, augment=None, data_dir=None,
     jit_compile="auto", export=None, metrics_json=None, verbose=1, validation_labels=0, test=True,
     checkpoint_dir=None, checkpoint_every=None, distribution=None, devices=None, tensorboard=None,
     optimizer="adam", momentum=0.0, nesterov=False, weight_decay=0.0, lr_drops=None, preset=True,
@@ -208,10 +208,11 @@ def _validate(a):
 
     given = {k: v for k, v in a.hyperparameters.items() if v is not None}
     resolve_hyperparameters(a.method, given)  # an unknown method or hyperparameter, before the preset
-    explicit = {"steps": a.steps, "learning_rate": a.learning_rate, **given}
+    explicit = {"steps": a.steps, "learning_rate": a.learning_rate, "width": a.width, **given}
     a.applied = get_method(a.method).preset_for_run(a.dataset, a.labels, a.model, explicit) if a.preset else {}
     a.steps = a.applied.get("steps", 1000 if a.steps is None else a.steps)
     a.learning_rate = a.applied.get("learning_rate", 1e-3 if a.learning_rate is None else a.learning_rate)
+    a.width = a.applied.get("width", 1.0 if a.width is None else a.width)
     preset_hp = {k: v for k, v in a.applied.items() if k not in PRESET_RUN_SETTINGS}
     spec, hp = resolve_hyperparameters(a.method, {**preset_hp, **given})
     check_dataset(a.dataset, kdata.DATASETS, error=ConfigError)

@@ -71,3 +71,43 @@ def test_registered_presets_are_valid_and_reach_a_run():
     res = run(method="mixup", dataset="digits", labels=20, steps=2, batch_labeled=8, verbose=0, test=False)
     assert res["preset"] == {"mixup_alpha": 0.2, "mix_keep_clean": True}
     assert "replace_supervised=False" in res["hyperparameters"]["regularizer"]
+
+
+def _leaderboard_rows():
+    """(section, labels, row) of every measured row of the committed digits leaderboard whose entry is the
+    method itself (not a named variant such as vat+entmin), without a pretrained file among its settings."""
+    import glob
+    import json
+    import os
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "results",
+                        "compare-digits")
+    for path in sorted(glob.glob(os.path.join(root, "*.json"))):
+        with open(path) as f:
+            summary = json.load(f)
+        for n, table in summary["results"].items():
+            for label, row in table.items():
+                entry = row["entry"]
+                if (entry["method"] not in methods.METHODS or label.split(":")[0] != entry["method"]
+                        or row["test_error_mean"] is None or row.get("chosen") is None
+                        or any(isinstance(v, str) and v.endswith(".keras") for v in entry["fixed"].values())):
+                    continue
+                yield os.path.basename(path), int(n), summary["run_settings"], row
+
+
+def test_presets_reproduce_the_leaderboard_rows():
+    # issue 15, item 4: `kzoo train METHOD --dataset digits --labels N` with no flags trains the leaderboard's
+    # row: the preset gives the validation-chosen setting and the row's fixed settings and run settings
+    rows = list(_leaderboard_rows())
+    assert len(rows) >= 4
+    for section, n, run_settings, row in rows:
+        method = row["entry"]["method"]
+        spec = methods.METHODS[method]
+        preset = spec.preset("digits", n, "mlp")
+        hp = spec.resolve({k: v for k, v in preset.items() if k not in methods.PRESET_RUN_SETTINGS})
+        for k, v in {**row["entry"]["fixed"], **row["chosen"]}.items():
+            assert hp[k] == pytest.approx(v), (section, n, method, k, hp[k], v)
+        defaults = {"steps": 1000, "learning_rate": 1e-3, "width": 1.0}
+        for k in methods.PRESET_RUN_SETTINGS:
+            want = row["entry"]["run"].get(k, run_settings[k])
+            assert preset.get(k, defaults[k]) == pytest.approx(want), (section, n, method, k)

@@ -86,7 +86,7 @@ class Hyperparameter:
 
 
 # run() settings a preset may set besides the method's hyperparameters
-PRESET_RUN_SETTINGS = ("steps", "learning_rate")
+PRESET_RUN_SETTINGS = ("steps", "learning_rate", "width")
 
 
 @dataclasses.dataclass(frozen=True)
