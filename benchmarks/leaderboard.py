@@ -37,9 +37,9 @@ COMPARE_DIR = os.path.join("benchmarks", "results", "compare-digits")
 _COMPARE_COMMON = ["--labels", "30,100", "--seeds", "5", "--folds", "2"]
 COMPARE = [
     ("vat", "jax", ["labelspreading-knn", "labelspreading-rbf", "svc", "supervised", "vat",
-                    "--grid", "vat:epsilon=0.5,1,2,4"]),
+                    "--grid", "vat:epsilon=0.5,1,2,4,8"]),
     ("vat-entmin", "jax", ["vat+entmin", "supervised", "--grid", "vat+entmin:epsilon=0.5,1,2,4"]),
-    ("rpt", "jax", ["rpt", "adversarial", "supervised", "--grid", "rpt:epsilon=1,2", "adversarial:epsilon=0.25,0.5"]),
+    ("rpt", "jax", ["rpt", "adversarial", "supervised", "--grid", "rpt:epsilon=1,2,4", "adversarial:epsilon=0.25,0.5"]),
     ("mixup", "jax", ["mixup", "manifold-mixup", "mixup-ssl", "manifold-mixup-ssl", "supervised", "--grid",
                       "mixup:mixup_alpha=0.2,1", "manifold-mixup:mixup_alpha=0.5,2",
                       "mixup-ssl:mixup_consistency=10,30", "manifold-mixup-ssl:mixup_consistency=10,30"]),
