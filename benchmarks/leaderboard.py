@@ -48,6 +48,8 @@ COMPARE = [
                     "supervised", "--grid", "gan-ssl+manifold:manifold_gamma=0.001,0.01",
                     "gan-ssl+ambient:ambient_gamma=0.001,0.01", "manifold:gamma=0.001,0.01",
                     "ali-ssl:unsup_weight=1"]),
+    # issue 15, item 5: kzoo's regularizers added up (VAT at its validation-chosen ε + mixup consistency)
+    ("combo", "jax", ["vat-mixup", "supervised", "--grid", "vat-mixup:mixup_consistency=3,10"]),
     ("lvat", "tensorflow", ["supervised", "lvat-vae:transformer=saved_models/bench/vae_digits.keras",
                             "lvat-glow:transformer=saved_models/bench/glow_digits.keras",
                             "--grid", "lvat-vae:epsilon=0.5,1", "lvat-glow:epsilon=0.5,1"]),
