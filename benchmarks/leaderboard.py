@@ -381,7 +381,9 @@ DIAGNOSES = [
      "SVHN and CIFAR-10 with conv nets trained 48k+ steps; on an MLP trained 1,000 steps on digits it does not "
      "carry over."),
     ("(c)",
-     "LVAT's classifiers are flat off the labeled points (LVAT notes under the semi-supervised digits table): "
+     "LVAT-Glow beats supervised training at 100 labels but not VAT, and collapses at 30 labels, as LVAT-VAE "
+     "does at both. At 30 labels its classifiers are flat off the labeled points (LVAT notes under the "
+     "semi-supervised digits table): "
      "perturbing in the latent space of a VAE/Glow trained 2,000 steps on 1,300 digits moves the decoded image "
      "across classes at the ε that keeps VAT's input-space ball inside a class; --entmin 1 recovers most of it "
      "(the table's +EntMin rows)."),
