@@ -208,11 +208,11 @@ def _validate(a):
 
     given = {k: v for k, v in a.hyperparameters.items() if v is not None}
     resolve_hyperparameters(a.method, given)  # an unknown method or hyperparameter, before the preset
-    explicit = {"steps": a.steps, "learning_rate": a.learning_rate, "width": a.width, **given}
+    explicit = {**{k: getattr(a, k) for k in PRESET_RUN_SETTINGS}, **given}
     a.applied = get_method(a.method).preset_for_run(a.dataset, a.labels, a.model, explicit) if a.preset else {}
-    a.steps = a.applied.get("steps", 1000 if a.steps is None else a.steps)
-    a.learning_rate = a.applied.get("learning_rate", 1e-3 if a.learning_rate is None else a.learning_rate)
-    a.width = a.applied.get("width", 1.0 if a.width is None else a.width)
+    for k, default in PRESET_RUN_SETTINGS.items():  # the preset's, else the argument, else run()'s default
+        given_value = getattr(a, k)
+        setattr(a, k, a.applied.get(k, default if given_value is None else given_value))
     preset_hp = {k: v for k, v in a.applied.items() if k not in PRESET_RUN_SETTINGS}
     spec, hp = resolve_hyperparameters(a.method, {**preset_hp, **given})
     check_dataset(a.dataset, kdata.DATASETS, error=ConfigError)

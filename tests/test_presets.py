@@ -107,7 +107,6 @@ def test_presets_reproduce_the_leaderboard_rows():
         hp = spec.resolve({k: v for k, v in preset.items() if k not in methods.PRESET_RUN_SETTINGS})
         for k, v in {**row["entry"]["fixed"], **row["chosen"]}.items():
             assert hp[k] == pytest.approx(v), (section, n, method, k, hp[k], v)
-        defaults = {"steps": 1000, "learning_rate": 1e-3, "width": 1.0}
-        for k in methods.PRESET_RUN_SETTINGS:
+        for k, default in methods.PRESET_RUN_SETTINGS.items():
             want = row["entry"]["run"].get(k, run_settings[k])
-            assert preset.get(k, defaults[k]) == pytest.approx(want), (section, n, method, k)
+            assert preset.get(k, default) == pytest.approx(want), (section, n, method, k)

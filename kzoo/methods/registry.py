@@ -85,8 +85,8 @@ class Hyperparameter:
         return converted
 
 
-# run() settings a preset may set besides the method's hyperparameters
-PRESET_RUN_SETTINGS = ("steps", "learning_rate", "width")
+# run() settings a preset may set besides the method's hyperparameters, with run()'s value without a preset
+PRESET_RUN_SETTINGS = {"steps": 1000, "learning_rate": 1e-3, "width": 1.0}
 
 
 @dataclasses.dataclass(frozen=True)
