@@ -19,11 +19,15 @@ The math of each reference step is that of kzoo's method with its defaults:
   power iteration (ξ floored at sqrt(float32 eps)·||x||, as
   ``kzoo.vat.finite_difference_step``), one perturbed pass at ε = 1 whose
   batch-norm updates are discarded; cross-entropy + KL; Adam;
-* ``manifold-mixup``: kzoo's ``ManifoldMixup(batch_norm="mixed")`` (160
-  labeled inputs): a clean training-mode pass (statistics; no gradient, its
-  loss is replaced), λ ~ Beta(2, 2), a random permutation and a random mixing
-  layer (a ``switch`` over the eligible layers when compiled), one stateless
-  mixed pass, soft cross-entropy on the mixed targets; Adam.
+* ``manifold-mixup``: kzoo's ``ManifoldMixup(batch_norm="paper")`` (160
+  labeled inputs), the paper's step: λ ~ Beta(2, 2), a random permutation and
+  a random eligible layer, one training-mode pass over the batch mixed there
+  (it alone updates the batch-norm statistics), soft cross-entropy on the mixed
+  targets; Adam. The hand-written step is the cheapest a user can write: the
+  layer, λ and the permutation are drawn on the host and one step is compiled
+  per layer (head, blend, tail), so the compiled step holds exactly one
+  forward-backward; ``input-mixup`` is the same with the input as the only
+  layer (λ ~ Beta(1, 1)).
 
 Both sides are fed batches drawn from the same in-memory arrays: kzoo through
 ``model.fit`` on ``kzoo.data`` streams (what its users do), the reference by
@@ -46,9 +50,6 @@ MIX_LAYERS = {"mlp": ("input", "block1", "block2"), "conv_small": ("input", "dro
               "conv_large": ("input", "drop1", "drop2")}
 N_LABELED, N_UNLABELED = 32, 128
 EPSILON, XI, MIX_ALPHA = 1.0, 1e-6, 2.0
-NO_TF_MIXUP = ("not compiled on TensorFlow: λ ~ Beta(α, α) is drawn with tf.random.stateless_gamma "
-               "(keras.random.beta), which has no XLA kernel, so jit_compile=True fails for kzoo's step and "
-               "for a hand-written one alike")
 
 
 def build_classifier(model, seed=0):
@@ -116,46 +117,38 @@ def vat_loss(clean, perturbed, grad, x_l, y, x_u, noise):
     return loss + ops.mean(_kl(p, perturbed(x + EPSILON * _unit(d))))
 
 
-def mixup_loss(clean, mixed_pass, x, y, lam, perm, k):
-    """Soft cross-entropy of the batch mixed at layer ``k``; ``clean`` only updates the statistics."""
+def mixup_loss(mixed_pass, x, y, lam, perm):
+    """Soft cross-entropy of ``mixed_pass(x, λ, perm)``, the logits of the batch mixed at one layer."""
     from keras import ops
 
-    clean(x)
     onehot = ops.one_hot(y, 10)
     targets = lam * onehot + (1.0 - lam) * ops.take(onehot, perm, axis=0)
-    logits = mixed_pass(x, lam, perm, k)
+    logits = mixed_pass(x, lam, perm)
     return -ops.mean(ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1))
 
 
-def _mixing_branches(net, layers, values):
-    """One function per eligible layer: ``(x, λ, perm) -> logits`` of the batch mixed there (stateless)."""
+def split(net, name):
+    """``(head, tail)`` sub-models around layer ``name`` sharing ``net``'s layers (head None at the input)."""
     import keras
+
+    if name == "input":
+        return None, net
+    hidden = net.get_layer(name).output
+    return keras.Model(net.inputs, hidden), keras.Model(hidden, net.outputs)
+
+
+def blend(h, lam, perm):
     from keras import ops
 
-    def branch(name):
-        if name == "input":
-            head, tail = None, net
-        else:
-            hidden = net.get_layer(name).output
-            head, tail = keras.Model(net.inputs, hidden), keras.Model(hidden, net.outputs)
-
-        def run(x, lam, perm):
-            tv, ntv = values()
-            h = x if head is None else _stateless(head, net, tv, ntv, x)
-            h = lam * h + (1.0 - lam) * ops.take(h, perm, axis=0)
-            return _stateless(tail, net, tv, ntv, h)
-        return run
-
-    return [branch(name) for name in layers]
+    return lam * h + (1.0 - lam) * ops.take(h, perm, axis=0)
 
 
-def _stateless(sub, net, tv, ntv, x):
-    """``sub(x)`` in training mode with ``net``'s variable values ``tv``/``ntv``; updates discarded."""
-    ids = {id(v): i for i, v in enumerate(net.trainable_variables)}
-    nids = {id(v): i for i, v in enumerate(net.non_trainable_variables)}
-    out, _ = sub.stateless_call([tv[ids[id(v)]] for v in sub.trainable_variables],
-                                [ntv[nids[id(v)]] for v in sub.non_trainable_variables], x, training=True)
-    return out
+def host_mixing(layers, alpha, n, rng):
+    """The layer index, λ and permutation of one hand-written mixup step, drawn on the host."""
+    import numpy as np
+
+    return (int(rng.integers(len(layers))), np.asarray(rng.beta(alpha, alpha), "float32"),
+            rng.permutation(n).astype("int32"))
 
 
 # --------------------------------------------------------------------------
@@ -163,17 +156,15 @@ def _stateless(sub, net, tv, ntv, x):
 # --------------------------------------------------------------------------
 
 
-def reference_tensorflow(method, net, optimizer, layers):
+def reference_tensorflow(method, net, optimizer, layers, alpha):
     import keras
+    import numpy as np
     import tensorflow as tf
 
     optimizer.build(net.trainable_variables)
 
-    def values():
-        return [v.value for v in net.trainable_variables], [v.value for v in net.non_trainable_variables]
-
     def perturbed(x):
-        tv, ntv = values()
+        tv, ntv = [v.value for v in net.trainable_variables], [v.value for v in net.non_trainable_variables]
         return net.stateless_call(tv, ntv, x, training=True)[0]
 
     def grad(fn, r):
@@ -182,69 +173,77 @@ def reference_tensorflow(method, net, optimizer, layers):
             value = fn(r)
         return tf.stop_gradient(tape.gradient(value, r))
 
-    branches = _mixing_branches(net, layers, values)
+    def make_step(k=None):
+        head, tail = split(net, layers[k]) if k is not None else (None, None)
 
-    @tf.function(jit_compile=True)
-    def step(x_l, y, x_u, seed):
-        with tf.GradientTape() as tape:
-            if method == "supervised":
-                loss = _ce(y, net(x_l, training=True))
-            elif method == "vat":
-                x_all = tf.concat([x_l, x_u], axis=0)
-                noise = tf.random.stateless_normal(tf.shape(x_all), seed)
-                loss = vat_loss(lambda x: net(x, training=True), perturbed, grad, x_l, y, x_u, noise)
-            else:
-                s1, s2, s3 = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-                n = tf.shape(x_l)[0]
-                g1 = tf.random.stateless_gamma((), s1, alpha=MIX_ALPHA)
-                g2 = tf.random.stateless_gamma((), s2, alpha=MIX_ALPHA)
-                lam = g1 / (g1 + g2)
-                perm = tf.argsort(tf.random.stateless_uniform((n,), s3))
-                k = tf.random.stateless_uniform((), s3, 0, len(layers), dtype=tf.int32)
+        def mixed_pass(x, lam, perm):  # training mode, statistics updated: the paper's one pass
+            h = x if head is None else head(x, training=True)
+            return tail(blend(h, lam, perm), training=True)
 
-                def mixed_pass(x, lam, perm, k):
-                    return tf.switch_case(k, [lambda b=b: b(x, lam, perm) for b in branches])
+        @tf.function(jit_compile=True)
+        def step(x_l, y, x_u, seed, lam, perm):
+            with tf.GradientTape() as tape:
+                if method == "supervised":
+                    loss = _ce(y, net(x_l, training=True))
+                elif method == "vat":
+                    x_all = tf.concat([x_l, x_u], axis=0)
+                    noise = tf.random.stateless_normal(tf.shape(x_all), seed)
+                    loss = vat_loss(lambda x: net(x, training=True), perturbed, grad, x_l, y, x_u, noise)
+                else:
+                    loss = mixup_loss(mixed_pass, x_l, y, lam, perm)
+            grads = tape.gradient(loss, net.trainable_variables)
+            optimizer.apply(grads, net.trainable_variables)
+            return loss
+        return step
 
-                loss = mixup_loss(lambda x: tf.stop_gradient(net(x, training=True)), mixed_pass,
-                                  x_l, y, lam, perm, k)
-        grads = tape.gradient(loss, net.trainable_variables)
-        optimizer.apply(grads, net.trainable_variables)
-        return loss
+    mixing = "mixup" in method
+    steps_by_layer = [make_step(k) for k in range(len(layers))] if mixing else [make_step()]
+    counter, rng = [0], np.random.default_rng(0)
 
-    counter = [0]
-
-    def run(batches, steps):
+    def run(batches, steps, layer=None):
         for _ in range(steps):
             x_l, y, x_u = batches[counter[0] % len(batches)]
-            step(x_l, y, x_u, tf.constant([0, counter[0]], dtype=tf.int32))
+            k, lam, perm = host_mixing(layers, alpha, len(x_l), rng)
+            k = k if mixing and layer is None else (layer or 0)
+            steps_by_layer[k](x_l, y, x_u, tf.constant([0, counter[0]], dtype=tf.int32), lam, perm)
             counter[0] += 1
         keras.ops.convert_to_numpy(optimizer.iterations.value)  # wait for the last step
 
+    run.layers = len(steps_by_layer)
     return run
 
 
-def reference_jax(method, net, optimizer, layers):
+def _stateless(sub, net, tv, ntv, x):
+    """``sub(x)`` in training mode with ``net``'s values ``tv``/``ntv``: (output, ``ntv`` with sub's updates)."""
+    ids = {id(v): i for i, v in enumerate(net.trainable_variables)}
+    nids = {id(v): i for i, v in enumerate(net.non_trainable_variables)}
+    out, new = sub.stateless_call([tv[ids[id(v)]] for v in sub.trainable_variables],
+                                  [ntv[nids[id(v)]] for v in sub.non_trainable_variables], x, training=True)
+    ntv = list(ntv)
+    for v, value in zip(sub.non_trainable_variables, new):
+        ntv[nids[id(v)]] = value
+    return out, ntv
+
+
+def reference_jax(method, net, optimizer, layers, alpha):
+    import functools
+
     import jax
+    import numpy as np
 
     optimizer.build(net.trainable_variables)
     state = [[v.value for v in net.trainable_variables], [v.value for v in net.non_trainable_variables],
              [v.value for v in optimizer.variables]]
-    current = {}
-
-    def values():
-        return current["tv"], current["ntv"]
-
-    branches = _mixing_branches(net, layers, values)
+    splits = [split(net, name) for name in layers]
 
     def grad(fn, r):
         return jax.lax.stop_gradient(jax.grad(fn)(r))
 
-    @jax.jit
-    def step(state, x_l, y, x_u, key):
+    @functools.partial(jax.jit, static_argnums=7)
+    def step(state, x_l, y, x_u, key, lam, perm, k):
         tv, ntv, ov = state
 
         def loss_fn(tv):
-            current["tv"], current["ntv"] = tv, ntv
             new = {}
 
             def clean(x):
@@ -254,36 +253,38 @@ def reference_jax(method, net, optimizer, layers):
             def perturbed(x):
                 return net.stateless_call(tv, ntv, x, training=True)[0]
 
+            def mixed_pass(x, lam, perm):  # training mode, statistics updated: the paper's one pass
+                head, tail = splits[k]
+                h, moved = (x, ntv) if head is None else _stateless(head, net, tv, ntv, x)
+                logits, new["ntv"] = _stateless(tail, net, tv, moved, blend(h, lam, perm))
+                return logits
+
             if method == "supervised":
                 loss = _ce(y, clean(x_l))
             elif method == "vat":
                 noise = jax.random.normal(key, (x_l.shape[0] + x_u.shape[0],) + x_l.shape[1:])
                 loss = vat_loss(clean, perturbed, grad, x_l, y, x_u, noise)
             else:
-                k1, k2, k3 = jax.random.split(key, 3)
-                lam = jax.random.beta(k1, MIX_ALPHA, MIX_ALPHA)
-                perm = jax.random.permutation(k2, x_l.shape[0])
-                k = jax.random.randint(k3, (), 0, len(layers))
-
-                def mixed_pass(x, lam, perm, k):
-                    return jax.lax.switch(k, branches, x, lam, perm)
-
-                loss = mixup_loss(lambda x: jax.lax.stop_gradient(clean(x)), mixed_pass, x_l, y, lam, perm, k)
+                loss = mixup_loss(mixed_pass, x_l, y, lam, perm)
             return loss, new["ntv"]
 
         (loss, ntv), grads = jax.value_and_grad(loss_fn, has_aux=True)(tv)
         tv, ov = optimizer.stateless_apply(ov, grads, tv)
         return [tv, ntv, ov], loss
 
-    box = {"state": state, "key": jax.random.PRNGKey(0)}
+    mixing = "mixup" in method
+    box = {"state": state, "key": jax.random.PRNGKey(0), "rng": np.random.default_rng(0)}
 
-    def run(batches, steps):
+    def run(batches, steps, layer=None):
         for i in range(steps):
             x_l, y, x_u = batches[i % len(batches)]
             box["key"], key = jax.random.split(box["key"])
-            box["state"], loss = step(box["state"], x_l, y, x_u, key)
+            k, lam, perm = host_mixing(layers, alpha, len(x_l), box["rng"])
+            k = k if mixing and layer is None else (layer or 0)
+            box["state"], loss = step(box["state"], x_l, y, x_u, key, lam, perm, k)
         jax.block_until_ready(box["state"])
 
+    run.layers = len(layers) if mixing else 1
     return run
 
 
@@ -297,9 +298,9 @@ def kzoo_model(method, model, layers):
     from kzoo.mixup import ManifoldMixup
 
     reg = {"supervised": None, "vat": kzoo.regularizers.VAT(epsilon=EPSILON),
-           "manifold-mixup": ManifoldMixup(alpha=MIX_ALPHA, layers=layers, batch_norm="mixed"),
+           "manifold-mixup": ManifoldMixup(alpha=MIX_ALPHA, layers=layers, batch_norm="paper"),
            "manifold-mixup-clean": ManifoldMixup(alpha=MIX_ALPHA, layers=layers),
-           "input-mixup": kzoo.mixup.InputMixup(alpha=1.0)}[method]
+           "input-mixup": kzoo.mixup.InputMixup(alpha=1.0, batch_norm="paper")}[method]
     m = kzoo.Regularized(build_classifier(model), reg, seed=0)
     m.compile(optimizer="adam", jit_compile=True)
     return m
@@ -345,7 +346,8 @@ def main(argv=None):
     p.add_argument("--model", default="mlp", choices=tuple(MIX_LAYERS))
     p.add_argument("--methods", default="supervised,vat,manifold-mixup")
     p.add_argument("--equal-images", action="store_true",
-                   help="kzoo's VAT (32+128) against kzoo's supervised step on 160 (no reference steps)")
+                   help="kzoo's methods (VAT: 32+128) against kzoo's supervised step on 160 (no reference steps), "
+                   "with compile times (set KZOO_JAX_CACHE_DIR=off so that they are measured)")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=20, help="timed steps per step function per round")
     p.add_argument("--warmup", type=int, default=3)
@@ -360,11 +362,6 @@ def main(argv=None):
     x, y = arrays(args.model)
     layers = MIX_LAYERS[args.model]
     methods = args.methods.split(",")
-    skipped = {}
-    if backend == "tensorflow":
-        for method in [m for m in methods if "mixup" in m]:
-            methods.remove(method)
-            skipped[method] = NO_TF_MIXUP
     runners, streams, compile_s = {}, {}, {}
     import time
 
@@ -380,9 +377,11 @@ def main(argv=None):
         t = time.perf_counter()
         net = build_classifier(args.model)
         impl = reference_tensorflow if backend == "tensorflow" else reference_jax
-        ref = _Ref(impl(method, net, keras.optimizers.Adam(), layers))
+        ref_layers, alpha = (("input",), 1.0) if method == "input-mixup" else (layers, MIX_ALPHA)
+        ref = _Ref(impl(method, net, keras.optimizers.Adam(), ref_layers, alpha))
         streams[f"reference {method}"] = reference_batches(method, x, y)
-        ref(streams[f"reference {method}"], args.warmup)
+        for layer in range(ref.run.layers):  # compile every layer's step before timing
+            ref.run(streams[f"reference {method}"], args.warmup, layer=layer)
         runners[f"reference {method}"] = ref
         compile_s[f"reference {method}"] = time.perf_counter() - t
         print(f"built {method}: kzoo {compile_s[f'kzoo {method}']:.1f}s, reference "
@@ -396,15 +395,21 @@ def main(argv=None):
         if args.equal_images:
             row["ratio_to_supervised"] = median_ratio(times, name, "kzoo supervised")
             row["ratio_per_round"] = [a / b for a, b in zip(times[name], times["kzoo supervised"])]
+            # build + compile: the first fit less its warm-up steps at the timed speed
+            row["compile_s"] = compile_s[name] - args.warmup * row["kzoo_ms"] / 1000.0
         else:
             ref = f"reference {method}"
             row.update({"reference_ms": statistics.median(times[ref]), "reference_ms_per_round": times[ref],
                         "reference_first_step_s": compile_s[ref], "ratio": median_ratio(times, name, ref),
                         "ratio_per_round": [a / b for a, b in zip(times[name], times[ref])]})
         rows.append(row)
+    if args.equal_images and "supervised" in methods:
+        for row in rows:
+            row["compile_ratio_to_supervised"] = row["compile_s"] / rows[methods.index("supervised")]["compile_s"]
     emit({"backend": backend, "model": args.model, "equal_images": args.equal_images, "rounds": args.rounds,
           "steps_per_round": args.steps, "batch": [N_LABELED, N_UNLABELED], "mix_layers": list(layers),
-          "rows": rows, "skipped": skipped}, args.json)
+          "rows": rows, "warmup_steps": args.warmup,
+          "compilation_cache": os.environ.get("KZOO_JAX_CACHE_DIR", "default")}, args.json)
     return 0
 
 

@@ -11,7 +11,8 @@ A train batch is either ``(x, y)`` (supervised) or
 ``({"labeled": x_l, "unlabeled": x_u}, y_l)`` (semi-supervised, labeled and
 unlabeled batches of any sizes), as produced by :mod:`kzoo.data`. The clean
 pass runs once over labeled and unlabeled inputs together and is the only pass
-that updates batch-norm statistics; regularizers run perturbed passes through
+that updates batch-norm statistics (unless a ``single_pass`` regularizer's own
+pass replaces it); regularizers run perturbed passes through
 :meth:`StepContext.forward`, which uses batch statistics in training mode but
 discards every state update.
 """
@@ -61,6 +62,9 @@ class Regularizer:
     """
 
     supervised_weight = 1.0
+    #: True: ``single_pass_loss(ctx, step) -> (loss, terms, logits, y)`` replaces the clean pass and
+    #: ``weighted_loss``; its own training-mode pass is the step's only one (mixup's batch_norm="paper")
+    single_pass = False
 
     def __init__(self, rampup_steps=0):
         if rampup_steps is None or rampup_steps < 0:
@@ -97,15 +101,11 @@ class Regularizer:
     def serialize(self):
         """``keras.saving.serialize_keras_object(self)``, after checking that this regularizer can be saved.
 
-        Regularizers are Keras-serializable objects: ``get_config`` returns the
-        constructor's arguments (a subclass with arguments of its own overrides
-        it), ``from_config`` rebuilds it, and kzoo's classes are registered with
-        ``keras.saving``. A regularizer class of your own loads when it is
-        registered (``@keras.saving.register_keras_serializable()``) or passed in
-        ``custom_objects``. A regularizer that holds a model in memory (LVAT's
-        transformer, the manifold regularizer's generator) can only be saved when
-        it was built from the path of that model's ``.keras`` file; it raises a
-        TypeError saying so otherwise.
+        ``get_config`` returns the constructor's arguments, ``from_config`` rebuilds it; kzoo's classes are
+        registered with ``keras.saving`` (a class of your own loads when registered or passed in
+        ``custom_objects``). A regularizer holding a model in memory (LVAT's transformer, the manifold
+        regularizer's generator) can be saved only when built from that model's ``.keras`` path; it raises
+        a TypeError saying so otherwise.
         """
         return keras.saving.serialize_keras_object(self)
 
@@ -479,15 +479,19 @@ class RegularizerMixin(TrainStep):
     def train_step_loss(self, data):
         """Backend-agnostic loss of one batch (runs inside the backend's train step)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if is_semi_supervised_batch(x):
-            x_l, x_u = x[LABELED], x[UNLABELED]
+        x_l, x_u = (x[LABELED], x[UNLABELED]) if is_semi_supervised_batch(x) else (x, None)
+        reg, step = self.regularizer, self.optimizer.iterations
+        ctx, terms = StepContext(self.network, x_l, y, x_u, None, None, self._kzoo_seed), {}
+        if reg is not None and reg.single_pass:  # the metrics see its logits and labels
+            reg_loss, terms, logits_l, y = reg.single_pass_loss(ctx, step)
+        elif x_u is not None:
             n_l = ops.shape(x_l)[0]
             logits = as_float32(self.network(ops.concatenate([x_l, x_u], axis=0), training=True))
-            logits_l, logits_u = logits[:n_l], logits[n_l:]
+            logits_l, ctx.logits_u = logits[:n_l], logits[n_l:]
         else:
-            x_l, x_u, logits_u = x, None, None
             logits_l = as_float32(self.network(x_l, training=True))
-        weight = 1.0 if self.regularizer is None else float(self.regularizer.supervised_weight)
+        ctx.logits_l = logits_l
+        weight = 1.0 if reg is None else float(reg.supervised_weight)
         clean_pred, clean_weight = logits_l, sample_weight
         if weight != 1.0:
             # The regularizer replaces (0) or rescales the clean loss: weight it
@@ -496,13 +500,10 @@ class RegularizerMixin(TrainStep):
             clean_weight = weight * (ones if sample_weight is None else sample_weight)
             if weight == 0.0:
                 clean_pred = ops.stop_gradient(logits_l)
-        loss = self.compute_loss(
-            x=x_l, y=y, y_pred=clean_pred, sample_weight=clean_weight, training=True
-        )
-        terms = {}
-        if self.regularizer is not None:
-            ctx = StepContext(self.network, x_l, y, x_u, logits_l, logits_u, self._kzoo_seed)
-            reg_loss, terms = self.regularizer.weighted_loss(ctx, self.optimizer.iterations)
+        loss = self.compute_loss(x=x_l, y=y, y_pred=clean_pred, sample_weight=clean_weight, training=True)
+        if reg is not None and not reg.single_pass:
+            reg_loss, terms = reg.weighted_loss(ctx, step)
+        if reg is not None:
             # compute_loss is scaled by 1/replicas under tf.distribute; the regularizer must be too,
             # so that the gradients summed over replicas are those of the global batch.
             loss = loss + kb.scale_loss_for_distribution(reg_loss)

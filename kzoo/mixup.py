@@ -16,32 +16,36 @@ by Interpolating Hidden States", 2018; Zhang et al., "mixup", 2017).
   with the sigmoid schedule over ``rampup_steps``.
 * :class:`InputMixup` -- the case where the input is the only eligible layer.
 
-A model is split at a named layer of its functional graph: the sub-model from
-the input to that layer's output (the head) and the sub-model from that output
-to the logits (the tail) share the model's layers and variables. Every mixed
-pass is stateless (``kzoo.core.call_without_updates``): batch-norm statistics
-are updated by the clean pass only. The paper does not say which pass updates
-them (its implementation trains on the mixed pass alone); kzoo keeps the
-architecture's rule that perturbed or mixed passes never update them. By
-default the batch-norm layers after the mixing point normalize the mixed batch
-with the clean batch's statistics (``batch_norm="clean"``, see ManifoldMixup).
+The mixed pass runs once through the model's functional graph
+(:func:`mixed_forward`), blending the hidden states at the chosen layer and
+passing every other layer's output through unchanged, so a compiled step holds
+one forward-backward for any number of eligible layers. Eligible layers are
+those where the graph can be split (:func:`split_model`: no skip connection
+across it). Unless ``batch_norm="paper"``, the mixed pass is stateless:
+batch-norm statistics are updated by the clean pass only. The paper does not
+say which pass updates them (its implementation trains on the mixed pass
+alone, which ``batch_norm="paper"`` reproduces); kzoo's default keeps the
+architecture's rule that perturbed or mixed passes never update them, and the
+batch-norm layers after the mixing point normalize the mixed batch with the
+clean batch's statistics (``batch_norm="clean"``, see ManifoldMixup).
 
 Targets are class indices (as kzoo.data yields them) or one-hot / probability
 rows of width num_classes; anything else is rejected with a clear error when
 the train step is traced, before any update.
 """
 
-from kzoo.errors import InvalidArgumentError
+import contextlib
+
 import keras
 import numpy as np
 from keras import ops
 
-from kzoo import backend as kb
 from kzoo import ops as kops
-from kzoo.core import Regularizer, call_without_updates
-from kzoo.errors import SplitError
+from kzoo.core import Regularizer, as_float32
+from kzoo.errors import InvalidArgumentError, SplitError
 
 INPUT = "input"
+BATCH_NORM_MODES = ("clean", "mixed", "paper")
 
 
 # --------------------------------------------------------------------------
@@ -137,8 +141,17 @@ def mixable_layers(model):
 
 
 # --------------------------------------------------------------------------
-# Batch normalization of the mixed pass
+# One pass through the graph, mixing at an eligible layer
 # --------------------------------------------------------------------------
+
+
+def _contains_batch_norm(layer):
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return True
+    try:
+        return any(isinstance(sub, keras.layers.BatchNormalization) for sub in layer._flatten_layers())
+    except AttributeError:
+        return False
 
 
 def _batch_norm_slots(model):
@@ -157,29 +170,72 @@ def _batch_norm_slots(model):
     return slots
 
 
-def call_with_batch_statistics_of(model, x_stats, x, slots=None):
-    """``model(x)`` with every batch-norm layer normalizing by the batch statistics of ``x_stats``.
+def mixed_forward(model, x, mix=None, training=True, batch_norm_training=None, state=None):
+    """``model(x)`` in one pass over its graph, with ``mix(h, name)`` applied to the input (name "input")
+    and to the output of every layer of the functional ``model``.
 
-    One stateless training-mode pass over ``x_stats`` with the moving statistics
-    set to zero returns ``(1 - momentum) * batch statistic`` as their update,
-    which gives the statistics exactly; ``x`` then runs in inference mode with
-    them in place of the moving statistics. Nothing is updated. Gradients flow
-    through both passes (as through the batch statistics of training-mode batch
-    norm). Layers other than batch norm (dropout, noise) run in inference mode
-    for ``x``.
+    One graph for every mixing layer (the layer chosen at random is selected inside ``mix``), so a
+    compiled step holds one forward and one backward pass, not one per eligible layer.
+    ``batch_norm_training`` (default: ``training``) is the mode of the top-level layers that are or
+    contain batch norm. ``state=None`` runs statefully (training-mode batch norm updates its
+    statistics); ``state=(trainable values, non-trainable values)`` runs in a stateless scope with those
+    values and discards every update. A model that is not functional takes ``mix`` at the input only and
+    runs in ``batch_norm_training`` mode throughout.
     """
+    mix = mix or (lambda h, name: h)
+    bn_mode = training if batch_norm_training is None else batch_norm_training
+    x = mix(x, INPUT)
+    scope = None
+    if state is not None:
+        mapping = list(zip(model.trainable_variables, state[0])) + list(zip(model.non_trainable_variables,
+                                                                             state[1]))
+        scope = keras.StatelessScope(state_mapping=mapping)
+    graph = getattr(model, "_run_through_graph", None) if getattr(model, "_nodes_by_depth", None) else None
+    with scope if scope is not None else contextlib.nullcontext():
+        if graph is None:
+            return model.call(x, training=bn_mode) if scope is not None else model(x, training=bn_mode)
+
+        def operation_fn(op):
+            mode = bn_mode if _contains_batch_norm(op) else training
+
+            def call(*args, **kwargs):
+                if "training" in getattr(op, "_call_context_args", ()):
+                    kwargs["training"] = mode
+                return mix(op(*args, **kwargs), op.name)
+            return call
+
+        out = graph(model._standardize_inputs(x), operation_fn=operation_fn)
+        return out[0] if isinstance(out, (list, tuple)) else out
+
+
+def batch_statistics(model, x, slots=None):
+    """The non-trainable values of ``model`` with each batch-norm layer's moving statistics replaced by
+    the batch statistics of ``x`` (with gradient), from one stateless training-mode pass in which the
+    moving statistics are set to zero: its update ``(1 - momentum) * batch statistic`` gives them exactly."""
     slots = _batch_norm_slots(model) if slots is None else slots
     trainable = [v.value for v in model.trainable_variables]
     moving = [v.value for v in model.non_trainable_variables]
     zeroed = list(moving)
     for i, _ in slots:
         zeroed[i] = ops.zeros_like(moving[i])
-    _, updated = model.stateless_call(trainable, zeroed, x_stats, training=True)
+    _, updated = model.stateless_call(trainable, zeroed, x, training=True)
     stats = list(moving)
     for i, momentum in slots:
         stats[i] = updated[i] / (1.0 - momentum)
-    out, _ = model.stateless_call(trainable, stats, x, training=False)
-    return out
+    return stats
+
+
+def call_with_batch_statistics_of(model, x_stats, x, slots=None, mix=None, training=True):
+    """``model(x)`` with every batch-norm layer normalizing by the batch statistics of ``x_stats``.
+
+    Batch norm runs in inference mode with those statistics in place of the moving ones
+    (:func:`batch_statistics`); the other layers (dropout, noise) in ``training`` mode, as in the
+    functional ``model``'s training pass. Nothing is updated. Gradients flow through both passes (as
+    through the batch statistics of training-mode batch norm). ``mix`` as :func:`mixed_forward`.
+    """
+    stats = batch_statistics(model, x_stats, slots)
+    trainable = [v.value for v in model.trainable_variables]
+    return mixed_forward(model, x, mix, training=training, batch_norm_training=False, state=(trainable, stats))
 
 
 # --------------------------------------------------------------------------
@@ -281,16 +337,22 @@ class ManifoldMixup(Regularizer):
             steps (the paper: 40% of training).
         replace_supervised: the mixed cross-entropy replaces the clean one (the
             paper's objective). False adds it to the clean cross-entropy.
-        batch_norm: how batch-norm layers after the mixing point normalize the
-            mixed batch. "clean" (default): with the statistics of the clean
-            batch at that layer (see :func:`call_with_batch_statistics_of`; one
-            extra forward pass of the layers after the mixing point). "mixed":
-            with the mixed batch's own statistics, as a plain training-mode pass
-            does (the paper's implementation). Mixing a batch with a permutation
-            of itself keeps its mean but shrinks its variance by up to half, so
-            "mixed" re-scales every mixed point outward, to the norm of real
-            points; on kzoo's batch-norm MLP this made mixup much worse (see
-            benchmarks/RESULTS.md). Either way no statistics are updated.
+        batch_norm: how batch norm treats the mixed batch. "clean" (default):
+            the layers after the mixing point normalize it with the statistics
+            of the clean batch at that layer (:func:`call_with_batch_statistics_of`;
+            one extra forward pass of the clean batch). "mixed": with the mixed
+            batch's own statistics, as a plain training-mode pass does. Mixing a
+            batch with a permutation of itself keeps its mean but shrinks its
+            variance by up to half, so "mixed" re-scales every mixed point
+            outward, to the norm of real points; on kzoo's batch-norm MLP this
+            made mixup much worse (see benchmarks/RESULTS.md). With either, the
+            clean pass alone updates the moving statistics. "paper": the
+            paper's implementation, one training-mode pass over the mixed batch
+            that normalizes with and updates its own statistics, and no clean
+            pass: a step costs one forward-backward, as supervised training
+            (needs ``replace_supervised=True`` and ``consistency=0``; the
+            logged accuracy is that of the mixed batch against the label of
+            each pair's larger weight).
     """
 
     name = "mixup"
@@ -299,8 +361,8 @@ class ManifoldMixup(Regularizer):
     def __init__(self, alpha=2.0, layers=(INPUT,), per_example=False, consistency=0.0, unlabeled_alpha=None,
                  rampup_steps=0, replace_supervised=True, batch_norm="clean"):
         super().__init__(rampup_steps=rampup_steps)
-        if batch_norm not in ("clean", "mixed"):
-            raise InvalidArgumentError(f"batch_norm must be 'clean' or 'mixed', got {batch_norm!r}")
+        if batch_norm not in BATCH_NORM_MODES:
+            raise InvalidArgumentError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, got {batch_norm!r}")
         self.batch_norm = batch_norm
         self.alpha = _check_alpha("alpha", alpha)
         self.unlabeled_alpha = self.alpha if unlabeled_alpha is None else _check_alpha("unlabeled_alpha",
@@ -309,26 +371,29 @@ class ManifoldMixup(Regularizer):
         self.per_example = bool(per_example)
         self.consistency = kops.check_positive("consistency", consistency, allow_zero=True)
         self.replace_supervised = bool(replace_supervised)
+        if batch_norm == "paper" and (self.consistency > 0 or not self.replace_supervised):
+            raise InvalidArgumentError(
+                "batch_norm='paper' trains on one pass over the mixed batch alone: it needs the mixed loss to "
+                "replace the clean one (replace_supervised=True, the default) and consistency=0; with a clean "
+                "pass in the step use batch_norm='mixed' or 'clean'")
         self.supervised_weight = 0.0 if self.replace_supervised else 1.0
+        self.single_pass = batch_norm == "paper"
         self.weights = {self.name: 1.0}
         if self.consistency > 0:
             self.weights[self.consistency_name] = self.consistency
-        self._splits = {}
+        self._slots = {}
 
-    # -- the split network ---------------------------------------------------
+    # -- the network ---------------------------------------------------------
 
     def check_network(self, network):
-        self._tails(network)
+        """Every eligible layer must be a point where ``network`` can be split (SplitError otherwise)."""
+        for layer in self.layers:
+            split_model(network, layer)
 
-    def _tails(self, network):
-        key = id(network)
-        if key not in self._splits:
-            splits = []
-            for layer in self.layers:
-                head, tail = split_model(network, layer)
-                splits.append((head, tail, _batch_norm_slots(tail) if self.batch_norm == "clean" else []))
-            self._splits[key] = (network, splits)
-        return self._splits[key][1]
+    def _batch_norm_slots(self, network):
+        if id(network) not in self._slots:
+            self._slots[id(network)] = (network, _batch_norm_slots(network))
+        return self._slots[id(network)][1]
 
     # -- mixing ----------------------------------------------------------------
 
@@ -336,46 +401,57 @@ class ManifoldMixup(Regularizer):
         """``(λ, permutation, layer index)`` for one batch of ``n``: λ ~ Beta(α, α) (one, or one per
         example), the partner of example i is ``permutation[i]``, the layer is uniform over ``layers``."""
         seed = ctx.seed_generator
-        lam = keras.random.beta((n,) if self.per_example else (), alpha, alpha, seed=seed, dtype="float32")
+        lam = kops.sample_beta((n,) if self.per_example else (), alpha, alpha, seed)
         perm = keras.random.shuffle(ops.arange(n), seed=seed)
         k = keras.random.randint((), 0, len(self.layers), seed=seed, dtype="int32") if len(self.layers) > 1 else 0
         return lam, perm, k
 
-    def mix(self, ctx, x, targets, alpha):
-        """Logits of ``x`` mixed at a random eligible layer, and the equally mixed ``targets``."""
+    def mix(self, ctx, x, targets, alpha, labels=None, stateful=False):
+        """Logits of ``x`` mixed at a random eligible layer, the equally mixed ``targets``, and of each
+        mixed pair the ``labels`` (any format) of the example with the larger weight (None without labels).
+
+        One pass through the network for any of the eligible layers (:func:`mixed_forward`). It discards
+        its batch-norm updates unless ``stateful`` (batch_norm="paper", the step's only pass).
+        """
         lam, perm, k = self.sample(ctx, ops.shape(x)[0], alpha)
-        t_lam = ops.expand_dims(lam, -1) if self.per_example else lam
+        per_example, index = self.per_example, {name: i for i, name in enumerate(self.layers)}
+        t_lam = ops.expand_dims(lam, -1) if per_example else lam
         mixed_targets = t_lam * targets + (1.0 - t_lam) * ops.take(targets, perm, axis=0)
-        splits = self._tails(ctx.network)
-        per_example = self.per_example
+        dominant = None
+        if labels is not None:
+            first = ops.reshape(lam >= 0.5, (-1,) + (1,) * (len(labels.shape) - 1)) if per_example else lam >= 0.5
+            dominant = ops.where(first, labels, ops.take(labels, perm, axis=0))
 
-        def branch(head, tail, slots):
-            def run(x, lam, perm):
-                # forward to the mixing layer (with gradient), mix, continue to the logits;
-                # stateless: batch-norm statistics are left to the clean pass
-                h = x if head is None else call_without_updates(head, x, training=ctx.training)
-                lam_h = ops.reshape(lam, (-1,) + (1,) * (len(h.shape) - 1)) if per_example else lam
-                lam_h = ops.cast(lam_h, h.dtype)
-                h_mix = lam_h * h + (1.0 - lam_h) * ops.take(h, perm, axis=0)
-                if slots and ctx.training:
-                    return call_with_batch_statistics_of(tail, h, h_mix, slots)
-                return call_without_updates(tail, h_mix, training=ctx.training)
-            return run
+        def blend(h, name):
+            i = index.get(name)
+            if i is None:
+                return h
+            if len(index) == 1 or (isinstance(k, int) and i == k):
+                lam_i = lam
+            elif isinstance(k, int):  # a fixed choice: mix there, nowhere else
+                return h
+            else:  # λ = 1 (h itself, exactly) at every eligible layer but the chosen one
+                lam_i = ops.where(ops.equal(k, i), lam, ops.ones_like(lam))
+            lam_h = ops.reshape(lam_i, (-1,) + (1,) * (len(h.shape) - 1)) if per_example else lam_i
+            lam_h = ops.cast(lam_h, h.dtype)
+            return lam_h * h + (1.0 - lam_h) * ops.take(h, perm, axis=0)
 
-        branches = [branch(head, tail, slots) for head, tail, slots in splits]
-        chosen = 0 if len(branches) == 1 else kb.concrete_int(k)
-        if chosen is not None:  # one branch, or eager execution: run only the chosen one
-            logits = branches[chosen](x, lam, perm)
+        net, training = ctx.network, ctx.training
+        if stateful:
+            logits = mixed_forward(net, x, blend, training=training)
+        elif self.batch_norm == "clean" and training:
+            logits = call_with_batch_statistics_of(net, x, x, self._batch_norm_slots(net), mix=blend)
         else:
-            logits = ops.switch(k, branches, x, lam, perm)
-        return logits, mixed_targets
+            state = ([v.value for v in net.trainable_variables], [v.value for v in net.non_trainable_variables])
+            logits = mixed_forward(net, x, blend, training=training, state=state)
+        return as_float32(logits), mixed_targets, dominant
 
     # -- the loss terms ----------------------------------------------------------
 
     def terms(self, ctx):
         num_classes = int(ctx.logits_l.shape[-1])
         y = as_probabilities(ctx.y_l, num_classes)
-        logits, y_mix = self.mix(ctx, ctx.x_l, y, self.alpha)
+        logits, y_mix, _ = self.mix(ctx, ctx.x_l, y, self.alpha)
         out = {self.name: ops.mean(kops.soft_cross_entropy_from_logits(y_mix, logits))}
         if self.consistency > 0:
             if ctx.x_u is None:
@@ -385,10 +461,24 @@ class ManifoldMixup(Regularizer):
                     "yields; use consistency=0 for supervised data"
                 )
             pseudo = ops.stop_gradient(ops.softmax(ctx.logits_u, axis=-1))  # Algorithm 1, line 7
-            logits_u, p_mix = self.mix(ctx, ctx.x_u, pseudo, self.unlabeled_alpha)
+            logits_u, p_mix, _ = self.mix(ctx, ctx.x_u, pseudo, self.unlabeled_alpha)
             out[self.consistency_name] = ops.mean(
                 kops.probability_mse_from_logits(ops.stop_gradient(p_mix), logits_u))
         return out
+
+    def single_pass_loss(self, ctx, step):
+        """batch_norm="paper": the mixed labeled pass is the step's only one and updates batch norm (the
+        paper's implementation); the metrics see its logits against each pair's dominant label."""
+        y = ctx.y_l
+        if len(y.shape) == 2 and y.shape[-1] == 1:
+            y = ops.squeeze(y, axis=-1)
+        num_classes = int(ctx.network.outputs[0].shape[-1]) if getattr(ctx.network, "outputs", None) else None
+        if num_classes is None:
+            num_classes = int(ctx.network.compute_output_spec(ctx.x_l).shape[-1])
+        targets = as_probabilities(y, num_classes)
+        logits, y_mix, dominant = self.mix(ctx, ctx.x_l, targets, self.alpha, labels=y, stateful=True)
+        value = ops.mean(kops.soft_cross_entropy_from_logits(y_mix, logits))
+        return value, {self.name: value}, logits, dominant
 
     def weighted_loss(self, ctx, step):
         """The labeled mixup loss at full weight; the consistency term ramped (Algorithm 1, line 10)."""

@@ -159,6 +159,36 @@ def sigmoid_rampup(step, rampup_steps):
     return ops.exp(-5.0 * ops.square(1.0 - t))
 
 
+def sample_log_gamma(shape, alpha, seed, candidates=8):
+    """log G with G ~ Gamma(alpha, 1), in ``keras.ops`` only: no sampling kernel of the backend, so it
+    compiles wherever the rest of a train step does (TensorFlow's gamma sampler has no XLA kernel).
+
+    Marsaglia and Tsang (2000) at shape alpha + 1, ``candidates`` proposals drawn at once and the first
+    accepted one kept (each is accepted with probability > 0.95 at shape >= 1, so all of 8 are rejected
+    with probability < 1e-10, when the last proposal's mode is used), then the boost
+    G(alpha) = G(alpha + 1) U^(1/alpha), taken in logs so that small alpha does not underflow.
+    """
+    d = float(alpha) + 1.0 - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    full = (candidates,) + tuple(shape)
+    z = keras.random.normal(full, seed=seed)
+    log_u = ops.log(keras.random.uniform(full, minval=1e-30, maxval=1.0, seed=seed))
+    v = ops.power(1.0 + c * z, 3.0)
+    safe_v = ops.maximum(v, 1e-30)
+    accept = ops.logical_and(v > 0, log_u < 0.5 * ops.square(z) + d - d * safe_v + d * ops.log(safe_v))
+    first = ops.argmax(ops.cast(accept, "int32"), axis=0)
+    chosen = ops.take_along_axis(safe_v, ops.expand_dims(first, 0), axis=0)[0]
+    chosen = ops.where(ops.any(accept, axis=0), chosen, 1.0)
+    log_boost = ops.log(keras.random.uniform(tuple(shape), minval=1e-30, maxval=1.0, seed=seed)) / float(alpha)
+    return math.log(d) + ops.log(chosen) + log_boost
+
+
+def sample_beta(shape, alpha, beta, seed):
+    """X ~ Beta(alpha, beta) as G_a / (G_a + G_b) from :func:`sample_log_gamma` (a sigmoid of their log
+    ratio: exact 0 and 1 only where float32 rounds there, never 0/0), float32, XLA-compilable."""
+    return ops.sigmoid(sample_log_gamma(shape, alpha, seed) - sample_log_gamma(shape, beta, seed))
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Constant learning rate, then linear decay to zero over the last ``decay_steps``.

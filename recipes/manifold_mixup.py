@@ -26,7 +26,8 @@ and per-channel input normalization (kzoo feeds [0, 1] pixels); the L1 term of
 Appendix E; test error at the best validation epoch (kzoo scores the final
 model); kzoo's consistency term is the MSE of class probabilities (the weights 1
 and 2 are the paper's, for its own MSE). Batch norm of the mixed pass: kzoo's
-``--mix-batch-norm clean`` by default; ``mixed`` is what the authors' code does.
+``--mix-batch-norm clean`` by default; ``paper`` is what the authors' code does (one pass over the mixed
+batch, supervised rows only).
 Data must be prepared in a local TFDS folder (see ``kzoo datasets``).
 """
 
@@ -128,8 +129,8 @@ def main(argv=None):
     p.add_argument("--method", default="manifold-mixup", choices=TABLE_METHODS[1],
                    help="a row of the table (manifold-mixup-all: Table 1's all-layers variant, α = 6)")
     p.add_argument("--full", action="store_true", help="the paper's model, schedule, batch sizes and labels")
-    p.add_argument("--mix-batch-norm", choices=("clean", "mixed"), default="clean",
-                   help="batch-norm statistics of the mixed pass (kzoo.mixup; the authors' code: mixed)")
+    p.add_argument("--mix-batch-norm", choices=("clean", "mixed", "paper"), default="clean",
+                   help="batch-norm statistics of the mixed pass (kzoo.mixup; the authors' code: paper)")
     p.add_argument("--steps", type=int, default=None, help="override the number of updates")
     p.add_argument("--labels", type=int, default=None, help="override the number of labels")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier of the ResNets (paper: 1)")

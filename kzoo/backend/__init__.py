@@ -62,17 +62,6 @@ def jvp(fn, x, v):
     return _impl().jvp(fn, x, v)
 
 
-def concrete_int(x):
-    """``int(x)`` when the scalar tensor ``x`` holds a value now (eager execution), else None (traced).
-
-    Lets a random branch choice run only the chosen branch when nothing is
-    compiled, instead of tracing every branch of ``ops.switch`` at every step.
-    """
-    if isinstance(x, int):
-        return x
-    return _impl().concrete_int(x)
-
-
 def tfp(what="this"):
     """``tensorflow_probability`` for the active backend, or a clear error naming what is missing.
 

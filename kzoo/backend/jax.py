@@ -64,7 +64,6 @@ def configure_compilation_cache():
     return path
 
 
-
 def grad_wrt(fn, r):
     return jax.lax.stop_gradient(jax.grad(fn)(r))
 
@@ -72,10 +71,6 @@ def grad_wrt(fn, r):
 def jvp(fn, x, v):
     _, tangent = jax.jvp(fn, (x,), (v,))
     return jax.lax.stop_gradient(tangent)
-
-
-def concrete_int(x):
-    return None if isinstance(x, jax.core.Tracer) else int(x)
 
 
 def compile_function(fn):

@@ -19,10 +19,6 @@ def jvp(fn, x, v):
     return tf.stop_gradient(acc.jvp(out))
 
 
-def concrete_int(x):
-    return None if tf.is_symbolic_tensor(x) or not tf.executing_eagerly() else int(x)
-
-
 def compile_function(fn):
     return tf.function(fn, reduce_retracing=True)
 

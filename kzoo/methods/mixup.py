@@ -57,8 +57,9 @@ _PER_EXAMPLE = Hyperparameter("mix_per_example", False, "one λ per example inst
 _KEEP_CLEAN = Hyperparameter("mix_keep_clean", False, "keep the clean labeled cross-entropy beside the mixed "
                              "one (the paper: the mixed one replaces it)", bool, grid=(False, True))
 _MIX_BN = Hyperparameter("mix_batch_norm", "clean",
-                         "batch norm of the mixed pass: the clean batch's statistics (clean) or its own (mixed)",
-                         str, choices=("clean", "mixed"))
+                         "batch norm of the mixed pass: the clean batch's statistics (clean), its own (mixed), or "
+                         "its own and it alone updates them, no clean pass (paper: one forward-backward a step)",
+                         str, choices=("clean", "mixed", "paper"))
 _SSL_HP = (
     Hyperparameter("mixup_consistency", 30.0,
                    "max weight of the consistency term (MSE of class probabilities, mean over classes)",
