@@ -402,9 +402,12 @@ class ManifoldMixup(Regularizer):
         example), the partner of example i is ``permutation[i]``, the layer is uniform over ``layers``."""
         seed = ctx.seed_generator
         lam = kops.sample_beta((n,) if self.per_example else (), alpha, alpha, seed)
-        perm = keras.random.shuffle(ops.arange(n), seed=seed)
-        k = keras.random.randint((), 0, len(self.layers), seed=seed, dtype="int32") if len(self.layers) > 1 else 0
-        return lam, perm, k
+        # the partners and the layer from one more draw (each random draw costs compile time)
+        u = keras.random.uniform((n + 1,), seed=seed)
+        perm = ops.cast(ops.argsort(u[:n]), "int32")
+        if len(self.layers) == 1:
+            return lam, perm, 0
+        return lam, perm, ops.minimum(ops.cast(u[n] * len(self.layers), "int32"), len(self.layers) - 1)
 
     def mix(self, ctx, x, targets, alpha, labels=None, stateful=False):
         """Logits of ``x`` mixed at a random eligible layer, the equally mixed ``targets``, and of each

@@ -159,34 +159,35 @@ def sigmoid_rampup(step, rampup_steps):
     return ops.exp(-5.0 * ops.square(1.0 - t))
 
 
-def sample_log_gamma(shape, alpha, seed, candidates=8):
-    """log G with G ~ Gamma(alpha, 1), in ``keras.ops`` only: no sampling kernel of the backend, so it
-    compiles wherever the rest of a train step does (TensorFlow's gamma sampler has no XLA kernel).
+def sample_beta(shape, alpha, beta, seed, candidates=8):
+    """X ~ Beta(alpha, beta), float32, from one ``keras.random.uniform`` draw and ``keras.ops`` only.
 
-    Marsaglia and Tsang (2000) at shape alpha + 1, ``candidates`` proposals drawn at once and the first
-    accepted one kept (each is accepted with probability > 0.95 at shape >= 1, so all of 8 are rejected
-    with probability < 1e-10, when the last proposal's mode is used), then the boost
-    G(alpha) = G(alpha + 1) U^(1/alpha), taken in logs so that small alpha does not underflow.
+    No sampling kernel of the backend, so it compiles wherever the rest of a train step does (TensorFlow's
+    gamma sampler has no XLA kernel), and one draw instead of several (each random draw is a
+    separately compiled counter-based generator: about a second of XLA compile time apiece on a CPU).
+    X = G_a / (G_a + G_b), taken as a sigmoid of log G_a - log G_b (exact 0 and 1 only where float32
+    rounds there, never 0/0). Each log G: Marsaglia and Tsang (2000) at shape alpha + 1 with
+    ``candidates`` proposals (normals by the inverse CDF of the uniforms), the first accepted one kept
+    (each is accepted with probability > 0.95 at shape >= 1: all 8 rejected with probability < 1e-10,
+    when the mode is used), then the boost G(alpha) = G(alpha + 1) U^(1/alpha), in logs so that small
+    alpha does not underflow.
     """
-    d = float(alpha) + 1.0 - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
-    full = (candidates,) + tuple(shape)
-    z = keras.random.normal(full, seed=seed)
-    log_u = ops.log(keras.random.uniform(full, minval=1e-30, maxval=1.0, seed=seed))
+    shape = tuple(shape)
+    k = int(candidates)
+    u = keras.random.uniform((2, 2 * k + 1) + shape, minval=1e-30, maxval=1.0, seed=seed)
+    alphas = np.reshape(np.array([alpha, beta], "float32"), (2, 1) + (1,) * len(shape))
+    d = alphas + np.float32(2.0 / 3.0)
+    c = 1.0 / np.sqrt(9.0 * d)
+    z = np.float32(math.sqrt(2.0)) * ops.erfinv(2.0 * u[:, :k] - 1.0)  # N(0, 1), ±inf at the ends: rejected
     v = ops.power(1.0 + c * z, 3.0)
     safe_v = ops.maximum(v, 1e-30)
-    accept = ops.logical_and(v > 0, log_u < 0.5 * ops.square(z) + d - d * safe_v + d * ops.log(safe_v))
-    first = ops.argmax(ops.cast(accept, "int32"), axis=0)
-    chosen = ops.take_along_axis(safe_v, ops.expand_dims(first, 0), axis=0)[0]
-    chosen = ops.where(ops.any(accept, axis=0), chosen, 1.0)
-    log_boost = ops.log(keras.random.uniform(tuple(shape), minval=1e-30, maxval=1.0, seed=seed)) / float(alpha)
-    return math.log(d) + ops.log(chosen) + log_boost
-
-
-def sample_beta(shape, alpha, beta, seed):
-    """X ~ Beta(alpha, beta) as G_a / (G_a + G_b) from :func:`sample_log_gamma` (a sigmoid of their log
-    ratio: exact 0 and 1 only where float32 rounds there, never 0/0), float32, XLA-compilable."""
-    return ops.sigmoid(sample_log_gamma(shape, alpha, seed) - sample_log_gamma(shape, beta, seed))
+    accept = ops.logical_and(v > 0, ops.log(u[:, k:2 * k]) < 0.5 * ops.square(z) + d - d * safe_v
+                             + d * ops.log(safe_v))
+    first = ops.argmax(ops.cast(accept, "int32"), axis=1)
+    chosen = ops.squeeze(ops.take_along_axis(safe_v, ops.expand_dims(first, 1), axis=1), 1)
+    chosen = ops.where(ops.any(accept, axis=1), chosen, 1.0)
+    log_g = ops.log(d[:, 0] * chosen) + ops.log(u[:, 2 * k]) / alphas[:, 0]
+    return ops.sigmoid(log_g[0] - log_g[1])
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
