@@ -1290,7 +1290,9 @@ def render_overhead(sec, add):
 
 
 def measure_startup(args):
-    return _script_json("startup", ["--rounds", str(1 if args.quick else 3)], "jax")
+    before = os.getloadavg()[0]
+    data = _script_json("startup", ["--rounds", str(1 if args.quick else 3)], "jax")
+    return {**data, "load_average": [before, os.getloadavg()[0]]}
 
 
 def render_startup(sec, add):
@@ -1311,11 +1313,10 @@ def render_startup(sec, add):
         add(f"| {r['cache']} | {r['import']:.1f} | {r['mlp']:.2f} | {r['conv_small']:.2f} | "
             f"{r['first_vat_step']:.1f} |")
     add("")
-    add("The 2026-12-02 run shared the 2-core machine with five other agents' jobs (load 25-30): every time "
-        "is inflated many-fold and the rounds vary two- to five-fold, so read the rows against each other. "
-        "The mlp column also carries JAX's own start (the first operation of the process). On the same "
-        "machine under lighter load (load ~10) a single probe gave: first mlp build 9.4 s cold, 0.63 s warm "
-        "(3.4 s without the cache on an idle machine); conv_small 13.8 s cold, 0.75 s warm.")
+    load = d.get("load_average")
+    add("Read the rows against each other: each round runs the three settings in turn, so the load of the "
+        "machine falls on them alike. The mlp column also carries JAX's own start (the first operation of the "
+        "process)." + (f" Load average before and after: {load[0]:.1f}, {load[1]:.1f} (2 cores)." if load else ""))
     add("")
     for r in d["rows"]:
         add(f"- {r['cache']}: " + "; ".join(f"{k} " + ", ".join(f"{v:.2f}" for v in vals)
