@@ -1210,11 +1210,13 @@ OVERHEAD_NOTE = (
     "first step, so with 20 mlp steps per round kzoo looked 10-15% slower on TensorFlow than the hand-written "
     "loop; the mlp rounds are now 200 steps (a user pays that cost once per epoch). Checked and not a cost: "
     "the seed generator, metric trackers, the ramp-up, dict outputs, concatenating labeled and unlabeled "
-    "inputs (the reference does the same), dtype casts. On TensorFlow the time of one and the same step jumps "
-    "between two levels about 1.6× apart from round to round, on the idle machine too (conv_small: 3.2 or 5.1 s; "
-    "mlp: about 8 or 13 ms), for kzoo and the hand-written step alike; the cause was not found (TensorFlow's "
-    "thread pools on 2 cores are the likely one). The medians of per-round ratios carry that noise, the "
-    "fastest-rounds column does not; TensorFlow's ratios are the least certain numbers here.")
+    "inputs (the reference does the same), dtype casts. On TensorFlow, kzoo's slow rounds are not slower "
+    "steps: in those rounds the whole `fit` call (steps × ms/step above) takes 2.55, 5.11, 10.23 or 20.47 s, "
+    "i.e. 10·(2^k − 1) ms, the end of a wait that polls with a sleep doubling from 10 ms, while its fast rounds "
+    "match the hand-written loop (which has no tf.data iterator and never shows it); the conv_small VAT row "
+    "took 20.48 s in 4 rounds of 5 for 11.5 s of work. The wait is inside TensorFlow/Keras' `fit` on a tf.data "
+    "stream (kzoo's code has no such loop), and a user pays it once per `fit` call (per epoch), not per step. "
+    "The fastest-rounds column leaves it out.")
 
 
 def measure_overhead(args):
