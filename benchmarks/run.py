@@ -96,9 +96,10 @@ def _child_env(backend):
     return env
 
 
-def _run_child(cmd, backend):
-    """Run ``cmd`` in a child process on ``backend`` from the repository root; RuntimeError with its stderr if it fails."""
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(backend), cwd=ROOT)
+def _run_child(cmd, backend, env=None):
+    """Run ``cmd`` in a child process on ``backend`` (and ``env``) from the repository root; RuntimeError with its
+    stderr if it fails."""
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**_child_env(backend), **(env or {})}, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
     return out
@@ -1133,12 +1134,7 @@ EQUAL_IMAGES_RUNS = (("conv_small", 5, 2), ("conv_large", 3, 1))
 def _script_json(script, extra, backend, env=None):
     out_path = os.path.join(HERE, f".{script}-{backend}.json")
     cmd = [PY, os.path.join(HERE, script + ".py"), "--json", out_path] + extra
-    if env:
-        out = subprocess.run(cmd, capture_output=True, text=True, env={**_child_env(backend), **env}, cwd=ROOT)
-        if out.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    else:
-        _run_child(cmd, backend)
+    _run_child(cmd, backend, env)
     with open(out_path) as f:
         data = json.load(f)
     os.remove(out_path)

@@ -501,9 +501,9 @@ class RegularizerMixin(TrainStep):
             if weight == 0.0:
                 clean_pred = ops.stop_gradient(logits_l)
         loss = self.compute_loss(x=x_l, y=y, y_pred=clean_pred, sample_weight=clean_weight, training=True)
-        if reg is not None and not reg.single_pass:
-            reg_loss, terms = reg.weighted_loss(ctx, step)
         if reg is not None:
+            if not reg.single_pass:
+                reg_loss, terms = reg.weighted_loss(ctx, step)
             # compute_loss is scaled by 1/replicas under tf.distribute; the regularizer must be too,
             # so that the gradients summed over replicas are those of the global batch.
             loss = loss + kb.scale_loss_for_distribution(reg_loss)

@@ -170,25 +170,28 @@ def _batch_norm_slots(model):
     return slots
 
 
-def mixed_forward(model, x, mix=None, training=True, batch_norm_training=None, state=None):
+def mixed_forward(model, x, mix=None, training=True, batch_norm_training=None, stateless=True, non_trainable=None):
     """``model(x)`` in one pass over its graph, with ``mix(h, name)`` applied to the input (name "input")
     and to the output of every layer of the functional ``model``.
 
     One graph for every mixing layer (the layer chosen at random is selected inside ``mix``), so a
     compiled step holds one forward and one backward pass, not one per eligible layer.
     ``batch_norm_training`` (default: ``training``) is the mode of the top-level layers that are or
-    contain batch norm. ``state=None`` runs statefully (training-mode batch norm updates its
-    statistics); ``state=(trainable values, non-trainable values)`` runs in a stateless scope with those
-    values and discards every update. A model that is not functional takes ``mix`` at the input only and
-    runs in ``batch_norm_training`` mode throughout.
+    contain batch norm. ``stateless`` runs in a stateless scope that discards every update, with the
+    model's current values or ``non_trainable`` (values of ``model.non_trainable_variables``) in place of
+    its non-trainable ones; ``stateless=False`` runs statefully (training-mode batch norm updates its
+    statistics). A model that is not functional takes ``mix`` at the input only and runs in
+    ``batch_norm_training`` mode throughout.
     """
     mix = mix or (lambda h, name: h)
     bn_mode = training if batch_norm_training is None else batch_norm_training
     x = mix(x, INPUT)
     scope = None
-    if state is not None:
-        mapping = list(zip(model.trainable_variables, state[0])) + list(zip(model.non_trainable_variables,
-                                                                             state[1]))
+    if stateless:  # every value mapped, so that an enclosing stateless train step's values are read
+        if non_trainable is None:
+            non_trainable = [v.value for v in model.non_trainable_variables]
+        mapping = [(v, v.value) for v in model.trainable_variables] + list(zip(model.non_trainable_variables,
+                                                                                non_trainable))
         scope = keras.StatelessScope(state_mapping=mapping)
     graph = getattr(model, "_run_through_graph", None) if getattr(model, "_nodes_by_depth", None) else None
     with scope if scope is not None else contextlib.nullcontext():
@@ -234,8 +237,7 @@ def call_with_batch_statistics_of(model, x_stats, x, slots=None, mix=None, train
     through the batch statistics of training-mode batch norm). ``mix`` as :func:`mixed_forward`.
     """
     stats = batch_statistics(model, x_stats, slots)
-    trainable = [v.value for v in model.trainable_variables]
-    return mixed_forward(model, x, mix, training=training, batch_norm_training=False, state=(trainable, stats))
+    return mixed_forward(model, x, mix, training=training, batch_norm_training=False, non_trainable=stats)
 
 
 # --------------------------------------------------------------------------
@@ -409,21 +411,13 @@ class ManifoldMixup(Regularizer):
             return lam, perm, 0
         return lam, perm, ops.minimum(ops.cast(u[n] * len(self.layers), "int32"), len(self.layers) - 1)
 
-    def mix(self, ctx, x, targets, alpha, labels=None, stateful=False):
-        """Logits of ``x`` mixed at a random eligible layer, the equally mixed ``targets``, and of each
-        mixed pair the ``labels`` (any format) of the example with the larger weight (None without labels).
+    def mixed_logits(self, ctx, x, lam, perm, k, stateful=False):
+        """Logits of ``x`` mixed with weight ``lam`` and partners ``perm`` at eligible layer ``k``.
 
         One pass through the network for any of the eligible layers (:func:`mixed_forward`). It discards
         its batch-norm updates unless ``stateful`` (batch_norm="paper", the step's only pass).
         """
-        lam, perm, k = self.sample(ctx, ops.shape(x)[0], alpha)
-        per_example, index = self.per_example, {name: i for i, name in enumerate(self.layers)}
-        t_lam = ops.expand_dims(lam, -1) if per_example else lam
-        mixed_targets = t_lam * targets + (1.0 - t_lam) * ops.take(targets, perm, axis=0)
-        dominant = None
-        if labels is not None:
-            first = ops.reshape(lam >= 0.5, (-1,) + (1,) * (len(labels.shape) - 1)) if per_example else lam >= 0.5
-            dominant = ops.where(first, labels, ops.take(labels, perm, axis=0))
+        index = {name: i for i, name in enumerate(self.layers)}
 
         def blend(h, name):
             i = index.get(name)
@@ -435,27 +429,34 @@ class ManifoldMixup(Regularizer):
                 return h
             else:  # λ = 1 (h itself, exactly) at every eligible layer but the chosen one
                 lam_i = ops.where(ops.equal(k, i), lam, ops.ones_like(lam))
-            lam_h = ops.reshape(lam_i, (-1,) + (1,) * (len(h.shape) - 1)) if per_example else lam_i
-            lam_h = ops.cast(lam_h, h.dtype)
-            return lam_h * h + (1.0 - lam_h) * ops.take(h, perm, axis=0)
+            return self.pair_mix(h, lam_i, perm)
 
         net, training = ctx.network, ctx.training
-        if stateful:
-            logits = mixed_forward(net, x, blend, training=training)
-        elif self.batch_norm == "clean" and training:
+        if self.batch_norm == "clean" and training and not stateful:
             logits = call_with_batch_statistics_of(net, x, x, self._batch_norm_slots(net), mix=blend)
         else:
-            state = ([v.value for v in net.trainable_variables], [v.value for v in net.non_trainable_variables])
-            logits = mixed_forward(net, x, blend, training=training, state=state)
-        return as_float32(logits), mixed_targets, dominant
+            logits = mixed_forward(net, x, blend, training=training, stateless=not stateful)
+        return as_float32(logits)
+
+    def pair_mix(self, rows, lam, perm):
+        """``λ rows + (1 - λ) rows[perm]`` (λ per example broadcast over the other axes)."""
+        lam = ops.reshape(lam, (-1,) + (1,) * (len(rows.shape) - 1)) if self.per_example else lam
+        lam = ops.cast(lam, rows.dtype)
+        return lam * rows + (1.0 - lam) * ops.take(rows, perm, axis=0)
+
+    def _mixed_loss(self, ctx, x, targets, alpha, stateful=False):
+        """``(loss, logits, λ, perm)``: soft cross-entropy of ``x`` mixed at a random eligible layer against the
+        equally mixed ``targets`` (class indices or one-hot rows, see :func:`as_probabilities`)."""
+        lam, perm, k = self.sample(ctx, ops.shape(x)[0], alpha)
+        logits = self.mixed_logits(ctx, x, lam, perm, k, stateful=stateful)
+        targets = as_probabilities(targets, int(logits.shape[-1]))
+        loss = ops.mean(kops.soft_cross_entropy_from_logits(self.pair_mix(targets, lam, perm), logits))
+        return loss, logits, lam, perm
 
     # -- the loss terms ----------------------------------------------------------
 
     def terms(self, ctx):
-        num_classes = int(ctx.logits_l.shape[-1])
-        y = as_probabilities(ctx.y_l, num_classes)
-        logits, y_mix, _ = self.mix(ctx, ctx.x_l, y, self.alpha)
-        out = {self.name: ops.mean(kops.soft_cross_entropy_from_logits(y_mix, logits))}
+        out = {self.name: self._mixed_loss(ctx, ctx.x_l, ctx.y_l, self.alpha)[0]}
         if self.consistency > 0:
             if ctx.x_u is None:
                 raise InvalidArgumentError(
@@ -464,24 +465,19 @@ class ManifoldMixup(Regularizer):
                     "yields; use consistency=0 for supervised data"
                 )
             pseudo = ops.stop_gradient(ops.softmax(ctx.logits_u, axis=-1))  # Algorithm 1, line 7
-            logits_u, p_mix, _ = self.mix(ctx, ctx.x_u, pseudo, self.unlabeled_alpha)
+            lam, perm, k = self.sample(ctx, ops.shape(ctx.x_u)[0], self.unlabeled_alpha)
+            logits_u = self.mixed_logits(ctx, ctx.x_u, lam, perm, k)
             out[self.consistency_name] = ops.mean(
-                kops.probability_mse_from_logits(ops.stop_gradient(p_mix), logits_u))
+                kops.probability_mse_from_logits(ops.stop_gradient(self.pair_mix(pseudo, lam, perm)), logits_u))
         return out
 
     def single_pass_loss(self, ctx, step):
         """batch_norm="paper": the mixed labeled pass is the step's only one and updates batch norm (the
-        paper's implementation); the metrics see its logits against each pair's dominant label."""
+        paper's implementation); the metrics see its logits against the label of each pair's larger weight."""
+        loss, logits, lam, perm = self._mixed_loss(ctx, ctx.x_l, ctx.y_l, self.alpha, stateful=True)
         y = ctx.y_l
-        if len(y.shape) == 2 and y.shape[-1] == 1:
-            y = ops.squeeze(y, axis=-1)
-        num_classes = int(ctx.network.outputs[0].shape[-1]) if getattr(ctx.network, "outputs", None) else None
-        if num_classes is None:
-            num_classes = int(ctx.network.compute_output_spec(ctx.x_l).shape[-1])
-        targets = as_probabilities(y, num_classes)
-        logits, y_mix, dominant = self.mix(ctx, ctx.x_l, targets, self.alpha, labels=y, stateful=True)
-        value = ops.mean(kops.soft_cross_entropy_from_logits(y_mix, logits))
-        return value, {self.name: value}, logits, dominant
+        first = ops.reshape(lam >= 0.5, (-1,) + (1,) * (len(y.shape) - 1)) if self.per_example else lam >= 0.5
+        return loss, {self.name: loss}, logits, ops.where(first, y, ops.take(y, perm, axis=0))
 
     def weighted_loss(self, ctx, step):
         """The labeled mixup loss at full weight; the consistency term ramped (Algorithm 1, line 10)."""
