@@ -442,7 +442,7 @@ class ManifoldMixup(Regularizer):
         """``λ rows + (1 - λ) rows[perm]`` (λ per example broadcast over the other axes)."""
         lam = ops.reshape(lam, (-1,) + (1,) * (len(rows.shape) - 1)) if self.per_example else lam
         lam = ops.cast(lam, rows.dtype)
-        return lam * rows + (1.0 - lam) * ops.take(rows, perm, axis=0)
+        return lam * rows + (1.0 - lam) * kops.permute_rows(rows, perm)
 
     def _mixed_loss(self, ctx, x, targets, alpha, stateful=False):
         """``(loss, logits, λ, perm)``: soft cross-entropy of ``x`` mixed at a random eligible layer against the

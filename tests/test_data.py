@@ -463,6 +463,8 @@ def test_tf_stream_matches_numpy_structure():
     plain = kd.supervised(x, y, batch_size=4, as_tf=True)
     xb, yb = next(iter(plain))
     assert xb.shape == (4, 8, 8, 1) and yb.dtype == tf.int32
+    # no autotuner: its background loop's doubling sleeps made some `fit` calls end at 10·(2^k − 1) ms
+    assert ds.options().autotune.enabled is False and plain.options().autotune.enabled is False
 
 
 # ---------------------------------------------------------------------------

@@ -404,6 +404,21 @@ def test_beta_sampler_matches_numpy_and_stays_finite_at_small_alpha(seeded):
     assert np.all(np.isfinite(tiny)) and np.mean((tiny < 1e-6) | (tiny > 1 - 1e-6)) > 0.8  # 0.87 in theory
 
 
+def test_permute_rows_gradient_is_the_inverse_permutation():
+    """kzoo.ops.permute_rows: x[perm], and d/dx sum(w * x[perm]) = w[perm^-1] (by hand), per row."""
+    from kzoo import backend as kb
+    from kzoo import ops as kops
+
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(2, 7, 3)).astype(np.float32)
+    perm = np.array([3, 0, 6, 1, 5, 2, 4], np.int32)
+    np.testing.assert_array_equal(to_np(kops.permute_rows(x, perm)), x[perm])
+    g = to_np(kb.grad_wrt(lambda r: keras.ops.sum(w * kops.permute_rows(r, perm)), keras.ops.convert_to_tensor(x)))
+    inverse = np.empty(7, np.int64)
+    inverse[perm] = np.arange(7)
+    np.testing.assert_allclose(g, w[inverse], rtol=0, atol=0)
+
+
 def test_paper_batch_norm_trains_on_the_mixed_pass_alone(seeded):
     """batch_norm="paper": one stateful pass over the mixed batch; loss, accuracy and batch-norm statistics
     against a float64 computation by hand, compiled."""

@@ -100,7 +100,13 @@ def _tf_stream(x_l, y_l, x_u, batch_l, batch_u, seed, ops):
             lambda i, j: ({"labeled": aug(tf.gather(tx_l, i)),
                            "unlabeled": aug(tf.gather(tx_u, j))},
                           tf.gather(ty_l, i)))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # tf.data's autotuner runs a background loop that sleeps 10 ms, 20 ms, 40 ms, ...; deleting the iterator at the
+    # end of a `fit` call sometimes waits for its current sleep, so a call could end at 1.27, 2.55 or 5.11 s whatever
+    # its work (measured: benchmarks/RESULTS.md, overhead section). The pipeline is a gather per batch; a fixed
+    # prefetch of two batches keeps the step fed without it.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(2).with_options(options)
 
 
 def _make_stream(x_l, y_l, x_u, batch_l, batch_u, num_classes, seed, augment,
