@@ -174,7 +174,7 @@ class ALI(TrainStep, keras.Model):
 
     def _normal(self, shape, what):
         """Standard normal noise; ``what`` is "eps" (encoder) or "prior" (decoder input). Tests override it."""
-        return keras.random.normal(shape, seed=self.seed_generator)
+        return kb.normal(shape, self.seed_generator)
 
     def _encode_from(self, out):
         if not self.stochastic:

@@ -64,8 +64,8 @@ def real_inputs(data):
 def sample_latent(n, dim, seed_generator, latent="normal"):
     """``n`` latent vectors: N(0, I) (``"normal"``) or U(-1, 1)^dim (``"uniform"``, Table A3)."""
     if latent == "uniform":
-        return keras.random.uniform((n, dim), minval=-1.0, maxval=1.0, seed=seed_generator)
-    return keras.random.normal((n, dim), seed=seed_generator)
+        return kb.uniform((n, dim), seed_generator, minval=-1.0, maxval=1.0)
+    return kb.normal((n, dim), seed_generator)
 
 
 class GAN(TrainStep, keras.Model):
@@ -162,7 +162,7 @@ def manifold_tangent(generate, z, eta, seed_generator, normalized=True):
     normalization statistics.
     """
     n = z.shape[0] if z.shape[0] is not None else ops.shape(z)[0]
-    delta = keras.random.normal(ops.shape(z), seed=seed_generator, dtype=z.dtype)
+    delta = kb.normal(ops.shape(z), seed_generator, dtype=z.dtype)
     both = ops.stop_gradient(generate(ops.concatenate([z, z + eta * delta], axis=0)))
     x, x_eta = both[:n], both[n:]
     r = x_eta - x
@@ -171,7 +171,7 @@ def manifold_tangent(generate, z, eta, seed_generator, normalized=True):
 
 def ambient_direction(x, seed_generator):
     """δ̄ = δ / ||δ||, δ ~ N(0, I) of ``x``'s shape (the ambient regularizer's direction)."""
-    return kops.l2_normalize(keras.random.normal(ops.shape(x), seed=seed_generator, dtype=x.dtype))
+    return kops.l2_normalize(kb.normal(ops.shape(x), seed_generator, dtype=x.dtype))
 
 
 def smoothness_penalty(classify, x, r):

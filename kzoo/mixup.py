@@ -40,6 +40,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo import backend as kb
 from kzoo import ops as kops
 from kzoo.core import Regularizer, as_float32
 from kzoo.errors import InvalidArgumentError, SplitError
@@ -402,10 +403,13 @@ class ManifoldMixup(Regularizer):
     def sample(self, ctx, n, alpha):
         """``(λ, permutation, layer index)`` for one batch of ``n``: λ ~ Beta(α, α) (one, or one per
         example), the partner of example i is ``permutation[i]``, the layer is uniform over ``layers``."""
-        seed = ctx.seed_generator
-        lam = kops.sample_beta((n,) if self.per_example else (), alpha, alpha, seed)
-        # the partners and the layer from one more draw (each random draw costs compile time)
-        u = keras.random.uniform((n + 1,), seed=seed)
+        # λ, the partners and the layer from one draw: each draw is a generator of its own in the compiled
+        # step (compile time, and on TensorFlow tens of µs per step)
+        beta_shape = kops.beta_uniforms_shape((n,) if self.per_example else ())
+        size = int(np.prod(beta_shape[:2])) * (n if self.per_example else 1)
+        u = kb.uniform((size + n + 1,), ctx.seed_generator, minval=1e-30, maxval=1.0, dtype="float32")
+        lam = kops.beta_from_uniforms(ops.reshape(u[:size], beta_shape), alpha, alpha)
+        u = u[size:]
         perm = ops.cast(ops.argsort(u[:n]), "int32")
         if len(self.layers) == 1:
             return lam, perm, 0

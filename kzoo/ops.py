@@ -12,6 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo import backend as kb
 from kzoo.checks import check_positive  # noqa: F401  (kzoo.ops.check_positive, as before)
 
 # --------------------------------------------------------------------------
@@ -160,7 +161,7 @@ def sigmoid_rampup(step, rampup_steps):
 
 
 def sample_beta(shape, alpha, beta, seed, candidates=8):
-    """X ~ Beta(alpha, beta), float32, from one ``keras.random.uniform`` draw and ``keras.ops`` only.
+    """X ~ Beta(alpha, beta), float32, from one uniform draw (:func:`kzoo.backend.uniform`) and ``keras.ops`` only.
 
     No sampling kernel of the backend, so it compiles wherever the rest of a train step does (TensorFlow's
     gamma sampler has no XLA kernel), and one draw instead of several (each random draw is a
@@ -174,7 +175,20 @@ def sample_beta(shape, alpha, beta, seed, candidates=8):
     """
     shape = tuple(shape)
     k = int(candidates)
-    u = keras.random.uniform((2, 2 * k + 1) + shape, minval=1e-30, maxval=1.0, seed=seed)
+    return beta_from_uniforms(kb.uniform((2, 2 * k + 1) + shape, seed, minval=1e-30, maxval=1.0, dtype="float32"),
+                              alpha, beta)
+
+
+def beta_uniforms_shape(shape, candidates=8):
+    """The shape of the uniforms :func:`beta_from_uniforms` turns into Beta samples of ``shape``."""
+    return (2, 2 * int(candidates) + 1) + tuple(shape)
+
+
+def beta_from_uniforms(u, alpha, beta):
+    """:func:`sample_beta` from given uniforms in (0, 1] of :func:`beta_uniforms_shape` (a caller that needs
+    other random numbers too draws them all at once: each draw is a generator of its own in a compiled step)."""
+    k = (int(u.shape[1]) - 1) // 2
+    shape = tuple(u.shape[2:])
     alphas = np.reshape(np.array([alpha, beta], "float32"), (2, 1) + (1,) * len(shape))
     d = alphas + np.float32(2.0 / 3.0)
     c = 1.0 / np.sqrt(9.0 * d)
@@ -190,7 +204,6 @@ def sample_beta(shape, alpha, beta, seed, candidates=8):
     return ops.sigmoid(log_g[0] - log_g[1])
 
 
-@keras.saving.register_keras_serializable(package="kzoo")
 def permute_rows(x, perm):
     """``x[perm]`` along the first axis, for ``perm`` a permutation of its rows.
 
@@ -211,6 +224,7 @@ def permute_rows(x, perm):
     return permuted(x)
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Constant learning rate, then linear decay to zero over the last ``decay_steps``.
 

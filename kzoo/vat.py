@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo import backend as kb
 from kzoo import ops as kops
 from kzoo.core import LABELED, UNLABELED, Regularizer
 
@@ -67,7 +68,7 @@ def power_iteration(ctx, x, logits, xi, iterations, seed_generator, hvp="finite_
     Returns unit-norm directions (per example), constant for the outer gradient.
     """
     p_logits = ops.stop_gradient(logits)
-    d = keras.random.normal(ops.shape(x), seed=seed_generator, dtype=x.dtype)
+    d = kb.normal(ops.shape(x), seed_generator, dtype=x.dtype)
     if hvp == "exact":
         # the Jacobian of r -> logits at r = 0 (for VAT: of ctx.forward at x)
         fn, at = (ctx.forward, x) if perturbed is None else (perturbed, ops.zeros_like(x))
@@ -200,7 +201,7 @@ class RPT(Regularizer):
 
     def terms(self, ctx):
         x, logits = ctx.inputs(self.inputs)
-        d = keras.random.normal(ops.shape(x), seed=ctx.seed_generator, dtype=x.dtype)
+        d = kb.normal(ops.shape(x), ctx.seed_generator, dtype=x.dtype)
         r = self.epsilon * kops.l2_normalize(d)
         return {self.name: ops.mean(smoothness(ctx, x, logits, r))}
 

@@ -59,6 +59,20 @@ def test_jvp_closed_form():
                                rtol=1e-4, atol=1e-6)
 
 
+def test_random_draws_are_keras_numbers_and_advance_the_seed():
+    """kzoo.backend.uniform / normal: the numbers keras.random draws from the same generator state (on
+    TensorFlow they name Philox, the algorithm Keras' automatic choice takes on a CPU outside XLA), and every
+    draw moves the generator on, as Keras' do."""
+    for kind, args in (("uniform", {"minval": -2.0, "maxval": 3.0}), ("normal", {"mean": 1.0, "stddev": 2.0})):
+        ours, theirs = keras.random.SeedGenerator(7), keras.random.SeedGenerator(7)
+        first = to_np(getattr(kb, kind)((3, 4), ours, **args))
+        np.testing.assert_array_equal(first, to_np(getattr(keras.random, kind)((3, 4), seed=theirs, **args)))
+        second = to_np(getattr(kb, kind)((3, 4), ours, **args))
+        assert not np.array_equal(first, second) and first.dtype == np.float32
+        np.testing.assert_array_equal(second, to_np(getattr(keras.random, kind)((3, 4), seed=theirs, **args)))
+    assert to_np(kb.uniform((2,), 5, dtype="float16")).dtype == np.float16  # an int seed: Keras' own handling
+
+
 def test_inner_gradients_are_constants_for_the_outer_gradient():
     """grad_wrt and jvp stop the gradient: d/dw of an inner gradient is 0 here
     (it would be 2x without the stop, as d/dr sum(w r^2) = 2 w r)."""

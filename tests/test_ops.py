@@ -169,6 +169,13 @@ def test_linear_decay_as_optimizer_schedule():
         lrs.append(float(to_np(opt.learning_rate)))
         opt.apply_gradients([(keras.ops.ones((1,)), v)])
     np.testing.assert_allclose(lrs, [0.5, 0.5, 0.5, 0.25], rtol=1e-6)
+    # registered for saving: an optimizer with kzoo's schedules and SGDWithL2 round-trips through its config
+    for optimizer in (opt, kops.SGDWithL2(learning_rate=kops.StepDecay(0.1, boundaries=[5]), l2=1e-4)):
+        config = keras.saving.serialize_keras_object(optimizer)
+        again = keras.saving.deserialize_keras_object(config)
+        assert type(again) is type(optimizer)
+        assert type(again._learning_rate) is type(optimizer._learning_rate)
+        assert keras.saving.get_registered_object(keras.saving.get_registered_name(type(optimizer._learning_rate)))
 
 
 def test_step_decay_values_and_checks():

@@ -73,6 +73,14 @@ def jvp(fn, x, v):
     return jax.lax.stop_gradient(tangent)
 
 
+def uniform(shape, seed, minval, maxval, dtype):
+    return keras.random.uniform(shape, minval, maxval, dtype=dtype, seed=seed)
+
+
+def normal(shape, seed, mean, stddev, dtype):
+    return keras.random.normal(shape, mean, stddev, dtype=dtype, seed=seed)
+
+
 def compile_function(fn):
     return jax.jit(fn)
 

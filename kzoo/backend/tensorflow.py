@@ -1,6 +1,7 @@
 """TensorFlow implementations of kzoo's backend-specific pieces."""
 
 from kzoo.errors import InvalidArgumentError
+import keras
 import tensorflow as tf
 
 
@@ -17,6 +18,25 @@ def jvp(fn, x, v):
     with tf.autodiff.ForwardAccumulator(primals=x, tangents=tf.convert_to_tensor(v)) as acc:
         out = fn(x)
     return tf.stop_gradient(acc.jvp(out))
+
+
+def _philox_seed(seed):
+    """The int32 seed pair Keras' TensorFlow backend draws from a SeedGenerator for a stateless op."""
+    return tf.cast(tf.math.floormod(seed.next(), tf.int32.max - 1), "int32")
+
+
+def uniform(shape, seed, minval, maxval, dtype):
+    if not isinstance(seed, keras.random.SeedGenerator):  # an int or None: Keras' own handling
+        return keras.random.uniform(shape, minval, maxval, dtype=dtype, seed=seed)
+    return tf.random.stateless_uniform(shape, seed=_philox_seed(seed), minval=tf.cast(minval, dtype),
+                                       maxval=tf.cast(maxval, dtype), dtype=dtype, alg="philox")
+
+
+def normal(shape, seed, mean, stddev, dtype):
+    if not isinstance(seed, keras.random.SeedGenerator):
+        return keras.random.normal(shape, mean, stddev, dtype=dtype, seed=seed)
+    return tf.random.stateless_normal(shape, seed=_philox_seed(seed), mean=mean, stddev=stddev, dtype=dtype,
+                                      alg="philox")
 
 
 def compile_function(fn):
