@@ -175,20 +175,7 @@ def sample_beta(shape, alpha, beta, seed, candidates=8):
     """
     shape = tuple(shape)
     k = int(candidates)
-    return beta_from_uniforms(kb.uniform((2, 2 * k + 1) + shape, seed, minval=1e-30, maxval=1.0, dtype="float32"),
-                              alpha, beta)
-
-
-def beta_uniforms_shape(shape, candidates=8):
-    """The shape of the uniforms :func:`beta_from_uniforms` turns into Beta samples of ``shape``."""
-    return (2, 2 * int(candidates) + 1) + tuple(shape)
-
-
-def beta_from_uniforms(u, alpha, beta):
-    """:func:`sample_beta` from given uniforms in (0, 1] of :func:`beta_uniforms_shape` (a caller that needs
-    other random numbers too draws them all at once: each draw is a generator of its own in a compiled step)."""
-    k = (int(u.shape[1]) - 1) // 2
-    shape = tuple(u.shape[2:])
+    u = kb.uniform((2, 2 * k + 1) + shape, seed, minval=1e-30, maxval=1.0, dtype="float32")
     alphas = np.reshape(np.array([alpha, beta], "float32"), (2, 1) + (1,) * len(shape))
     d = alphas + np.float32(2.0 / 3.0)
     c = 1.0 / np.sqrt(9.0 * d)
