@@ -191,7 +191,7 @@ def reference_tensorflow(method, net, optimizer, layers, alpha):
                     loss = _ce(y, net(x_l, training=True))
                 elif method == "vat":
                     x_all = tf.concat([x_l, x_u], axis=0)
-                    noise = tf.random.stateless_normal(tf.shape(x_all), seed)
+                    noise = tf.random.stateless_normal(tf.shape(x_all), seed, alg="philox")  # as kzoo draws
                     loss = vat_loss(lambda x: net(x, training=True), perturbed, grad, x_l, y, x_u, noise)
                 else:
                     loss = mixup_loss(mixed_pass, x_l, y, lam, perm)

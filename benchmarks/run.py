@@ -986,7 +986,7 @@ MIXUP_NOTE = (
     "mixup 2.84×; TensorFlow could not compile a mixup step with XLA at all (its gamma sampler has no XLA "
     "kernel), and `kzoo bench`'s conv_small Manifold Mixup row (three mixing layers) did not finish in 23 "
     "minutes on JAX. The compile column subtracts one step at the median speed from the first `fit`. The "
-    "previous run of this table (2026-12-01) still had tf.data's autotuner in kzoo's streams (overhead "
+    "previous run of this table (the session before, same protocol) still had tf.data's autotuner in kzoo's streams (overhead "
     "section, item 5): its wait made some TensorFlow rounds about 1.6× slower and the TensorFlow conv_small "
     "compile times uncertain by about 2 s (Manifold Mixup's compile read 2.06× supervised); it also "
     "inflated TensorFlow's supervised rounds more than the mixup ones, so TensorFlow mlp's mixup ratios read "

@@ -156,7 +156,8 @@ def run(
     jit_compile="auto", export=None, metrics_json=None, verbose=1, validation_labels=0, test=True,
     checkpoint_dir=None, checkpoint_every=None, distribution=None, devices=None, tensorboard=None,
     optimizer="adam", momentum=0.0, nesterov=False, weight_decay=0.0, lr_drops=None, preset=True,
-    export_format="tf_saved_model", export_version=None, download=False, splits=None, **hyperparameter_kwargs):
+    export_format="tf_saved_model", export_version=None, download=False, splits=None, on_trained=None,
+    **hyperparameter_kwargs):
     """Train ``method`` on ``dataset`` with ``labels`` labeled examples; returns the metrics dict.
 
     The method's hyperparameters come as ``hyperparameters={...}`` or as keyword
@@ -186,12 +187,16 @@ def run(
     ``export_format``: "tf_saved_model" (or "saved_model") or "onnx"; ``export_version=N`` writes
     ``export/N`` (TF Serving's layout; see :mod:`kzoo.export`). ``download``/``splits``: TFDS sets only
     (see :func:`kzoo.data.load`); a ``validation`` split is reported as ``val_error``/``val_nll``.
+    ``on_trained``: called with the trained plain classifier (a Keras model) before it is evaluated.
     """
-    a = types.SimpleNamespace(**{k: v for k, v in locals().items() if k != "hyperparameter_kwargs"})
+    a = types.SimpleNamespace(**{k: v for k, v in locals().items()
+                                 if k not in ("hyperparameter_kwargs", "on_trained")})
     a.hyperparameters = {**(hyperparameters or {}), **hyperparameter_kwargs}
     spec, hp, opt_info = _validate(a)
     ds, ctx, timer = _prepare(a, spec, hp)
     clf = _train(a, spec, ctx)
+    if on_trained is not None:
+        on_trained(clf)
     result = _report(a, hp, opt_info, ds, ctx, timer, clf)
     _write_outputs(a, ctx, clf, result)
     return result

@@ -16,9 +16,12 @@ validation split, never looking at the test set, and returns
 ``{"val_error", "val_nll", "train_seconds"}``: minimize ``val_error``. Every
 keras-tuner tuner works (GridSearch, RandomSearch, BayesianOptimization,
 Hyperband: Hyperband's ``epochs`` budget is ``epochs * steps_per_epoch``
-optimizer steps). The trained weights stay with kzoo's run (methods with their
-own training loops train several networks), so re-train the best
-hyperparameters (``tuner.get_best_hyperparameters()``), as ``kzoo tune`` does.
+optimizer steps). ``fit`` puts the best execution's trained weights into
+``model`` and hands them to the tuner's checkpoint, so ``tuner.get_best_models()``
+returns trained classifiers (trained on the validation split's complement:
+for the final model, re-train the best hyperparameters on all labels, as
+``kzoo tune`` does). Methods whose classifier is a network of their own
+(gan-ssl, ali-ssl) keep their weights in kzoo's run; re-train those.
 """
 
 import os
@@ -191,6 +194,23 @@ class HyperModel(keras_tuner.HyperModel):
         if epochs is not None:  # a tuner with a budget per trial (Hyperband): epochs * steps_per_epoch steps
             run_kwargs["steps"] = int(epochs) * int(self.steps_per_epoch or run_kwargs.get("steps", 1000))
         values = {k: v for k, v in hp.values.items() if k in self.grid}
+        trained = []
         metrics = train_and_validate(self.method, values, self.fixed, self.validation_labels, self.executions,
-                                     self.tensorboard, trial_id, **run_kwargs)
-        return {k: metrics[k] for k in ("val_error", "val_nll", "train_seconds")}
+                                     self.tensorboard, trial_id, on_trained=trained.append, **run_kwargs)
+        result = {k: metrics[k] for k in ("val_error", "val_nll", "train_seconds")}
+        best = trained[metrics["val_errors"].index(min(metrics["val_errors"]))]
+        self._checkpoint(model, best, kwargs.get("callbacks"), result)
+        return result
+
+    def _checkpoint(self, model, trained, callbacks, logs):
+        """``model`` (what ``build`` returned) takes the weights of the trial's best trained classifier, and the
+        tuner's own checkpoint callback saves them, as after a ``fit`` epoch: ``tuner.get_best_models()`` then
+        loads them. Methods whose classifier is a network of their own (gan-ssl, ali-ssl: other weights than
+        ``build``'s classifier) leave ``model`` untrained and write no checkpoint."""
+        if model is None or [tuple(w.shape) for w in model.weights] != [tuple(w.shape) for w in trained.weights]:
+            return
+        model.set_weights(trained.get_weights())
+        for callback in callbacks or ():
+            if type(callback).__name__ == "SaveBestEpoch":  # keras-tuner's per-trial best-weights checkpoint
+                callback.set_model(model)
+                callback.on_epoch_end(0, dict(logs))

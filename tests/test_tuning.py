@@ -229,6 +229,32 @@ def test_the_hypermodel_works_with_keras_tuners_own_tuners(fake_module, tmp_path
         assert {t.hyperparameters.values["tuner/epochs"] for t in trials} <= {1, 2}
 
 
+def test_get_best_models_returns_the_trained_classifier(tmp_path, monkeypatch):
+    """The tuner's own reload path (build + its checkpoint) gives back the weights the best trial trained."""
+    import keras_tuner
+
+    hypermodel = tuning.HyperModel("vat", grid={"epsilon": [1.0, 4.0]}, labels=30,
+                                   validation_labels=10, steps=3, batch_labeled=8, batch_unlabeled=16)
+    trained = {}
+    checkpoint = hypermodel._checkpoint
+
+    def spy(model, best, callbacks, logs):
+        trained[logs["val_error"], logs["val_nll"]] = [w.copy() for w in best.get_weights()]
+        return checkpoint(model, best, callbacks, logs)
+
+    monkeypatch.setattr(hypermodel, "_checkpoint", spy)
+    search = keras_tuner.RandomSearch(hypermodel, objective=tuning.objective(), max_trials=2,
+                                      directory=str(tmp_path), project_name="p", seed=0)
+    search.search()
+    best_trial = search.oracle.get_best_trials(1)[0]
+    best = search.get_best_models(1)[0]
+    expected = trained[best_trial.score, best_trial.metrics.get_last_value("val_nll")]
+    fresh = hypermodel.build(best_trial.hyperparameters.copy())
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh.get_weights(), expected))  # training moved them
+    for a, b in zip(best.get_weights(), expected):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("kind", ["random", "hyperband"])
 def test_cli_tune_with_another_tuner_logs_hparams(fake_module, tmp_path, kind, capsys):
     from tensorboard.backend.event_processing import event_accumulator
