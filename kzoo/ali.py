@@ -48,6 +48,7 @@ from keras import layers, ops
 
 from kzoo import backend as kb
 from kzoo import ops as kops
+from kzoo import serialization
 from kzoo.callbacks import NaNGuard
 from kzoo.checks import check_positive
 from kzoo.core import (LABELED, UNLABELED, MultiOptimizer, StepOutput, TrainStep, call_without_updates,
@@ -158,7 +159,7 @@ class ALI(TrainStep, keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = dict(serialization.check_config(config))  # a file names only kzoo's registered classes
         for key in ("encoder", "decoder", "discriminator"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)

@@ -19,7 +19,6 @@ discards every state update.
 
 from kzoo.errors import ArgumentTypeError, InvalidArgumentError, UsageError
 import dataclasses
-import importlib
 import typing
 
 import keras
@@ -27,6 +26,7 @@ from keras import ops
 
 from kzoo import backend as kb
 from kzoo import ops as kops
+from kzoo import serialization
 from kzoo.ops import MultiOptimizer  # noqa: F401  (kzoo.core.MultiOptimizer, kzoo.MultiOptimizer)
 
 kb.check_backend()
@@ -310,9 +310,9 @@ def deserialize(config, custom_objects=None):
     if not isinstance(config, dict):
         raise InvalidArgumentError(f"not a serialized kzoo regularizer: {config!r}")
     name = config.get("class_name", "")
-    if "module" not in config and name.startswith("kzoo.") and "registered_name" not in config:
-        module, _, qualname = name.rpartition(".")
-        cls = getattr(importlib.import_module(module), qualname, None)
+    registered = serialization.registered_name(serialization.check_config(config))  # nothing unknown is loaded
+    if registered is not None and "module" not in config and "registered_name" not in config:  # kzoo 0.1's form
+        cls = serialization.lookup(registered)
         if not (isinstance(cls, type) and issubclass(cls, Regularizer)):
             raise InvalidArgumentError(f"{name!r} is not a kzoo regularizer class (saved by another kzoo version?)")
         inner = dict(config.get("config", {}))
@@ -364,7 +364,7 @@ class RegularizerMixin(TrainStep):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
+        config = dict(serialization.check_config(config))  # a file names only kzoo's registered classes
         regularizer = deserialize(config.pop("regularizer", None), custom_objects)
         seed = config.pop("seed", None)
         if not all(key in config for key in ("layers", "input_layers", "output_layers")):
@@ -587,7 +587,7 @@ class Regularized(RegularizerMixin, keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
+        config = dict(serialization.check_config(config))  # a file names only kzoo's registered classes
         classifier = keras.saving.deserialize_keras_object(config.pop("classifier"), custom_objects=custom_objects)
         return cls(classifier, deserialize(config.pop("regularizer", None), custom_objects), **config)
 

@@ -54,6 +54,67 @@ SERIALIZABLES = {
     "kzoo>Glow": "kzoo.networks.glow",
 }
 
+# kzoo 0.1 saved a regularizer as {"class_name": "kzoo.vat.VAT", "config": ...}: the same table, by full name.
+LEGACY_NAMES = {f"{module}.{name.partition('>')[2]}": name for name, module in SERIALIZABLES.items()}
+
+
+def _names_kzoo(config):
+    module, name, registered = (config.get(k) for k in ("module", "class_name", "registered_name"))
+    return any(isinstance(v, str) and (v == "kzoo" or v.startswith(prefix))
+               for v, prefix in ((module, "kzoo."), (name, "kzoo."), (name, "kzoo>"), (registered, "kzoo>")))
+
+
+def registered_name(config):
+    """The registered name (a key of :data:`SERIALIZABLES`) of a saved ``config`` that names a kzoo class.
+
+    None when ``config`` names no kzoo class (not a dict, or a Keras or user class). A config that names kzoo
+    in its ``module``, ``class_name`` or ``registered_name`` must name, consistently, a class of the fixed
+    table (module included); anything else raises ``InvalidArgumentError`` naming the class. Nothing is
+    imported: a file never chooses which module loads.
+    """
+    if not isinstance(config, dict) or not _names_kzoo(config):
+        return None
+    module, name, registered = (config.get(k) for k in ("module", "class_name", "registered_name"))
+    shown = ".".join(str(v) for v in (module, name) if v) or repr(registered)
+    if registered is None and module is None:
+        registered = LEGACY_NAMES.get(name)
+    elif registered is None and isinstance(name, str) and name.startswith("kzoo>"):
+        registered = name
+    ok = (registered in SERIALIZABLES and (module is None or module == SERIALIZABLES[registered])
+          and name in (registered, registered.partition(">")[2], f"{SERIALIZABLES[registered]}."
+                       f"{registered.partition('>')[2]}"))
+    if not ok:
+        from kzoo.errors import InvalidArgumentError  # (``import kzoo`` imports this module only)
+
+        raise InvalidArgumentError(
+            f"refusing to load {shown}: it is not a class kzoo registered (kzoo loads only its own classes, "
+            "from a fixed table, and never imports a module a file names); was this file crafted, or saved "
+            "by another kzoo version?")
+    return registered
+
+
+def check_config(config):
+    """Walk a saved config (nested dicts and lists) and check every kzoo class it names
+    (:func:`registered_name`); raises ``InvalidArgumentError`` on the first unknown one. Returns ``config``."""
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            registered_name(item)
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return config
+
+
+def lookup(registered):
+    """The class registered under ``registered`` (a key of :data:`SERIALIZABLES`), its module imported if
+    needed (Keras must be imported)."""
+    cls = sys.modules["keras"].saving.get_custom_objects().get(registered)
+    if cls is None:
+        cls = _Deferred(registered, SERIALIZABLES[registered])
+    return cls.resolve() if isinstance(cls, _Deferred) else cls
+
 
 class _Deferred:
     """Stands in Keras' registry for a kzoo class whose module is not imported yet."""

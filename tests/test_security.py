@@ -1,0 +1,137 @@
+"""Nothing a file or a folder holds makes kzoo run code, follow a link it did not make, or trust a shared folder.
+
+* a ``.keras`` file names only classes kzoo registered itself (a fixed table); kzoo never imports a module a
+  file names (``kzoo.__main__`` would run the command line inside ``load_model``);
+* lock files, checkpoints and every file kzoo writes into a user's folder are never written through a symlink
+  planted there;
+* the JAX compilation cache folder must be the user's own and not writable by others; the distributed
+  search's coordinator listens on localhost unless told otherwise.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import BACKEND, REPO
+
+import kzoo
+from kzoo import io as kio
+from kzoo import locks, serialization
+from kzoo.errors import KzooError
+
+# --------------------------------------------------------------------------------------------------------------
+# 1. .keras files load only kzoo's registered classes
+# --------------------------------------------------------------------------------------------------------------
+
+_LOAD = r"""
+import json, os, sys, zipfile
+folder, export = sys.argv[1], sys.argv[2]
+# what kzoo's command line would do if a file could make load_model import kzoo.__main__
+sys.argv = ["kzoo", "train", "--dataset", "digits", "--method", "supervised", "--epochs", "1", "--export", export]
+import keras
+import kzoo
+from kzoo.errors import KzooError
+out = {}
+for name in sorted(os.listdir(folder)):
+    try:
+        keras.models.load_model(os.path.join(folder, name))
+        out[name] = "loaded"
+    except KzooError as e:
+        out[name] = "KzooError: " + str(e)
+    except BaseException as e:
+        out[name] = type(e).__name__ + ": " + str(e)
+out["imported"] = sorted(m for m in sys.modules if m in ("kzoo.__main__", "kzoo.cli", "kzoo.experiment"))
+print(json.dumps(out))
+"""
+
+# what a crafted file puts where a Regularized model's regularizer (or a layer of its classifier) belongs
+_PLANTED = {
+    "main": {"class_name": "kzoo.__main__.VAT", "config": {}},
+    "cli": {"class_name": "kzoo.cli.X", "config": {}},
+    "missing": {"class_name": "kzoo.nonexistent.VAT", "config": {"epsilon": 1.0}},
+    "wrong_module_legacy": {"class_name": "kzoo.cli.VAT", "config": {"epsilon": 1.0}},
+    "wrong_module": {"module": "kzoo.__main__", "class_name": "VAT", "config": {"epsilon": 1.0},
+                     "registered_name": "kzoo>VAT"},
+    "unregistered": {"module": "kzoo.vat", "class_name": "Evil", "config": {}, "registered_name": "kzoo>Evil"},
+}
+
+
+def _regularized_file(path):
+    import keras
+
+    inp = keras.Input((4,))
+    clf = keras.Model(inp, keras.layers.Dense(3)(inp))
+    model = kzoo.Regularized(clf, kzoo.regularizers.VAT(epsilon=1.0))
+    model(np.zeros((2, 4), "float32"))
+    model.save(str(path))
+
+
+def _rewrite(src, dst, edit):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                edit(config)
+                data = json.dumps(config).encode()
+            zout.writestr(item, data)
+
+
+def _set_regularizer(planted):
+    def edit(config):
+        config["config"]["regularizer"] = planted
+    return edit
+
+
+def _set_layer_module(config):
+    layers = config["config"]["classifier"]["config"]["layers"]
+    dense = next(layer for layer in layers if layer["class_name"] == "Dense")
+    dense.update(module="kzoo.cli", class_name="WeightNormDense", registered_name="kzoo>WeightNormDense")
+
+
+def test_a_crafted_keras_file_never_imports_a_module_it_names(tmp_path):
+    good = tmp_path / "good.keras"
+    _regularized_file(good)
+    files = tmp_path / "files"
+    files.mkdir()
+    _rewrite(good, files / "ok.keras", lambda config: None)
+    for name, planted in _PLANTED.items():
+        _rewrite(good, files / f"{name}.keras", _set_regularizer(planted))
+    _rewrite(good, files / "layer.keras", _set_layer_module)
+    export = tmp_path / "pwned"
+    env = {**os.environ, "PYTHONPATH": REPO, "KERAS_BACKEND": BACKEND, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", _LOAD, str(files), str(export)], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]  # not sys.exit from a command line run inside load_model
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out.pop("imported") == [], "a file made load_model import a kzoo module it named"
+    assert not export.exists(), "a training run and an export happened inside load_model"
+    assert out.pop("ok.keras") == "loaded"
+    for name, result in out.items():
+        assert result.startswith("KzooError: refusing to load "), (name, result)
+        assert "\n" not in result, (name, result)
+    assert "kzoo.__main__.VAT" in out["main.keras"] and "kzoo.cli.X" in out["cli.keras"]
+    assert "kzoo.nonexistent.VAT" in out["missing.keras"] and "kzoo.__main__.VAT" in out["wrong_module.keras"]
+    assert "kzoo.cli.WeightNormDense" in out["layer.keras"] and "kzoo.vat.Evil" in out["unregistered.keras"]
+
+
+@pytest.mark.parametrize("config", list(_PLANTED.values()), ids=list(_PLANTED))
+def test_deserialize_refuses_what_kzoo_did_not_register(config):
+    before = set(sys.modules)
+    with pytest.raises(KzooError, match="refusing to load") as info:
+        kzoo.core.deserialize(config)
+    assert "\n" not in str(info.value)
+    assert {m for m in set(sys.modules) - before if m.startswith("kzoo")} == set()
+
+
+def test_every_registered_name_resolves_from_the_table_alone():
+    for name, module in serialization.SERIALIZABLES.items():
+        short = name.partition(">")[2]
+        assert serialization.registered_name({"module": module, "class_name": short, "registered_name": name}) \
+            == name
+        assert serialization.registered_name({"class_name": f"{module}.{short}"}) == name  # kzoo 0.1's form
+    assert serialization.registered_name({"module": "keras.layers", "class_name": "Dense"}) is None
