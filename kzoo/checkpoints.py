@@ -26,7 +26,8 @@ KEEP = 2  # complete checkpoints kept: the newest and the one before, to fall ba
 
 
 def complete_checkpoints(directory):
-    """``[(step, path)]`` of the folder's complete checkpoints (manifest written), newest first."""
+    """``[(step, path)]`` of the folder's complete checkpoints (manifest written), newest first (a symbolic
+    link is not a checkpoint kzoo wrote: never followed)."""
     if not directory or not os.path.isdir(directory):
         return []
     found = []
@@ -34,7 +35,7 @@ def complete_checkpoints(directory):
         m = _CKPT.match(entry)
         path = os.path.join(directory, entry)
         # a checkpoint of kzoo before checksums has meta.json and no manifest: still complete
-        if m and (os.path.isfile(os.path.join(path, MANIFEST)) or os.path.isfile(os.path.join(path, "meta.json"))):
+        if m and not os.path.islink(path) and (os.path.isfile(os.path.join(path, MANIFEST)) or os.path.isfile(os.path.join(path, "meta.json"))):
             found.append((int(m.group(1)), path))
     return sorted(found, reverse=True)
 

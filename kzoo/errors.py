@@ -63,6 +63,11 @@ class LockedError(ConfigError):
     (exit code 2, as other bad input)."""
 
 
+class UnsafePathError(ConfigError):
+    """A path kzoo would write or lock is a symbolic link, not a regular file, or not the user's own (someone
+    may have planted it); refused before anything is written through it (exit code 2, as other bad input)."""
+
+
 class TuningFailed(KzooError, RuntimeError):
     """A hyperparameter search could not finish (a process of a distributed search died)."""
 

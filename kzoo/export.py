@@ -40,7 +40,7 @@ import keras
 import numpy as np
 
 from kzoo.errors import ExportError  # noqa: F401  (kzoo.export.ExportError, as before)
-from kzoo.io import atomic_file
+from kzoo.io import atomic_file, check_not_link
 
 
 FORMATS = ("tf_saved_model", "onnx")
@@ -77,6 +77,7 @@ def export_path(filepath, format="tf_saved_model", version=None):
 
 def _check_destination(filepath, is_file):
     parent = os.path.dirname(filepath)
+    check_not_link(filepath, "export destination")  # a link planted there is refused, never replaced or followed
     if os.path.exists(filepath) and os.path.isdir(filepath) == is_file:
         what = "a folder (an ONNX export is one file)" if is_file else "a file (not a SavedModel folder)"
         raise ExportError(f"cannot export to {filepath}: {what} is there")
@@ -235,8 +236,8 @@ def recover_interrupted_export(filepath):
         path = os.path.join(parent, entry)
         mine = entry.startswith(ours) and len(entry) == len(ours) + 8
         legacy = re.fullmatch(r"\.tmp-export-[a-z0-9_]{8}", entry) is not None
-        if not (mine or legacy) or not os.path.isdir(path):
-            continue
+        if not (mine or legacy) or os.path.islink(path) or not os.path.isdir(path):
+            continue  # (a link is not a folder kzoo made: never followed)
         previous = os.path.join(path, "previous")
         if os.path.exists(previous):  # a SavedModel folder or an ONNX file
             if not mine:

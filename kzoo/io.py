@@ -6,15 +6,71 @@ destination and renamed into place only when complete, so an interrupted write
 never leaves a half-written file, and what was there survives until the new one
 is whole. (Folders: a SavedModel export swaps its folder in, :mod:`kzoo.export`;
 a checkpoint is checksummed and renamed into place, :mod:`kzoo.callbacks`.)
+
+Nothing is written through a link kzoo did not make: a destination (or lock
+file) that is a symbolic link, or not the user's own, is refused in one line
+(:class:`~kzoo.errors.UnsafePathError`), and temporary files live in a private
+folder (mode 0700, made with ``mkdtemp``) where nobody else can plant anything.
 Standard library only (the bottom layer of kzoo).
 """
 
 import contextlib
+import errno
 import json
 import os
+import shutil
+import stat
 import tempfile
 
-from kzoo.errors import ConfigError
+from kzoo.errors import ConfigError, UnsafePathError
+
+
+def _unsafe(path, what, st):
+    if stat.S_ISLNK(st.st_mode):
+        return UnsafePathError(f"{what} {path} is a symbolic link, which kzoo does not follow or replace (someone "
+                               f"may have planted it): remove it (rm {path}) or choose another path")
+    if st.st_uid != os.getuid():
+        return UnsafePathError(f"{what} {path} belongs to another user (uid {st.st_uid}); kzoo writes only the "
+                               "user's own files: remove it or choose another path")
+    return None
+
+
+def check_not_link(path, what="file"):
+    """Raise :class:`UnsafePathError` when ``path`` exists as a symbolic link or is not the user's own
+    (nothing is followed); a missing path is fine. Returns ``path``."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return path
+    error = _unsafe(path, what, st)
+    if error is not None:
+        raise error
+    return path
+
+
+def open_nofollow(path, flags, what="file", mode=0o644):
+    """``os.open(path, flags)`` that never follows a link at ``path`` and returns only a descriptor of a
+    regular file the user owns; else :class:`UnsafePathError` (one line), nothing written."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafePathError(f"{what} {path} is a symbolic link, which kzoo does not follow (someone may "
+                                  f"have planted it): remove it (rm {path}) or choose another path") from None
+        raise
+    st = os.fstat(fd)
+    error = _unsafe(path, what, st)
+    if error is None and not stat.S_ISREG(st.st_mode):
+        error = UnsafePathError(f"{what} {path} is not a regular file: remove it or choose another path")
+    if error is not None:
+        os.close(fd)
+        raise error
+    return fd
+
+
+def open_new_text(path, what="file"):
+    """A text file object writing ``path`` (created or truncated) without following a link there."""
+    return os.fdopen(open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, what), "w")
 
 
 @contextlib.contextmanager
@@ -22,25 +78,32 @@ def atomic_file(path, suffix=""):
     """``with atomic_file(path) as tmp:`` write ``tmp``; it replaces ``path`` only if the block succeeds.
 
     An interrupted write never leaves a half-written file at ``path``, and what
-    was there survives until the new file is complete.
+    was there survives until the new file is complete. ``tmp`` lies in a private
+    temporary folder beside ``path`` (no one else can plant a link there); a
+    symbolic link at ``path`` itself, or a file of another user, is refused
+    (:class:`UnsafePathError`) and never replaced.
     """
-    folder = os.path.dirname(os.path.abspath(path))
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    os.close(fd)
+    check_not_link(path, "destination")
+    private = tempfile.mkdtemp(prefix=".tmp-", dir=folder)
+    tmp = os.path.join(private, "file" + suffix)
     try:
         yield tmp
+        st = os.lstat(tmp)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePathError(f"the temporary file {tmp} is not a regular file; {path} was not replaced")
+        check_not_link(path, "destination")
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def write_text_atomic(path, text, suffix=""):
     """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
     with atomic_file(path, suffix) as tmp:
-        with open(tmp, "w") as f:
+        with open_new_text(tmp) as f:
             f.write(text)
 
 
@@ -54,11 +117,12 @@ def check_writable_target(path, what):
 
     The nearest existing folder above ``path`` must be writable; an ``export
     folder`` must not be an existing file, any other target not an existing
-    folder. None stays None.
+    folder, and none a symbolic link or another user's (:func:`check_not_link`).
+    None stays None.
     """
     if path is None:
         return None
-    path = os.path.abspath(path)
+    path = check_not_link(os.path.abspath(path), what)
     parent = os.path.dirname(path)
     probe = parent
     while not os.path.exists(probe):

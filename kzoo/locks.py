@@ -12,6 +12,7 @@ import fcntl
 import os
 
 from kzoo.errors import LockedError  # noqa: F401  (kzoo.locks.LockedError, as before)
+from kzoo.io import open_nofollow
 
 _HELD = {}  # path of the lock file (real folder) -> [fd, depth]
 
@@ -24,7 +25,9 @@ def acquire(lockfile, what, hint):
     """Lock ``lockfile`` (created if missing) for this process, or raise :class:`LockedError`.
 
     ``what`` names the locked thing and ``hint`` what to do instead, for the
-    message. Taking a lock this process already holds is a no-op (counted:
+    message. A symbolic link at the lock's name, or a lock file that is not a
+    regular file of the user's, is refused (:class:`kzoo.errors.UnsafePathError`)
+    and never written. Taking a lock this process already holds is a no-op (counted:
     release it as many times). The lock file exists only while a process holds
     it (or after that process was killed; the next run takes it over).
     """
@@ -33,7 +36,8 @@ def acquire(lockfile, what, hint):
         _HELD[path][1] += 1
         return path
     for _ in range(100):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # never through a link planted at the lock's name, only a regular file of the user (else UnsafePathError)
+        fd = open_nofollow(path, os.O_RDWR | os.O_CREAT, f"the lock file of {what}")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

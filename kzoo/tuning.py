@@ -39,7 +39,7 @@ import time
 from kzoo.checks import check_dataset
 from kzoo.errors import COMMAND_ERRORS, ConfigError, TuningFailed, fail
 from kzoo.experiment import resolve_hyperparameters
-from kzoo.io import check_writable_target, write_json_atomic, write_text_atomic
+from kzoo.io import check_writable_target, open_new_text, write_json_atomic, write_text_atomic
 from kzoo.methods import given_hyperparameters
 
 PROJECT = "oracle"
@@ -317,7 +317,7 @@ def _search_distributed(config, workers, timeout, verbose):
     deadline = time.monotonic() + timeout
     try:
         for role in ["chief"] + [f"tuner{i}" for i in range(1, workers + 1)]:
-            log = open(os.path.join(directory, "logs", f"{role}.log"), "w")
+            log = open_new_text(os.path.join(directory, "logs", f"{role}.log"), "log file")  # no planted link
             procs[role] = subprocess.Popen([sys.executable, "-c", code, config_path],
                                            env=dict(env, KERASTUNER_TUNER_ID=role), stdout=log,
                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -19,6 +19,7 @@ import pytest
 from conftest import BACKEND, REPO
 
 import kzoo
+import kzoo.core
 from kzoo import io as kio
 from kzoo import locks, serialization
 from kzoo.errors import KzooError
@@ -135,3 +136,111 @@ def test_every_registered_name_resolves_from_the_table_alone():
             == name
         assert serialization.registered_name({"class_name": f"{module}.{short}"}) == name  # kzoo 0.1's form
     assert serialization.registered_name({"module": "keras.layers", "class_name": "Dense"}) is None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 2. no file kzoo writes or locks inside a user's folder follows a link planted there
+# --------------------------------------------------------------------------------------------------------------
+
+RUN = ["vat", "--labels", "20", "--batch-labeled", "8", "--batch-unlabeled", "16", "--seed", "3", "--quiet",
+       "--steps", "2"]
+
+
+@pytest.fixture
+def victim(tmp_path):
+    path = tmp_path / "victim.txt"
+    path.write_text("precious\n")
+    yield path
+    assert path.read_text() == "precious\n", "kzoo wrote through a planted symbolic link"
+
+
+def _one_line(err):
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("kzoo: warning:")]
+    assert len(lines) == 1 and lines[0].startswith("kzoo: error: ") and "Traceback" not in err, err[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("where", ["export", "checkpoint"])
+def test_a_symlink_planted_at_a_lock_file_is_refused_and_its_target_untouched(tmp_path, victim, where, monkeypatch,
+                                                                             capsys):
+    from kzoo import cli
+
+    monkeypatch.setattr(kzoo.core.Regularized, "fit", lambda *a, **k: pytest.fail("fit was called"))
+    out, ck = tmp_path / "out", tmp_path / "ck"
+    out.mkdir()
+    ck.mkdir()
+    lock = out / ".model.lock" if where == "export" else ck / ".lock"
+    lock.symlink_to(victim)
+    rc = cli.main(["train"] + RUN + ["--export", str(out / "model"), "--checkpoint-dir", str(ck)])
+    line = _one_line(capsys.readouterr().err)
+    assert rc == 2 and f"{lock} is a symbolic link" in line, line
+    assert lock.is_symlink() and not (out / "model").exists()
+    with pytest.raises(KzooError, match="symbolic link"):
+        locks.acquire(str(lock), "x", "y")
+
+
+def test_a_lock_file_that_is_not_a_regular_file_is_refused(tmp_path):
+    os.mkfifo(tmp_path / ".lock")
+    with pytest.raises(KzooError, match="not a regular file"):
+        locks.acquire(str(tmp_path / ".lock"), "x", "y")
+
+
+def test_the_atomic_writer_never_writes_through_a_link_at_its_destination(tmp_path, victim):
+    link = tmp_path / "metrics.json"
+    link.symlink_to(victim)
+    with pytest.raises(KzooError, match="is a symbolic link") as info:
+        kio.write_json_atomic(str(link), {"a": 1})
+    assert "\n" not in str(info.value) and link.is_symlink()
+    with pytest.raises(KzooError, match="is a symbolic link"):  # and before any work, for the command line
+        kio.check_writable_target(str(link), "metrics file")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_the_atomic_writer_never_writes_through_a_link_at_its_temporary_name(tmp_path, victim, monkeypatch):
+    """The temporary file lives in a private folder made with mkdir (never through an existing name): a link
+    planted at the name it would take first is skipped, and nothing can be planted inside."""
+    import tempfile
+
+    names = iter(["planted", "ours0001"] + [f"n{i:07d}" for i in range(100)])
+    monkeypatch.setattr(tempfile, "_get_candidate_names", lambda: names)
+    (tmp_path / ".tmp-planted").symlink_to(victim)
+    kio.write_json_atomic(str(tmp_path / "m.json"), {"a": 1})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
+    assert (tmp_path / ".tmp-planted").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-planted", "m.json", "victim.txt"]
+
+
+def test_export_and_checkpoints_never_follow_a_planted_link(tmp_path, victim):
+    import keras
+
+    from kzoo import callbacks as kcb
+    from kzoo import checkpoints as kck
+    from kzoo import export as kexport
+
+    target = tmp_path / "someone_elses_model"
+    target.mkdir()
+    (target / "saved_model.pb").write_text("theirs")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    link = tmp_path / "model"
+    link.symlink_to(target)
+    with pytest.raises(KzooError, match="is a symbolic link") as info:
+        kexport.export_classifier(model, str(link))
+    assert "\n" not in str(info.value) and link.is_symlink()
+    assert os.listdir(target) == ["saved_model.pb"] and (target / "saved_model.pb").read_text() == "theirs"
+    keras_link = tmp_path / "m.keras"
+    keras_link.symlink_to(victim)
+    with pytest.raises(KzooError, match="is a symbolic link"):
+        kexport.save_keras_atomic(model, str(keras_link))
+    # a link planted among checkpoints is not a checkpoint: never loaded, never followed
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    real = tmp_path / "elsewhere" / "ckpt-000000009"
+    real.mkdir(parents=True)
+    (real / "meta.json").write_text("{}")
+    (ck / "ckpt-000000009").symlink_to(real, target_is_directory=True)
+    assert kck.complete_checkpoints(str(ck)) == []
+    kcb.save_checkpoint(model, str(ck), 3)
+    assert [step for step, _ in kck.complete_checkpoints(str(ck))] == [3]
+    kck.clear_checkpoints(str(ck))
+    assert (real / "meta.json").read_text() == "{}"
