@@ -289,10 +289,11 @@ def _stop(proc, grace=5.0):
             proc.wait(timeout=grace)
 
 
-def _process_main(config_path):
-    """Entry point of a chief or worker process (its role is in KERASTUNER_TUNER_ID)."""
-    with open(config_path) as f:
-        config = json.load(f)
+def _process_main(config_json):
+    """Entry point of a chief or worker process (its role is in KERASTUNER_TUNER_ID). Its configuration comes
+    from the parent on the command line, never from a file of the search folder: the modules it imports
+    (``--import``) are those the user named, whatever the folder holds."""
+    config = json.loads(config_json)
     role = os.environ["KERASTUNER_TUNER_ID"]
     _import_all(config.get("imports", ()))
     directory = config["directory"] if role == "chief" else os.path.join(config["directory"], "workers", role)
@@ -304,7 +305,6 @@ def _process_main(config_path):
 def _search_distributed(config, workers, timeout, verbose):
     directory = config["directory"]
     os.makedirs(os.path.join(directory, "logs"), exist_ok=True)
-    config_path = os.path.join(directory, "kzoo_tune.json")
     port = _free_port()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port),
@@ -318,7 +318,7 @@ def _search_distributed(config, workers, timeout, verbose):
     try:
         for role in ["chief"] + [f"tuner{i}" for i in range(1, workers + 1)]:
             log = open_new_text(os.path.join(directory, "logs", f"{role}.log"), "log file")  # no planted link
-            procs[role] = subprocess.Popen([sys.executable, "-c", code, config_path],
+            procs[role] = subprocess.Popen([sys.executable, "-c", code, json.dumps(config)],
                                            env=dict(env, KERASTUNER_TUNER_ID=role), stdout=log,
                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             log.close()

@@ -244,3 +244,77 @@ def test_export_and_checkpoints_never_follow_a_planted_link(tmp_path, victim):
     assert [step for step, _ in kck.complete_checkpoints(str(ck))] == [3]
     kck.clear_checkpoints(str(ck))
     assert (real / "meta.json").read_text() == "{}"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 3. trust boundaries: the JAX compilation cache, the distributed search's coordinator
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_jax_cache():
+    import jax
+
+    saved = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    yield
+    jax.config.update("jax_compilation_cache_dir", saved)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the JAX backend's cache")
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757])
+def test_a_jax_cache_folder_writable_by_others_is_refused_when_set_and_skipped_by_default(
+        tmp_path, monkeypatch, fresh_jax_cache, mode):
+    import jax
+
+    from kzoo.backend import jax as kjax
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    monkeypatch.setenv(kjax.CACHE_ENV, str(shared))
+    with pytest.raises(KzooError, match=r"KZOO_JAX_CACHE_DIR=.*writable by (others|its group)") as info:
+        kjax.configure_compilation_cache()
+    assert "\n" not in str(info.value) and jax.config.jax_compilation_cache_dir is None
+    # the default folder (nothing set) in the same state: no cache, a warning
+    monkeypatch.delenv(kjax.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    default = tmp_path / "xdg" / "kzoo" / "jax"
+    default.mkdir(parents=True)
+    default.chmod(mode)
+    with pytest.warns(UserWarning, match="is not used: the folder is writable"):
+        assert kjax.configure_compilation_cache() is None
+    assert jax.config.jax_compilation_cache_dir is None
+    default.chmod(0o700)
+    assert kjax.configure_compilation_cache() == str(default)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the JAX backend's cache")
+def test_a_new_jax_cache_folder_is_private(tmp_path, monkeypatch, fresh_jax_cache):
+    from kzoo.backend import jax as kjax
+
+    monkeypatch.setenv(kjax.CACHE_ENV, str(tmp_path / "new" / "cache"))
+    assert kjax.configure_compilation_cache() == str(tmp_path / "new" / "cache")
+    assert (tmp_path / "new" / "cache").stat().st_mode & 0o077 == 0
+
+
+def test_a_distributed_search_serves_on_localhost_and_reads_no_module_names_from_its_folder():
+    """The chief's gRPC coordinator is unauthenticated: it listens on 127.0.0.1 only; and the worker processes
+    take their configuration (the modules to import) from the parent, never from a file of the search folder."""
+    import inspect
+
+    from kzoo import tuning
+
+    source = inspect.getsource(tuning._search_distributed)
+    assert 'KERASTUNER_ORACLE_IP="127.0.0.1"' in source
+    assert "json.dumps(config)" in source and "config_path" not in source
+    assert "open(" not in inspect.getsource(tuning._process_main)
+
+
+def test_the_readme_states_the_trust_boundaries():
+    with open(os.path.join(REPO, "README.md")) as f:
+        text = f.read()
+    section = text[text.index("## Trust boundaries"):]
+    section = section[:section.index("\n## ", 4)]
+    for needle in ("SavedModel", "safe_mode", "KZOO_JAX_CACHE_DIR", "127.0.0.1", "symbolic link"):
+        assert needle in section, needle

@@ -7,8 +7,10 @@ and assign variables (batch-norm statistics of the clean pass, the seed
 generator) exactly as it does on TensorFlow, and the updates come back out.
 """
 
-from kzoo.errors import InvalidArgumentError
+from kzoo.errors import InvalidArgumentError, UnsafePathError
 import os
+import stat
+import warnings
 
 import jax
 import keras
@@ -27,6 +29,18 @@ def default_cache_dir():
     return os.path.join(base, "kzoo", "jax")
 
 
+def unsafe_cache_dir(path):
+    """Why the folder ``path`` cannot hold a compilation cache (not the user's own, or writable by group or
+    others), or None when it can."""
+    st = os.stat(path)
+    if st.st_uid != os.getuid():
+        return f"the folder belongs to another user (uid {st.st_uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"the folder is writable by {'others' if st.st_mode & stat.S_IWOTH else 'its group'} " \
+               f"(mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
 def configure_compilation_cache():
     """Turn on JAX's persistent compilation cache in a per-user directory; the directory or None.
 
@@ -37,13 +51,18 @@ def configure_compilation_cache():
     ``$XDG_CACHE_HOME/kzoo/jax`` or ``~/.cache/kzoo/jax``); ``off`` (or empty,
     ``0``) turns it off. A cache the user configured for JAX (``jax.config`` or
     ``JAX_COMPILATION_CACHE_DIR``) is left as it is, and so is an unwritable
-    directory (no cache, no error). Every entry is kept, whatever its compile
+    directory (no cache, no error). JAX loads compiled programs from the cache,
+    so the folder must be the user's own and not writable by group or others
+    (:func:`unsafe_cache_dir`): else a folder set in ``KZOO_JAX_CACHE_DIR`` is
+    refused (:class:`~kzoo.errors.UnsafePathError`), the default one skipped
+    with a warning. Every entry is kept, whatever its compile
     time; the cache is bounded (least recently used entries go past 2 GiB),
     which also makes JAX lock it, so concurrent processes share it safely.
     """
     if jax.config.jax_compilation_cache_dir:  # the user's own setting wins
         return jax.config.jax_compilation_cache_dir
     path = os.environ.get(CACHE_ENV)
+    explicit = path is not None
     if path is None:
         path = default_cache_dir()
     elif path.strip().lower() in _OFF:
@@ -52,10 +71,17 @@ def configure_compilation_cache():
     try:
         import filelock  # noqa: F401  (a bounded cache needs it; without it: no cache)
 
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(path, mode=0o700, exist_ok=True)
         if not os.access(path, os.W_OK | os.X_OK):
             return None
+        problem = unsafe_cache_dir(path)
     except (ImportError, OSError):
+        return None
+    if problem:  # JAX loads compiled programs from there: another user could plant one
+        if explicit:
+            raise UnsafePathError(f"{CACHE_ENV}={path}: {problem}; JAX would load compiled programs from it. "
+                                  f"Use a folder of your own (chmod go-w {path}), or {CACHE_ENV}=off")
+        warnings.warn(f"kzoo: the JAX compilation cache {path} is not used: {problem}", stacklevel=2)
         return None
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
