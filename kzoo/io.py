@@ -40,7 +40,7 @@ def check_not_link(path, what="file"):
     (nothing is followed); a missing path is fine. Returns ``path``."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # missing (or under a file: the callers' own checks say so)
         return path
     error = _unsafe(path, what, st)
     if error is not None:
