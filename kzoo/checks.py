@@ -1,16 +1,18 @@
 """Argument checks shared by every layer: one message per kind of mistake.
 
 Standard library only (the bottom layer of kzoo). Each check returns the
-converted value or raises ``error`` (ValueError by default; the orchestration
-passes :class:`kzoo.errors.ConfigError`) with a one-line message naming the
-argument.
+converted value or raises ``error`` (:class:`kzoo.errors.InvalidArgumentError`
+by default, a ``KzooError`` and a ``ValueError``; the orchestration passes
+:class:`kzoo.errors.ConfigError`) with a one-line message naming the argument.
 """
 
 import math
 import numbers
 
+from kzoo.errors import InvalidArgumentError
 
-def check_positive(name, value, allow_zero=False, error=ValueError):
+
+def check_positive(name, value, allow_zero=False, error=InvalidArgumentError):
     """``float(value)`` when it is a finite number > 0 (>= 0 with ``allow_zero``); else ``error``."""
     try:
         number = None if isinstance(value, (str, bytes)) else float(value)
@@ -22,7 +24,7 @@ def check_positive(name, value, allow_zero=False, error=ValueError):
     return number
 
 
-def check_int(name, value, minimum=1, error=ValueError):
+def check_int(name, value, minimum=1, error=InvalidArgumentError):
     """``int(value)`` when it is an integer (not a bool) >= ``minimum``; else ``error``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise error(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -31,7 +33,7 @@ def check_int(name, value, minimum=1, error=ValueError):
     return int(value)
 
 
-def check_dataset(name, valid, error=ValueError):
+def check_dataset(name, valid, error=InvalidArgumentError):
     """``name`` when it is one of the dataset names ``valid``; else ``error`` listing them."""
     if name not in valid:
         raise error(f"unknown dataset {name!r}; valid datasets: {', '.join(valid)}")

@@ -247,7 +247,7 @@ def call_with_batch_statistics_of(model, x_stats, x, slots=None, mix=None, train
 
 
 def _target_error(detail):
-    return ValueError(
+    return InvalidArgumentError(
         f"mixup needs targets that are class indices (shape (batch,), integers) or one-hot rows "
         f"(shape (batch, num_classes)); {detail}"
     )

@@ -64,17 +64,49 @@ def test_an_unexpected_error_keeps_its_traceback(monkeypatch):
         cli.main(["train", "vat", "--quiet"])
 
 
+# bare builtin exception classes kzoo may name outside except clauses, isinstance checks and class bases, and why
+_BARE_ALLOWED = {
+    ("__init__.py", "AttributeError"), ("networks/classifiers.py", "AttributeError"),  # __getattr__'s protocol
+    ("tuning.py", "AttributeError"), ("serialization.py", "AttributeError"),
+    ("core.py", "NotImplementedError"), ("ops.py", "NotImplementedError"),  # abstract methods
+    ("callbacks.py", "OSError"), ("export.py", "OSError"),  # raised and caught inside: CheckpointError/ExportError
+    ("methods/registry.py", "KeyError"),  # a mapping lookup; every caller turns it into ConfigError
+    ("serialization.py", "TypeError"),  # kzoo's own table out of date: a bug, not an input error
+    ("errors.py", "FloatingPointError"),  # COMMAND_ERRORS (what commands catch)
+}
+_BARE = {"ValueError", "TypeError", "RuntimeError", "FloatingPointError", "KeyError", "IndexError", "OSError",
+         "ImportError", "ArithmeticError", "LookupError", "ZeroDivisionError", "AssertionError", "Exception",
+         "NotImplementedError", "AttributeError", "IOError", "EnvironmentError"}
+
+
 def test_library_code_raises_kzoo_errors_not_bare_builtins():
-    """Every error kzoo raises on purpose is under KzooError (the bad-argument ones are still ValueError/TypeError)."""
+    """Every error kzoo raises on purpose is under KzooError (the bad-argument ones are still ValueError/TypeError).
+
+    Not only ``raise ValueError(...)``: any use of a bare builtin exception class is found (a default argument
+    ``error=ValueError``, a helper that returns ``ValueError(...)``, an alias), except in ``except`` clauses,
+    ``isinstance``/``issubclass`` checks and class bases, and the few uses listed above with their reason.
+    """
+    import ast
     import pathlib
-    import re
 
     import kzoo
 
     root = pathlib.Path(kzoo.__file__).parent
-    bare = re.compile(r"raise (ValueError|TypeError|RuntimeError)\(")
-    found = [f"{p.relative_to(root)}:{i}" for p in sorted(root.rglob("*.py")) if p.name != "serialization.py"
-             for i, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        allowed = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ExceptHandler) and node.type is not None:
+                allowed |= {id(n) for n in ast.walk(node.type)}
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("isinstance", "issubclass"):
+                allowed |= {id(n) for arg in node.args[1:] for n in ast.walk(arg)}
+            elif isinstance(node, ast.ClassDef):
+                allowed |= {id(n) for base in node.bases for n in ast.walk(base)}
+        rel = path.relative_to(root).as_posix()
+        found += [f"{rel}:{node.lineno} {node.id}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Name) and node.id in _BARE and id(node) not in allowed
+                  and (rel, node.id) not in _BARE_ALLOWED]
     assert found == []
     assert issubclass(errors.InvalidArgumentError, (errors.ConfigError, ValueError))
     assert issubclass(errors.ArgumentTypeError, TypeError) and issubclass(errors.UsageError, RuntimeError)

@@ -10,6 +10,7 @@ import numpy as np
 from kzoo.data.augment import _check_image_batch, augment_images, parse_augment
 from kzoo.data.base import _check_int
 from kzoo.data.splits import _STREAMS, validate_arrays, warn_pixel_range
+from kzoo.errors import UnsupportedBackendError
 
 
 
@@ -132,7 +133,7 @@ def _make_stream(x_l, y_l, x_u, batch_l, batch_u, num_classes, seed, augment,
         try:
             import tensorflow  # noqa: F401
         except ImportError as e:
-            raise ImportError(
+            raise UnsupportedBackendError(
                 f"as_tf=True needs tensorflow, which could not be imported "
                 f"({e}); install tensorflow or pass as_tf=False for a numpy "
                 f"iterator") from e
