@@ -109,8 +109,35 @@ def compile_function(fn):
 
 
 def train_step_function():
-    """The backend's ``train_step`` for :class:`kzoo.RegularizerMixin` models."""
-    return _impl().train_step
+    """The backend's ``train_step`` for kzoo's models (:class:`kzoo.core.TrainStep`), taking ``(model, data)``
+    on TensorFlow and ``(model, state, data)`` on JAX; the batch's inputs pass through :func:`float_inputs`."""
+    impl = _impl().train_step
+
+    def step(model, *args):
+        return impl(model, *args[:-1], float_inputs(args[-1]))
+
+    return step
+
+
+def float_inputs(data):
+    """A train batch whose integer or boolean inputs (uint8 images, int64 arrays; a semi-supervised batch's
+    ``labeled`` and ``unlabeled`` parts) are cast to ``keras.backend.floatx()``, as float inputs would be;
+    labels and sample weights are left as they are. Decided from dtypes while the step is traced: no cost per
+    step."""
+    if isinstance(data, (tuple, list)) and data:
+        return (_float_inputs(data[0]), *data[1:])
+    return _float_inputs(data)
+
+
+def _float_inputs(x):
+    if isinstance(x, dict):
+        return {k: _float_inputs(v) for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return type(x)(_float_inputs(v) for v in x)
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and keras.backend.standardize_dtype(dtype).startswith(("int", "uint", "bool")):
+        return keras.ops.cast(x, keras.backend.floatx())
+    return x
 
 
 # --------------------------------------------------------------------------
