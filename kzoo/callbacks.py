@@ -294,6 +294,61 @@ class NaNGuard(keras.callbacks.Callback):
             self._snapshot()
 
 
+class StopOnNonFinite(keras.callbacks.Callback):
+    """``fit``'s default guard on kzoo models: stop with :class:`TrainingDiverged` naming the batch whose loss
+    (or a logged term) became NaN or infinite, e.g. a NaN in a user's stream, instead of training every weight
+    to NaN silently.
+
+    It only reads the step's logs and is ``async_safe``: Keras runs it beside the train loop, not in it, so it
+    adds no synchronization per step; with ``verbose=0`` the loop may run on to the end of the epoch before
+    the error comes (its message names the batch where the loss became NaN), with a per-step progress bar it
+    comes at once. Added by :meth:`kzoo.RegularizerMixin.fit` unless a NaN guard of kzoo
+    (:class:`NaNGuard`, :class:`TrainingGuard`) or ``keras.callbacks.TerminateOnNaN`` is passed.
+    """
+
+    async_safe = True
+    GUARDS = ()  # (set below: the callbacks that make this one unneeded)
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            try:
+                v = float(_scalar(value))
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(v):
+                self._model.stop_training = True  # (self._model: reading self.model on JAX syncs the state)
+                raise TrainingDiverged(
+                    f"{name} became {v} at batch {batch} of epoch {self.epoch + 1} (counting from 0 and 1); "
+                    "training stopped and the model's weights are no longer finite: check that batch's inputs "
+                    "(labeled and unlabeled) for NaN/inf, or lower the learning rate or the regularizer's "
+                    "weight/radius")
+
+    @classmethod
+    def added_to(cls, args, kwargs):
+        """``fit``'s ``(args, kwargs)`` with this guard added to its callbacks (``callbacks`` is fit's 4th
+        positional argument after ``x, y``) unless one of :attr:`GUARDS` is there."""
+        args, kwargs = list(args), dict(kwargs)
+        positional = len(args) > 3
+        callbacks = list((args[3] if positional else kwargs.get("callbacks")) or [])
+        if not any(isinstance(c, cls.GUARDS) for c in callbacks):
+            callbacks.append(cls())
+        if positional:
+            args[3] = callbacks
+        else:
+            kwargs["callbacks"] = callbacks
+        return tuple(args), kwargs
+
+
+StopOnNonFinite.GUARDS = (StopOnNonFinite, NaNGuard, TrainingGuard, keras.callbacks.TerminateOnNaN)
+
+
 class EpochMetrics(keras.callbacks.Callback):
     """Adds ``metrics(model)`` (e.g. the classifier's validation error and NLL) to each epoch's logs.
 

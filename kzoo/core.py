@@ -291,10 +291,8 @@ class TrainStep:
 # The mixin and the wrapper
 # --------------------------------------------------------------------------
 
-_FROM_LOGITS = {
-    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
-    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
-}
+_FROM_LOGITS = {"sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
+                "categorical_crossentropy": keras.losses.CategoricalCrossentropy}
 
 
 def deserialize(config, custom_objects=None):
@@ -468,10 +466,12 @@ class RegularizerMixin(TrainStep):
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """``keras.Model.fit`` after kzoo's checks of the data and the classifier (:func:`kzoo.data.check_fit`)."""
+        """Keras' ``fit`` after :func:`kzoo.data.check_fit`; a NaN loss stops it naming the batch (StopOnNonFinite)."""
+        from kzoo.callbacks import StopOnNonFinite
         from kzoo.data import check_fit
 
         check_fit(self, x, y)
+        args, kwargs = StopOnNonFinite.added_to(args, kwargs)
         return super().fit(x, y, *args, **kwargs)
 
     # -- the train step (the hooks of :class:`TrainStep`) ------------------------
