@@ -68,6 +68,19 @@ class UnsafePathError(ConfigError):
     may have planted it); refused before anything is written through it (exit code 2, as other bad input)."""
 
 
+class WriteError(KzooError, OSError):
+    """A file could not be written (a full disk, no permission, an I/O error); nothing was left half-written
+    and what was at its path is unchanged (exit code 3). Keeps the OSError's errno."""
+
+    def __str__(self):
+        return self.strerror or super().__str__()
+
+
+class NonFiniteValueError(KzooError, FloatingPointError):
+    """A model's outputs, or a result to be reported or written, are NaN or infinite: refused rather than
+    reported as numbers (exit code 3)."""
+
+
 class TuningFailed(KzooError, RuntimeError):
     """A hyperparameter search could not finish (a process of a distributed search died)."""
 

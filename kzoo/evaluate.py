@@ -17,7 +17,7 @@ the inputs' value range (``value_range``; kzoo.data's Dataset.value_range).
 The classifier runs in inference mode throughout.
 """
 
-from kzoo.errors import InvalidArgumentError, UsageError
+from kzoo.errors import InvalidArgumentError, NonFiniteValueError, UsageError
 import math
 import os
 
@@ -163,6 +163,18 @@ def pgd(model, x, y, epsilon, steps=200, step_size=0.01, value_range=None, rando
     return out
 
 
+def _finite(logits, what):
+    """``logits``, or :class:`NonFiniteValueError` when some are NaN/inf: metrics of such outputs (an error
+    rate of argmax over NaN) would be reported as if they meant something."""
+    bad = ~np.isfinite(logits).all(axis=tuple(range(1, logits.ndim)))
+    if bad.any():
+        raise NonFiniteValueError(
+            f"the model's outputs are NaN or infinite on {int(bad.sum())} of {len(bad)} {what} (the first at "
+            f"index {int(np.argmax(bad))}); no metrics reported: the model diverged or its weights are not "
+            "finite, retrain it")
+    return logits
+
+
 def evaluate(model, x, y, attack=None, epsilon=None, value_range=None, pgd_steps=200, pgd_step_size=0.01,
              pgd_random_start=False, ece_bins=15, batch_size=256, seed=0):
     """Clean test error, NLL and ECE of ``model`` on ``(x, y)``, and accuracy under ``attack``.
@@ -179,7 +191,7 @@ def evaluate(model, x, y, attack=None, epsilon=None, value_range=None, pgd_steps
         raise InvalidArgumentError(f"y must be integer class indices of shape ({len(x)},), got {y.dtype} {y.shape}")
     if attack is not None:
         epsilon, value_range = _check_attack_args(epsilon, value_range, x, allow_unbounded=attack == "pgd")
-    result = classification_metrics(predict_logits(model, x, batch_size), y, ece_bins)
+    result = classification_metrics(_finite(predict_logits(model, x, batch_size), "test inputs"), y, ece_bins)
     result["n"] = int(len(y))
     if attack is None:
         return result
@@ -188,7 +200,7 @@ def evaluate(model, x, y, attack=None, epsilon=None, value_range=None, pgd_steps
     else:
         adv = pgd(model, x, y, epsilon, pgd_steps, pgd_step_size, value_range, pgd_random_start, seed, batch_size)
         result.update(pgd_steps=int(pgd_steps), pgd_step_size=float(pgd_step_size))
-    adv_logits = predict_logits(model, adv, batch_size)
+    adv_logits = _finite(predict_logits(model, adv, batch_size), f"{attack.upper()} examples")
     acc = float((adv_logits.argmax(axis=1) == y).mean())
     result.update(attack=attack, epsilon=epsilon, value_range=list(value_range), adversarial_accuracy=acc,
                   adversarial_error=1.0 - acc)

@@ -17,12 +17,13 @@ Standard library only (the bottom layer of kzoo).
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
 import stat
 import tempfile
 
-from kzoo.errors import ConfigError, UnsafePathError
+from kzoo.errors import ConfigError, NonFiniteValueError, UnsafePathError, WriteError
 
 
 def _unsafe(path, what, st):
@@ -85,19 +86,35 @@ def atomic_file(path, suffix=""):
     """
     path = os.path.abspath(path)
     folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    check_not_link(path, "destination")
-    private = tempfile.mkdtemp(prefix=".tmp-", dir=folder)
-    tmp = os.path.join(private, "file" + suffix)
+    private = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        check_not_link(path, "destination")
+        if os.path.lexists(path) and not os.path.isfile(path):  # a folder, a device, a fifo: never replaced
+            raise UnsafePathError(f"destination {path} is not a regular file: remove it or choose another path")
+        private = tempfile.mkdtemp(prefix=".tmp-", dir=folder)
+        tmp = os.path.join(private, "file" + suffix)
         yield tmp
         st = os.lstat(tmp)
         if not stat.S_ISREG(st.st_mode):
             raise UnsafePathError(f"the temporary file {tmp} is not a regular file; {path} was not replaced")
         check_not_link(path, "destination")
         os.replace(tmp, path)
+    except OSError as e:
+        if isinstance(e, WriteError):
+            raise
+        raise write_error(path, e) from e
     finally:
-        shutil.rmtree(private, ignore_errors=True)
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+
+
+def write_error(path, e):
+    """:class:`WriteError` (one line, errno kept) for the OSError ``e`` raised while writing ``path``."""
+    reason = "no space left on device (the disk is full)" if e.errno == errno.ENOSPC else \
+        (e.strerror or " ".join(str(e).split()) or type(e).__name__)
+    kept = "what was there is unchanged" if os.path.lexists(path) else "nothing was left there"
+    return WriteError(e.errno, f"could not write {path}: {reason}; {kept}")
 
 
 def write_text_atomic(path, text, suffix=""):
@@ -108,8 +125,30 @@ def write_text_atomic(path, text, suffix=""):
 
 
 def write_json_atomic(path, payload):
-    """``payload`` as indented, key-sorted JSON at ``path``, atomically."""
-    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n", suffix=".json")
+    """``payload`` as indented, key-sorted, strict JSON at ``path``, atomically.
+
+    Strict: a NaN or infinite number is never written as a bare ``NaN``/``Infinity`` (which JSON does not
+    have): :class:`NonFiniteValueError` names the first such key and nothing is written.
+    """
+    try:
+        text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError:
+        where = _non_finite_key(payload)
+        raise NonFiniteValueError(f"refusing to write {path}: {where or 'a value'} is NaN or infinite, which "
+                                  "JSON cannot hold; nothing was written") from None
+    write_text_atomic(path, text + "\n", suffix=".json")
+
+
+def _non_finite_key(value, where=""):
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "the value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) \
+        else ()
+    for key, item in items:
+        found = _non_finite_key(item, f"{where}[{key!r}]" if where or not isinstance(key, str) else key)
+        if found:
+            return found
+    return None
 
 
 def check_writable_target(path, what):
