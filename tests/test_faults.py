@@ -617,3 +617,167 @@ def test_argument_errors_come_before_keras_is_imported(argv, record):
     assert out.stdout.split() == ["False", "False"], out.stdout
     record(kind="bad input", case=f"kzoo train {' '.join(argv)}", outcome="exit 2 before Keras is imported",
            message=lines[0], survived="nothing started")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# issue 22: library errors are KzooErrors; integer inputs; NaN in a user's stream; NaN outputs; a failed write
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_library_calls_with_bad_values_raise_kzoo_errors(record):
+    from kzoo import data as kdata
+    from kzoo.errors import KzooError
+    from kzoo.regularizers import RPT, VAT, EntropyMinimization
+
+    x = np.zeros((20, 4), np.float32)
+    y = np.arange(20) % 2
+    for what, call, expect in [
+        ("VAT(epsilon=0)", lambda: VAT(epsilon=0), "epsilon must be a finite number > 0"),
+        ("RPT(epsilon=-1)", lambda: RPT(epsilon=-1), "epsilon must be a finite number > 0"),
+        ("EntropyMinimization(weight=-1)", lambda: EntropyMinimization(weight=-1), "weight"),
+        ("semi_supervised(batch_labeled=0)",
+         lambda: kdata.semi_supervised(x, y, x, batch_labeled=0, batch_unlabeled=4, as_tf=False), "batch_labeled"),
+    ]:
+        with pytest.raises(KzooError, match=expect) as e:
+            call()
+        assert isinstance(e.value, ValueError) and "\n" not in str(e.value)  # still a ValueError, as before
+        record(kind="bad input", case=what, outcome=f"{type(e.value).__name__} (a KzooError)",
+               message=str(e.value), survived="-")
+
+
+def _int_batches(dtype, semi):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (48, 64)).astype(dtype)
+    y = np.arange(48) % 10
+    if semi:
+        return [({"labeled": x[i:i + 8], "unlabeled": x[i + 8:i + 24]}, y[i:i + 8]) for i in (0, 24)]
+    return [(x[i:i + 16], y[i:i + 16]) for i in (0, 16, 32)]
+
+
+def _fit_losses(batches):
+    keras.utils.set_random_seed(0)
+    net = _regularized()
+    hist = net.fit((b for b in batches), steps_per_epoch=len(batches), epochs=1, verbose=0)
+    return hist.history["loss"][-1], net
+
+
+@pytest.mark.parametrize("semi", [False, True], ids=["supervised", "semi-supervised"])
+@pytest.mark.parametrize("dtype", ["uint8", "int64"])
+def test_integer_inputs_to_fit_are_cast_to_float(dtype, semi, record):
+    """uint8/int64 inputs train exactly as the same values in float32 (both backends; the cast is decided
+    when the step is traced)."""
+    batches = _int_batches(dtype, semi)
+    as_float = [(({k: v.astype(np.float32) for k, v in x.items()} if semi else x.astype(np.float32)), y)
+                for x, y in batches]
+    loss_int, net_int = _fit_losses(batches)
+    loss_float, net_float = _fit_losses(as_float)
+    assert np.isfinite(loss_int)
+    np.testing.assert_allclose(loss_int, loss_float, rtol=1e-5)
+    for a, b in zip(net_int.get_weights(), net_float.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    record(kind="bad input", case=f"{dtype} inputs to fit ({'semi-supervised' if semi else 'supervised'} batches)",
+           outcome="cast to float32; trains as float inputs", message="-", survived="(legal)")
+
+
+@pytest.mark.parametrize("where", ["unlabeled", "labeled"])
+@pytest.mark.parametrize("verbose", [0, 2])
+def test_a_nan_in_a_users_stream_stops_fit_naming_the_batch(where, verbose, record):
+    from kzoo.errors import TrainingDiverged
+
+    rng = np.random.default_rng(0)
+    x = rng.random((48, 64), dtype=np.float32)
+    y = np.arange(48) % 10
+
+    def stream():
+        for i in range(100):
+            batch = {"labeled": x[:8].copy(), "unlabeled": x[8:40].copy()}
+            if i == 3:
+                batch[where][2, 5] = np.nan
+            yield batch, y[:8]
+
+    net = _regularized()
+    with pytest.raises(TrainingDiverged) as e:
+        net.fit(stream(), steps_per_epoch=20, epochs=2, verbose=verbose)
+    msg = str(e.value)
+    assert "\n" not in msg and "at batch 3 of epoch 1" in msg and "nan" in msg, msg
+    # stopped within the epoch (verbose=0: Keras runs the check beside the loop, so up to its end; verbose=2: at once)
+    assert int(keras.ops.convert_to_numpy(net.optimizer.iterations)) <= (20 if verbose == 0 else 5)
+    record(kind="fault", case=f"a NaN in the {where} batch of a user's stream to Regularized.fit",
+           outcome="TrainingDiverged (a KzooError) naming the batch", message=msg, survived="-")
+
+
+def test_the_nan_stop_leaves_a_users_own_guard_alone():
+    from kzoo.callbacks import NaNGuard, StopOnNonFinite
+
+    guard = NaNGuard()
+    args, kwargs = StopOnNonFinite.added_to((), {"callbacks": [guard]})
+    assert kwargs["callbacks"] == [guard]
+    args, kwargs = StopOnNonFinite.added_to((16, 1, 0, [keras.callbacks.TerminateOnNaN()]), {})
+    assert len(args[3]) == 1 and "callbacks" not in kwargs
+    args, kwargs = StopOnNonFinite.added_to((), {})
+    assert [type(c) for c in kwargs["callbacks"]] == [StopOnNonFinite]
+    assert StopOnNonFinite.async_safe  # Keras runs it beside the train loop: no sync per step
+
+
+def _digits_keras(tmp_path, nan):
+    import kzoo
+
+    digits = kzoo.data.load("digits")
+    inp = keras.Input(digits.x_train.shape[1:])
+    clf = keras.Model(inp, keras.layers.Dense(10)(keras.layers.Flatten()(inp)))
+    if nan:
+        kernel, bias = clf.layers[-1].get_weights()
+        kernel[3, :] = np.nan
+        clf.layers[-1].set_weights([kernel, bias])
+    path = str(tmp_path / ("nan.keras" if nan else "ok.keras"))
+    clf.save(path)
+    return path
+
+
+def test_evaluate_refuses_a_model_with_nan_outputs(tmp_path, capsys, record):
+    path = _digits_keras(tmp_path, nan=True)
+    metrics = tmp_path / "m.json"
+    rc, out, err = _cli(capsys, ["evaluate", path, "--limit", "50", "--metrics-json", str(metrics)])
+    line = _one_line_error(err, rc, 3)
+    assert "outputs are NaN or infinite on" in line and "of 50 test inputs" in line
+    assert "error" not in out and not metrics.exists()
+    record(kind="fault", case="kzoo evaluate on a model whose outputs are NaN", outcome="refused, exit 3",
+           message=line, survived="no metrics written")
+
+
+def test_the_metrics_json_is_strict_json(tmp_path):
+    from kzoo.errors import KzooError
+    from kzoo.io import write_json_atomic
+
+    target = tmp_path / "m.json"
+    target.write_text('{"old": 1}\n')
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(KzooError, match=r"b\[1\] is NaN or infinite") as e:
+            write_json_atomic(str(target), {"a": 1.0, "b": [0.5, bad]})
+        assert "\n" not in str(e.value)
+    assert target.read_text() == '{"old": 1}\n'
+    write_json_atomic(str(target), {"a": 1.0})
+    assert json.loads(target.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}")) == {"a": 1.0}
+
+
+def test_a_full_disk_writing_the_metrics_json_exits_3_and_keeps_the_export(tmp_path, monkeypatch, capsys, record):
+    """Training, then the export, then the metrics JSON fails (ENOSPC at its rename): one line, exit 3, and the
+    export written before is complete."""
+    export, metrics = tmp_path / "model", tmp_path / "m.json"
+    real_replace = os.replace
+
+    def full(src, dst, *args, **kwargs):
+        if os.fspath(dst).endswith("m.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full)
+    rc, _, err = _cli(capsys, ["train"] + RUN + ["--steps", "2", "--export", str(export), "--metrics-json",
+                                                 str(metrics)])
+    monkeypatch.undo()
+    line = _one_line_error(err, rc, 3)
+    assert f"could not write {metrics}: no space left on device" in line
+    assert not metrics.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+    assert (export / "saved_model.pb").is_file() and (export / "variables").is_dir()  # the export, complete
+    record(kind="fault", case="a full disk while writing --metrics-json", outcome="exit 3",
+           message=line.replace(str(tmp_path), "DIR"), survived="the export, complete")
