@@ -414,7 +414,7 @@ class RegularizerMixin(TrainStep):
 
     def compile_from_config(self, config):
         """Recompile a loaded model (``compile`` is kzoo's own, so Keras leaves this to it)."""
-        config = keras.saving.deserialize_keras_object(config)
+        config = keras.saving.deserialize_keras_object(serialization.check_config(config))
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)

@@ -67,6 +67,7 @@ def _regularized_file(path):
     inp = keras.Input((4,))
     clf = keras.Model(inp, keras.layers.Dense(3)(inp))
     model = kzoo.Regularized(clf, kzoo.regularizers.VAT(epsilon=1.0))
+    model.compile(optimizer="adam")
     model(np.zeros((2, 4), "float32"))
     model.save(str(path))
 
@@ -94,6 +95,12 @@ def _set_layer_module(config):
     dense.update(module="kzoo.cli", class_name="WeightNormDense", registered_name="kzoo>WeightNormDense")
 
 
+def _set_compile_optimizer(config):
+    assert config["compile_config"], "the model was saved compiled"
+    config["compile_config"]["optimizer"] = {"module": "kzoo.cli", "class_name": "main", "config": {},
+                                             "registered_name": "kzoo>main"}
+
+
 def test_a_crafted_keras_file_never_imports_a_module_it_names(tmp_path):
     good = tmp_path / "good.keras"
     _regularized_file(good)
@@ -103,6 +110,7 @@ def test_a_crafted_keras_file_never_imports_a_module_it_names(tmp_path):
     for name, planted in _PLANTED.items():
         _rewrite(good, files / f"{name}.keras", _set_regularizer(planted))
     _rewrite(good, files / "layer.keras", _set_layer_module)
+    _rewrite(good, files / "compile.keras", _set_compile_optimizer)
     export = tmp_path / "pwned"
     env = {**os.environ, "PYTHONPATH": REPO, "KERAS_BACKEND": BACKEND, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, "-c", _LOAD, str(files), str(export)], capture_output=True, text=True,
@@ -117,6 +125,7 @@ def test_a_crafted_keras_file_never_imports_a_module_it_names(tmp_path):
         assert "\n" not in result, (name, result)
     assert "kzoo.__main__.VAT" in out["main.keras"] and "kzoo.cli.X" in out["cli.keras"]
     assert "kzoo.nonexistent.VAT" in out["missing.keras"] and "kzoo.__main__.VAT" in out["wrong_module.keras"]
+    assert "kzoo.cli.main" in out["compile.keras"]
     assert "kzoo.cli.WeightNormDense" in out["layer.keras"] and "kzoo.vat.Evil" in out["unregistered.keras"]
 
 
