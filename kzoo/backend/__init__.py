@@ -8,6 +8,7 @@ that compile to a fast generator.
 """
 
 from kzoo.errors import InvalidArgumentError
+import functools
 import importlib
 
 import keras
@@ -113,6 +114,7 @@ def train_step_function():
     on TensorFlow and ``(model, state, data)`` on JAX; the batch's inputs pass through :func:`float_inputs`."""
     impl = _impl().train_step
 
+    @functools.wraps(impl)  # (its __wrapped__: the backend's own)
     def step(model, *args):
         return impl(model, *args[:-1], float_inputs(args[-1]))
 
