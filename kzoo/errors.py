@@ -82,6 +82,7 @@ EXIT_CODES = {
                  "(the message says what was kept)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
     EXIT_TERMINATED: "stopped by SIGTERM (a scheduler or container), handled like Ctrl-C",
+    129: "stopped by SIGHUP (the terminal closed), handled like Ctrl-C",
 }
 
 # What a command catches and turns into its exit code and a one-line message; anything else is a bug

@@ -264,11 +264,11 @@ def _validate(a):
 
 def check_width(width, model, spec):
     """ConfigError unless ``width`` (given explicitly) is a finite number > 0 that ``model`` (or the method's
-    own networks) uses: the plain ``mlp`` has no width."""
+    own networks) uses: the plain ``mlp`` has no width (1, the default, is what it is)."""
     if isinstance(width, bool) or not isinstance(width, (int, float, np.integer, np.floating)) \
             or not (math.isfinite(width) and width > 0):
         raise ConfigError(f"width must be a finite number > 0 (a channel multiplier, e.g. 0.5 or 2), got {width!r}")
-    if model == "mlp" and spec.train is None:
+    if model == "mlp" and spec.train is None and width != 1:  # 1: the default, what the mlp is
         raise ConfigError(f"--width {width:g} applies to the conv and ResNet models (e.g. --model conv_small); "
                           "the mlp has no width: drop --width or choose one of those models")
 
@@ -425,7 +425,7 @@ def _split(ds, labels, validation_labels, seed):
     if not validation_labels:
         return ds.x_train[idx_l], y_l, ds.x_train, None, None
     if labels - validation_labels < nc:
-        raise ValueError(f"validation_labels={validation_labels} leaves {labels - validation_labels} of the {labels} "
+        raise ConfigError(f"validation_labels={validation_labels} leaves {labels - validation_labels} of the {labels} "
                          f"labels to train on, fewer than the {nc} classes (each class needs a training label); "
                          "lower --validation-labels or raise --labels")
     idx_val, y_val, idx_l = kdata.labeled_split(idx_l, y_l, validation_labels, num_classes=nc, seed=seed + 1,
@@ -519,7 +519,7 @@ def check_same_settings(stamp, current, what, flag, holds, ignore=()):
         with open(stamp) as f:
             previous = json.load(f)
         if not isinstance(previous, dict):
-            raise ValueError("not a JSON object")
+            raise json.JSONDecodeError("not a JSON object", "", 0)
     except (OSError, ValueError) as e:
         raise ConfigError(f"{stamp} ({holds}) is unreadable ({type(e).__name__}); to start over, remove the "
                           f"folder (rm -r {folder}) and rerun the same command") from None
@@ -527,10 +527,10 @@ def check_same_settings(stamp, current, what, flag, holds, ignore=()):
     diff = sorted(k for k in set(previous) | set(current) if k not in ignore
                   and previous.get(k) != current.get(k) and not (k in added and k not in previous))
     if diff:
-        shown = ", ".join(f"{k}: {previous.get(k)!r} there, {current.get(k)!r} now" if k in added or k == "method"
-                          else k for k in diff)
-        raise ConfigError(f"{what} holds a run with other settings ({shown}); rerun the same command to resume "
-                          f"it, or use another {flag}")
+        shown = "".join(f"; {k}: {previous.get(k)!r} there, {current.get(k)!r} now" for k in diff
+                        if k in added or k == "method")
+        raise ConfigError(f"{what} holds a run with other settings ({', '.join(diff)} differ{shown}); rerun the "
+                          f"same command to resume it, or use another {flag}")
 
 
 # ----------------------------------------------------------------------------

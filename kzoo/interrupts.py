@@ -1,10 +1,11 @@
 """Ctrl-C and SIGTERM: a command stops cleanly, training at the end of its current optimizer step.
 
 Standard library only (the bottom layer of kzoo). kzoo's command line runs inside
-:func:`handling`: SIGINT (Ctrl-C) and SIGTERM (what schedulers and containers
-send) then raise :class:`Interrupted`, which unwinds like Ctrl-C (locks given
-back, nothing half-written) and ends the command with exit code 128 + the
-signal's number (130, 143). While a training loop runs (:func:`deferred`), the
+:func:`handling`: SIGINT (Ctrl-C), SIGTERM (what schedulers and containers
+send) and SIGHUP (a closed terminal) then raise :class:`Interrupted`, which
+unwinds like Ctrl-C (locks given back, nothing half-written) and ends the
+command with exit code 128 + the signal's number (130, 143, 129). A signal
+that was ignored when kzoo started (``nohup``) stays ignored. While a training loop runs (:func:`deferred`), the
 first signal is held until the current optimizer step ends, where the loop's
 guard writes a final checkpoint (with ``--checkpoint-dir``) and stops
 (:func:`stop`); a second signal stops at once. Outside the command line Python's
@@ -15,7 +16,7 @@ import contextlib
 import signal
 import threading
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C; schedulers, containers; a closed terminal
 _STATE = {"pending": None, "deferring": 0, "handling": 0}
 
 
@@ -59,8 +60,9 @@ def handling():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.getsignal(s) for s in SIGNALS}
-    for s in SIGNALS:
+    # a signal ignored by whoever started us (nohup, a shell's background job) stays ignored
+    previous = {s: signal.getsignal(s) for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
+    for s in previous:
         signal.signal(s, _handler)
     _STATE["handling"] += 1
     try:

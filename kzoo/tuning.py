@@ -197,22 +197,22 @@ def run_trial(config, trial_id, values, tuner_id="tuner0", epochs=None):
 
 def collect(config):
     """The trials of a finished search, from the oracle's files and the execution records."""
+    from kzoo.hypermodel import read_json
+
     directory = config["directory"]
     project = os.path.join(directory, PROJECT)
     executions = {}
     folder = os.path.join(directory, "executions")
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
-        if name.endswith(".json") and not name.startswith("."):
-            with open(os.path.join(folder, name)) as f:
-                rec = json.load(f)
+        rec = read_json(os.path.join(folder, name)) if name.endswith(".json") and not name.startswith(".") else None
+        if rec and "trial_id" in rec:  # an unreadable or foreign file there is not a record
             executions.setdefault(rec["trial_id"], []).append(rec)
     trials = []
     for name in sorted(os.listdir(project)) if os.path.isdir(project) else ():
         path = os.path.join(project, name, "trial.json")
-        if not (name.startswith("trial_") and os.path.isfile(path)):
+        state = read_json(path) if name.startswith("trial_") else None
+        if not state or "trial_id" not in state:  # reloading rebuilt every trial it could: skip what is left
             continue
-        with open(path) as f:
-            state = json.load(f)
         trial_id = state["trial_id"]
         metrics = state.get("metrics", {}).get("metrics", {})
 

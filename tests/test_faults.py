@@ -683,6 +683,32 @@ def test_ctrl_c_during_the_export_keeps_the_trained_weights(tmp_path, monkeypatc
            survived="the checkpoint of the last step; the same command exports without training again")
 
 
+def test_the_command_handles_sigint_sigterm_sighup_and_keeps_ignored_ones_ignored():
+    from kzoo import interrupts
+
+    previous = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        with interrupts.handling():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is interrupts._handler
+            with pytest.raises(interrupts.Interrupted) as e:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)
+            assert e.value.exit_code == 143 and "interrupted (SIGTERM)" in str(e.value)
+            with interrupts.deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.1)
+                assert interrupts.pending() == signal.SIGINT  # held for the step's end
+                with pytest.raises(interrupts.Interrupted) as e:
+                    interrupts.stop(" after optimizer step 7")
+            assert e.value.exit_code == 130 and interrupts.pending() is None
+        assert signal.getsignal(signal.SIGTERM) == previous[signal.SIGTERM]
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 @pytest.mark.one_backend  # process orchestration
 def test_sigterm_to_a_training_process(tmp_path, record):
     """A real SIGTERM from outside: exit 143, one line naming the step, its checkpoint kept, the lock file
@@ -745,11 +771,11 @@ def test_a_resume_with_another_backend_data_or_method_is_refused(tmp_path, capsy
     jax = subprocess.run([sys.executable, "-m", "kzoo", "train"] + args + ["--backend", "jax"], env=ENV,
                          capture_output=True, text=True, timeout=120)
     line = _one_line_error(jax.stderr, jax.returncode, 2)
-    assert f"checkpoint folder {ckpt} holds a run with other settings (backend: 'tensorflow' there, 'jax' now)" \
-        in line
+    assert f"checkpoint folder {ckpt} holds a run with other settings (backend differ; backend: 'tensorflow' " \
+        "there, 'jax' now)" in line
     lines = [line]
     for extra, want in ((["--data-dir", str(tmp_path)], "data_dir: None there"),
-                        (["--split", "train=train"], "splits: None there")):
+                        (["--split", "train=train[:90%]"], "splits differ")):
         rc, _, err = _cli(capsys, ["train"] + args + ["--backend", "tensorflow"] + extra)
         lines.append(_one_line_error(err, rc, 2))
         assert want in lines[-1]
