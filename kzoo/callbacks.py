@@ -40,6 +40,7 @@ import keras
 import numpy as np
 
 from kzoo import backend as kb
+from kzoo import interrupts
 from kzoo.errors import NonFiniteLossError, TrainingDiverged  # noqa: F401  (kzoo.callbacks.TrainingDiverged, as before)
 from kzoo.io import atomic_file
 from kzoo.checkpoints import (  # noqa: F401  (the checkpoint file functions, kept importable from here)
@@ -198,10 +199,30 @@ class TrainingGuard(keras.callbacks.Callback):
                 self.diverged = (name, v, self.step)
                 self._net().stop_training = True
                 return
-        if self.directory and self.step % self.every == 0 and self.step < self.total_steps:
-            self._save()
-        if self.step >= self.total_steps:
+        interrupted = interrupts.pending() is not None
+        last = self.step >= self.total_steps
+        if self.directory and (self.step % self.every == 0 or last or interrupted):
+            self._save()  # the last step too: an interrupt while exporting keeps the trained weights
+            if self.diverged is not None:
+                return
+        if interrupted:
+            self.interrupt()
+        if last:
             self._net().stop_training = True
+
+    def interrupt(self):
+        """Raise :class:`kzoo.interrupts.Interrupted` for the signal that arrived during this step (Ctrl-C,
+        SIGTERM), saying what was kept: the checkpoint of this step (written by :meth:`on_train_batch_end`)."""
+        if self.directory and self.write and self.last_saved == self.step:
+            detail = (f" after optimizer step {self.step}; its checkpoint is kept in {self.directory}: rerun the "
+                      "same command to resume")
+        elif self.directory:
+            kept = latest_checkpoint(self.directory)[0]
+            detail = (f" at optimizer step {self.step}; the checkpoint of step {kept} is kept in {self.directory}"
+                      if kept else f" at optimizer step {self.step}")
+        else:
+            detail = f" at optimizer step {self.step} (no --checkpoint-dir: nothing was kept)"
+        interrupts.stop(detail)
 
     def _save(self):
         model = self.model  # synced state on JAX

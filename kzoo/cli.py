@@ -203,11 +203,14 @@ def _evaluate(args):
 
 def main(argv=None):
     """``kzoo COMMAND ...``; returns the exit code (``kzoo.errors.EXIT_CODES``, the README's table)."""
+    from kzoo import interrupts
+
     try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        print("kzoo: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        with interrupts.handling():  # Ctrl-C and SIGTERM: a final checkpoint, locks given back, one line
+            return _main(argv)
+    except KeyboardInterrupt as e:  # kzoo.interrupts.Interrupted: exit 128 + its signal (130 Ctrl-C, 143 SIGTERM)
+        print(f"kzoo: {e}" if isinstance(e, interrupts.Interrupted) else "kzoo: interrupted", file=sys.stderr)
+        return getattr(e, "exit_code", EXIT_INTERRUPTED)
 
 
 def _main(argv):

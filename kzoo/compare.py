@@ -48,7 +48,7 @@ import types
 from kzoo.baselines import BASELINES, fit_baseline
 from kzoo.compare_report import Progress, mean_std, paired_ci, values_text  # noqa: F401  (public here too)
 from kzoo.errors import COMMAND_ERRORS, ConfigError, fail
-from kzoo.experiment import resolve_hyperparameters
+from kzoo.experiment import claim_folder, data_settings, locks, resolve_hyperparameters
 from kzoo.io import check_writable_target, write_json_atomic
 
 PROTOCOL_VERSION = 1
@@ -436,6 +436,7 @@ def _check(entries, dataset, labels, seeds, folds, validation_labels, data_dir):
     return ds, val
 
 
+@locks.scoped  # the folder stays locked while the comparison lasts
 def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, validation_labels=None,
             grids=None, out="compare", results_json=None, results_md=None, plot=None, only_cached=False,
             data_dir=None, jit_compile="auto", verbose=1, **run_settings):
@@ -453,14 +454,12 @@ def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, 
     from kzoo import compare_report
 
     t0 = time.time()
-    unknown = sorted(set(run_settings) - set(RUN_SETTINGS))
-    if unknown:
-        raise ConfigError(f"compare does not take {', '.join(unknown)}")
+    if set(run_settings) - set(RUN_SETTINGS):
+        raise ConfigError(f"compare does not take {', '.join(sorted(set(run_settings) - set(RUN_SETTINGS)))}")
     run_settings = {k: _convert_run_setting(k, v) for k, v in run_settings.items() if v is not None}
     labels = [labels] if isinstance(labels, int) else list(labels)
     names = list(methods) if methods else default_entries()
-    if REFERENCE not in names:
-        names.insert(0, REFERENCE)
+    names = names if REFERENCE in names else [REFERENCE] + names
     if len(set(names)) != len(names):
         raise ConfigError(f"a method is listed twice: {', '.join(names)}")
     unused = sorted(set(grids or {}) - set(names) - {n.partition(":")[0] for n in names})
@@ -475,10 +474,12 @@ def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, 
                        (results_md, "results file"), (plot, "plot file")):
         check_writable_target(path, what)
     ds, val = _check(entries, dataset, labels, seeds, folds, validation_labels, data_dir)
-    cache = os.path.join(out, "cache")
+    cache = os.path.join(out, "cache")  # locked; other settings are refused (entries, labels and seeds may grow)
+    claim_folder(out, os.path.join(out, "compare_settings.json"), {"dataset": dataset, "folds": folds,
+                 "validation_labels": validation_labels, "run": run_settings, **data_settings(data_dir, None)},
+                 "comparison folder", "--out", "the settings of the comparison there", in_use=cache)
     os.makedirs(cache, exist_ok=True)
-    seed_list = list(range(seeds))
-    fold_seeds = list(range(folds))
+    seed_list, fold_seeds = list(range(seeds)), list(range(folds))
     context = {"dataset": dataset, "data": ds, "data_dir": data_dir, "jit_compile": jit_compile,
                "validation_labels": val, "backend": keras.backend.backend(), "run": run_settings}
     total = sum((len(e.points()) * folds if len(e.points()) > 1 else 0) + seeds for e in entries) * len(labels)

@@ -91,6 +91,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2          # bad input: usage, configuration, dataset not available; nothing was trained
 EXIT_FAILED = 3         # the run failed: training diverged, an export failed, a search did not finish
 EXIT_INTERRUPTED = 130  # interrupted (Ctrl-C: 128 + SIGINT)
+EXIT_TERMINATED = 143  # stopped by SIGTERM (a scheduler, a container; 128 + SIGTERM), handled like Ctrl-C
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -98,6 +99,8 @@ EXIT_CODES = {
     EXIT_FAILED: "the run failed: training diverged, the export failed, or a search did not finish "
                  "(the message says what was kept)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_TERMINATED: "stopped by SIGTERM (a scheduler or container), handled like Ctrl-C",
+    129: "stopped by SIGHUP (the terminal closed), handled like Ctrl-C",
 }
 
 # What a command catches and turns into its exit code and a one-line message; anything else is a bug
@@ -107,8 +110,8 @@ COMMAND_ERRORS = (KzooError, FloatingPointError, TimeoutError)
 
 def exit_code(error):
     """The exit code (:data:`EXIT_CODES`) of a command that stopped on ``error``."""
-    if isinstance(error, KeyboardInterrupt):
-        return EXIT_INTERRUPTED
+    if isinstance(error, KeyboardInterrupt):  # kzoo.interrupts.Interrupted: 128 + its signal (130, 143)
+        return getattr(error, "exit_code", EXIT_INTERRUPTED)
     if isinstance(error, (ConfigError, DatasetUnavailableError, UnsupportedBackendError, ArgumentTypeError,
                           UsageError)):
         return EXIT_USAGE

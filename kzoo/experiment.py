@@ -214,6 +214,8 @@ def _validate(a):
     given = {k: v for k, v in a.hyperparameters.items() if v is not None}
     resolve_hyperparameters(a.method, given)  # an unknown method or hyperparameter, before the preset
     explicit = {**{k: getattr(a, k) for k in PRESET_RUN_SETTINGS}, **given}
+    if a.width is not None:
+        check_width(a.width, a.model, get_method(a.method))
     a.applied = get_method(a.method).preset_for_run(a.dataset, a.labels, a.model, explicit) if a.preset else {}
     for k, default in PRESET_RUN_SETTINGS.items():  # the preset's, else the argument, else run()'s default
         given_value = getattr(a, k)
@@ -239,6 +241,7 @@ def _validate(a):
     a.checkpoint_every = _checkpoint_every(a.checkpoint_every, a.steps)
     a.export, a.export_format, a.export_version = check_export(a.export, a.export_format, a.export_version)
     a.metrics_json = _check_writable_target(a.metrics_json, "metrics file")
+    a.tensorboard = _check_writable_target(a.tensorboard, "TensorBoard folder")
     try:
         a.splits = kdata.check_splits(a.splits)
     except ValueError as e:
@@ -248,7 +251,7 @@ def _validate(a):
               "steps": int(a.steps), "batch_labeled": int(a.batch_labeled), "batch_unlabeled": int(a.batch_unlabeled),
               "seed": int(a.seed), "hyperparameters": hp, "learning_rate": a.learning_rate,
               "decay_fraction": a.decay_fraction, "width": a.width, "augment": a.augment,
-              "validation_labels": int(a.validation_labels)}
+              "validation_labels": int(a.validation_labels), **data_settings(a.data_dir, a.splits)}
     opt_info = {"optimizer": a.optimizer, "weight_decay": float(a.weight_decay), "lr_drops": list(a.lr_drops)}
     if a.optimizer == "sgd":
         opt_info.update(momentum=float(a.momentum), nesterov=bool(a.nesterov))
@@ -257,6 +260,17 @@ def _validate(a):
     if a.checkpoint_dir is not None:
         a.checkpoint_dir = _check_checkpoint_dir(a.checkpoint_dir, config)
     return spec, hp, opt_info
+
+
+def check_width(width, model, spec):
+    """ConfigError unless ``width`` (given explicitly) is a finite number > 0 that ``model`` (or the method's
+    own networks) uses: the plain ``mlp`` has no width (1, the default, is what it is)."""
+    if isinstance(width, bool) or not isinstance(width, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(width) and width > 0):
+        raise ConfigError(f"width must be a finite number > 0 (a channel multiplier, e.g. 0.5 or 2), got {width!r}")
+    if model == "mlp" and spec.train is None and width != 1:  # 1: the default, what the mlp is
+        raise ConfigError(f"--width {width:g} applies to the conv and ResNet models (e.g. --model conv_small); "
+                          "the mlp has no width: drop --width or choose one of those models")
 
 
 def _checkpoint_every(every, steps):
@@ -410,6 +424,10 @@ def _split(ds, labels, validation_labels, seed):
     idx_l, y_l, _ = kdata.labeled_split(np.arange(len(ds.x_train)), ds.y_train, labels, num_classes=nc, seed=seed)
     if not validation_labels:
         return ds.x_train[idx_l], y_l, ds.x_train, None, None
+    if labels - validation_labels < nc:
+        raise ConfigError(f"validation_labels={validation_labels} leaves {labels - validation_labels} of the {labels} "
+                         f"labels to train on, fewer than the {nc} classes (each class needs a training label); "
+                         "lower --validation-labels or raise --labels")
     idx_val, y_val, idx_l = kdata.labeled_split(idx_l, y_l, validation_labels, num_classes=nc, seed=seed + 1,
                                                 unlabeled_includes_labeled=False)
     keep = np.ones(len(ds.x_train), dtype=bool)
@@ -439,20 +457,80 @@ def _check_checkpoint_dir(path, config):
         raise ConfigError(f"checkpoint folder {path} cannot be written: {e.strerror}") from None
     stamp = os.path.join(path, "run.json")
     current = json.loads(json.dumps(config, default=str))
-    if checkpoints.latest_checkpoint(path)[1] is not None and os.path.isfile(stamp):
-        try:
-            with open(stamp) as f:
-                previous = json.load(f)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{stamp} (the settings of the run checkpointed there) is unreadable "
-                              f"({type(e).__name__}); to start over, remove the folder (rm -r {path}) and "
-                              "rerun the same command") from None
-        if previous != current:
-            diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-            raise ConfigError(f"checkpoint folder {path} holds a run with other settings ({', '.join(diff)} "
-                              "differ); rerun the same command to resume it, or use another --checkpoint-dir")
+    if checkpoints.latest_checkpoint(path)[1] is not None:
+        check_same_settings(stamp, current, f"checkpoint folder {path}", "--checkpoint-dir",
+                            "the settings of the run checkpointed there")
     write_json_atomic(stamp, current)
     return path
+
+
+def backend_name():
+    """The Keras backend a run uses, known before Keras is imported (as Keras chooses it: $KERAS_BACKEND, else
+    keras.json, else tensorflow)."""
+    import sys
+
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as f:
+            return str(json.load(f).get("backend") or "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def data_settings(data_dir, splits):
+    """What a resumed run must share with the run it resumes besides its own settings: the backend (a
+    checkpoint's random state and compiled steps are the backend's), the data folder (its real path) and the
+    TFDS splits."""
+    return {"backend": backend_name(), "data_dir": os.path.realpath(data_dir) if data_dir else None,
+            "splits": splits}
+
+
+def claim_folder(folder, stamp, settings, what, flag, holds, in_use, ignore=()):
+    """Lock ``folder`` (a search's or comparison's) for this process and record ``settings`` in its JSON
+    file ``stamp``; ConfigError (one line) if another run holds it or, when it already holds results
+    (``in_use``: True, or a folder that is not empty), if they were made with other settings (``ignore``: keys
+    that may change, such as paths)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        locks.acquire(os.path.join(folder, ".lock"), f"{what} {folder}", f"wait for it to end, or use another {flag}")
+    except OSError as e:
+        raise ConfigError(f"{what} {folder} cannot be written: {e.strerror}") from None
+    current = json.loads(json.dumps(settings, default=str))
+    if isinstance(in_use, str):  # a folder of results: in use when not empty
+        in_use = os.path.isdir(in_use) and bool(os.listdir(in_use))
+    if in_use:
+        check_same_settings(stamp, current, f"{what} {folder}", flag, holds, ignore)
+    write_json_atomic(stamp, current)
+
+
+def check_same_settings(stamp, current, what, flag, holds, ignore=()):
+    """ConfigError (one line) unless the JSON ``stamp`` (``holds``: what it records) exists, is readable and
+    equals ``current`` (keys an older kzoo did not record are not compared, nor those in ``ignore``)."""
+    folder = os.path.dirname(stamp)
+    if not os.path.isfile(stamp):
+        raise ConfigError(f"{what} holds a run without its {os.path.basename(stamp)} ({holds}): kzoo cannot tell "
+                          f"whether it is this run; to start over, remove the folder (rm -r {folder}), or use "
+                          f"another {flag}")
+    try:
+        with open(stamp) as f:
+            previous = json.load(f)
+        if not isinstance(previous, dict):
+            raise json.JSONDecodeError("not a JSON object", "", 0)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{stamp} ({holds}) is unreadable ({type(e).__name__}); to start over, remove the "
+                          f"folder (rm -r {folder}) and rerun the same command") from None
+    added = set(data_settings(None, None)) | {"backend"}
+    diff = sorted(k for k in set(previous) | set(current) if k not in ignore
+                  and previous.get(k) != current.get(k) and not (k in added and k not in previous))
+    if diff:
+        shown = "".join(f"; {k}: {previous.get(k)!r} there, {current.get(k)!r} now" for k in diff
+                        if k in added or k == "method")
+        raise ConfigError(f"{what} holds a run with other settings ({', '.join(diff)} differ{shown}); rerun the "
+                          f"same command to resume it, or use another {flag}")
 
 
 # ----------------------------------------------------------------------------
@@ -485,12 +563,17 @@ def pretrain(name, dataset="digits", steps=2000, batch_size=128, learning_rate=N
         _check_learning_rate(learning_rate)
     if export is None:
         raise ConfigError("pretrain needs --export: where to save the trained model")
-    export = _check_writable_target(export, "export file")
+    export = os.fspath(export)
+    if os.path.splitext(export)[1] not in ("", ".keras"):
+        raise ConfigError(f"pretrain saves a Keras model: --export must name a .keras file (or a name without a "
+                          f"suffix, saved as NAME.keras), got {export}")
+    export = _check_writable_target(export if export.endswith(".keras") else export + ".keras", "export file")
     metrics_json = _check_writable_target(metrics_json, "metrics file")
     checkpoint_every = _checkpoint_every(checkpoint_every, steps)
     if checkpoint_dir is not None:
         config = {"pretrain": name, "dataset": dataset, "steps": int(steps), "batch_size": int(batch_size),
-                  "learning_rate": learning_rate, "seed": int(seed), "hyperparameters": hp}
+                  "learning_rate": learning_rate, "seed": int(seed), "hyperparameters": hp,
+                  **data_settings(data_dir, None)}
         checkpoint_dir = _check_checkpoint_dir(checkpoint_dir, config)
 
     import keras

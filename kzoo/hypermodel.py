@@ -24,12 +24,16 @@ for the final model, re-train the best hyperparameters on all labels, as
 (gan-ssl, ali-ssl) keep their weights in kzoo's run; re-train those.
 """
 
+import json
 import os
+import shutil
+import sys
 import time
 
 import keras_tuner
 
 from kzoo.experiment import ConfigError, resolve_hyperparameters
+from kzoo.io import write_text_atomic
 
 OBJECTIVE = "val_error"
 
@@ -214,3 +218,173 @@ class HyperModel(keras_tuner.HyperModel):
             if type(callback).__name__ == "SaveBestEpoch":  # keras-tuner's per-trial best-weights checkpoint
                 callback.set_model(model)
                 callback.on_epoch_end(0, dict(logs))
+
+
+# ----------------------------------------------------------------------------
+# A search's files: crash-safe writes, a resume that runs every grid point once
+# ----------------------------------------------------------------------------
+
+
+def read_json(path):
+    """The JSON object in ``path``, or None when it is missing, empty, truncated or not JSON."""
+    try:
+        with open(path) as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _grid_points(space):
+    """Every point of a grid of ``Choice`` hyperparameters, in keras-tuner's GridSearch order (each
+    hyperparameter's default first, the last hyperparameter varying fastest)."""
+    import itertools
+
+    names, values = [], []
+    for hp in space.space:
+        if hp.name.startswith("tuner/"):
+            continue
+        vals = list(getattr(hp, "values", [hp.default]))
+        names.append(hp.name)
+        values.append([hp.default] + [v for v in vals if v != hp.default])
+    return [dict(zip(names, point)) for point in itertools.product(*values)]
+
+
+def safe_oracle(base):
+    """``base`` (a keras-tuner oracle class) whose files are crash-safe and whose resume is exact.
+
+    * ``oracle.json`` and every ``trial_*/trial.json`` are written with kzoo.io's atomic writer: a kill leaves
+      the previous complete file, never an empty or half-written one.
+    * Reloading never trusts a file blindly: an unreadable ``trial.json`` (a folder written before this, or
+      damaged by hand) is rebuilt from kzoo's execution record of that trial, or from the grid point its id
+      was given; an unreadable ``oracle.json`` is rebuilt from the trials. What was rebuilt is reported.
+    * A trial that was running when the search stopped is run again, unless it had already finished (its
+      ``trial.json`` says so, or kzoo's execution record of it exists): then its result is kept as is.
+    * The grid oracle picks the first grid point that no trial has taken (keras-tuner's GridSearch keeps its
+      order in memory only, so a resumed search skipped points and could fail with a KeyError).
+    """
+    import keras_tuner
+    from keras_tuner.engine import trial as trial_module
+    from keras_tuner.engine.hyperparameters import HyperParameters
+
+    RUNNING, COMPLETED, FAILED = (trial_module.TrialStatus.RUNNING, trial_module.TrialStatus.COMPLETED,
+                                  trial_module.TrialStatus.FAILED)
+    grid = issubclass(base, keras_tuner.oracles.GridSearchOracle)
+
+    class SafeOracle(base):
+        def save(self):
+            write_text_atomic(self._get_oracle_fname(), json.dumps(self.get_state()), suffix=".json")
+
+        def _save_trial(self, trial):
+            write_text_atomic(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
+                              json.dumps(trial.get_state()), suffix=".json")
+
+        if grid:
+            def populate_space(self, trial_id):
+                taken = {self._compute_values_hash(t.hyperparameters.values) for t in self.trials.values()}
+                for point in _grid_points(self.get_space()):
+                    if self._compute_values_hash(point) not in taken:
+                        return {"status": RUNNING, "values": point}
+                if self.ongoing_trials:
+                    return {"status": trial_module.TrialStatus.IDLE, "values": None}
+                return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+
+            def end_trial(self, trial):  # GridSearchOracle's in-memory order is not used (populate_space)
+                keras_tuner.Oracle.end_trial(self, trial)
+
+        def _records(self):
+            folder = os.path.join(os.path.dirname(self._project_dir), "executions")
+            found = {}
+            for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+                rec = read_json(os.path.join(folder, name)) if name.endswith(".json") else None
+                if rec and "trial_id" in rec and rec.get("val_error") is not None:
+                    found[str(rec["trial_id"])] = rec
+            return found
+
+        def _finish_from_record(self, trial, rec):
+            for name in ("val_error", "val_nll", "train_seconds"):
+                if rec.get(name) is not None:
+                    if not trial.metrics.exists(name):
+                        trial.metrics.register(name, direction="min")
+                    trial.metrics.update(name, float(rec[name]), step=0)
+            trial.status = COMPLETED
+            self.score_trial(trial)
+
+        def reload(self):
+            project, notes = self._project_dir, []
+            records = self._records()
+            state = read_json(self._get_oracle_fname())
+            damaged = []
+            for name in sorted(os.listdir(project)):
+                path = os.path.join(project, name, "trial.json")
+                if not (name.startswith("trial_") and os.path.isdir(os.path.join(project, name))):
+                    continue
+                trial_state = read_json(path)
+                if trial_state is None:
+                    damaged.append(name[len("trial_"):])
+                    continue
+                trial = trial_module.Trial.from_state(trial_state)
+                self.trials[trial.trial_id] = trial
+            for trial_id in damaged:
+                values = None
+                if trial_id in records:
+                    values = dict(records[trial_id]["hyperparameters"])
+                elif grid and state:
+                    want = (state.get("id_to_hash") or {}).get(trial_id)
+                    values = next((p for p in _grid_points(HyperParameters.from_config(state["hyperparameters"]))
+                                   if self._compute_values_hash(p) == want), None)
+                if values is None and trial_id == max(damaged + list(self.trials)):
+                    # the newest trial, unfinished (no record) and its values unknown: as if never started
+                    shutil.rmtree(os.path.join(project, f"trial_{trial_id}"), ignore_errors=True)
+                    notes.append(f"trial_{trial_id}/trial.json was unreadable and was rebuilt (removed: the "
+                                 "trial had not finished, it runs again)")
+                    continue
+                hps = self.hyperparameters.copy()
+                hps.values = values or {}
+                trial = trial_module.Trial(hyperparameters=hps, trial_id=trial_id, status=RUNNING)
+                if values is None:
+                    trial.status, trial.message = FAILED, "its trial.json was unreadable and its values unknown"
+                self.trials[trial_id] = trial
+                notes.append(f"trial_{trial_id}/trial.json was unreadable and was rebuilt")
+            known = set(self.trials)
+            if state is None or not set((state.get("ongoing_trials") or {}).values()) <= known \
+                    or not set(state.get("start_order", [])) <= known:
+                if os.path.exists(self._get_oracle_fname()):
+                    notes.append("oracle.json was unreadable and was rebuilt from the trials")
+                state = self.get_state()
+                ids = sorted(self.trials)
+                state.update(ongoing_trials={}, start_order=ids, retry_queue=[],
+                             end_order=[i for i in ids if self.trials[i].status != RUNNING],
+                             run_times={i: 1 for i in ids if self.trials[i].status != RUNNING},
+                             tried_so_far=[], id_to_hash={})
+                state["seed_state"] = state.get("seed_state", 0) + len(ids)
+            self.set_state(state)
+            for trial in self.trials.values():
+                if trial.hyperparameters.values:  # not a damaged trial whose values are unknown
+                    self._record_values(trial)
+            # trials that were running when the search stopped: finished ones are kept, the others run again
+            ended = set(self.end_order)
+            retry = []
+            for trial_id in sorted(self.trials):
+                trial = self.trials[trial_id]
+                if trial.status == RUNNING and trial_id in records:
+                    self._finish_from_record(trial, records[trial_id])
+                if trial.status == RUNNING:
+                    retry.append(trial_id)
+                elif trial_id not in ended:
+                    self.end_order.append(trial_id)
+                    self._run_times[trial_id] = max(1, self._run_times[trial_id])
+                if trial_id in damaged or trial.status != RUNNING:
+                    self._save_trial(trial)
+            self._retry_queue = list(reversed(retry))  # popped from the end: the oldest first
+            self.ongoing_trials = {}
+            self.save()
+            for note in notes:
+                print(f"kzoo: warning: {os.path.join(project, '')}: {note}", file=sys.stderr, flush=True)
+
+    SafeOracle.__name__ = SafeOracle.__qualname__ = f"Kzoo{base.__name__}"
+    return SafeOracle
+
+
+ORACLES = {"grid": "GridSearchOracle", "random": "RandomSearchOracle",
+           "bayesian": "BayesianOptimizationOracle", "hyperband": "HyperbandOracle"}

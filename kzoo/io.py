@@ -154,10 +154,11 @@ def _non_finite_key(value, where=""):
 def check_writable_target(path, what):
     """``path`` made absolute, or ConfigError when it cannot be written (before any work starts).
 
-    The nearest existing folder above ``path`` must be writable; an ``export
-    folder`` must not be an existing file, any other target not an existing
-    folder, and none a symbolic link or another user's (:func:`check_not_link`).
-    None stays None.
+    The nearest existing folder above ``path`` must be writable (a file can be
+    created in it) and every name still to be created short enough for the
+    filesystem; an ``export folder`` or ``TensorBoard folder`` must not be an existing
+    file, any other target not an existing folder, and none a symbolic link or
+    another user's (:func:`check_not_link`). None stays None.
     """
     if path is None:
         return None
@@ -166,11 +167,31 @@ def check_writable_target(path, what):
     probe = parent
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
-    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK) or not _can_create_in(probe):
         raise ConfigError(f"{what} {path} cannot be written: {probe} is not a writable folder")
-    if os.path.isfile(path) and what == "export folder":
+    try:
+        name_max = os.pathconf(probe, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    for part in os.path.relpath(path, probe).split(os.sep):  # the names still to be created
+        if len(os.fsencode(part)) > name_max:
+            raise ConfigError(f"{what} {path} cannot be written: the name {part[:24]}... is "
+                              f"{len(os.fsencode(part))} bytes long, over the {name_max} bytes a name may have "
+                              "on this filesystem")
+    if os.path.isfile(path) and what in ("export folder", "TensorBoard folder"):
         raise ConfigError(f"{what} {path} is an existing file, not a folder")
-    if os.path.isdir(path) and what != "export folder":
+    if os.path.isdir(path) and what not in ("export folder", "TensorBoard folder"):
         raise ConfigError(f"{what} {path} is an existing folder; give a file path, e.g. "
                           f"{os.path.join(path, 'metrics.json' if 'metrics' in what else 'model.keras')}")
     return path
+
+
+def _can_create_in(folder):
+    """Whether a file can be created in ``folder`` (a read-only filesystem, or permissions, even for root)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.remove(tmp)
+    return True

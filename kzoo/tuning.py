@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 
+from kzoo import locks
 from kzoo.checks import check_dataset
 from kzoo.errors import COMMAND_ERRORS, ConfigError, TuningFailed, fail
 from kzoo.experiment import resolve_hyperparameters
@@ -117,35 +118,44 @@ TUNERS = {"grid": "GridSearch", "random": "RandomSearch", "bayesian": "BayesianO
 
 def _tuner(config, directory):
     """keras-tuner's chosen tuner (``config["tuner"]``) over :class:`kzoo.hypermodel.HyperModel`'s search
-    space; each trial is :func:`run_trial`, which also keeps the record of which process ran it."""
+    space, with crash-safe files (:func:`kzoo.hypermodel.safe_oracle`); each trial is :func:`run_trial`, which
+    also keeps the record of which process ran it."""
     import keras_tuner
 
-    from kzoo.hypermodel import HyperModel, objective
+    from kzoo.hypermodel import ORACLES, HyperModel, objective, read_json, safe_oracle
 
     kind = config.get("tuner", "grid")
-    base = getattr(keras_tuner, TUNERS[kind])
 
-    class KzooTuner(base):
+    class KzooTuner(keras_tuner.Tuner):
         def run_trial(self, trial, *args, **kwargs):
             values = trial.hyperparameters.values
             return run_trial(config, trial.trial_id, {k: v for k, v in values.items() if not k.startswith("tuner/")},
                              self.tuner_id, epochs=values.get("tuner/epochs"))
+
+        def save(self):
+            if not self._is_worker():
+                self.oracle.save()
+            write_text_atomic(self._get_tuner_fname(), json.dumps(self.get_state()), suffix=".json")
+
+        def reload(self):
+            if not self._is_worker():
+                self._populate_initial_space()  # the search space, also when oracle.json must be rebuilt
+                self.oracle.reload()
+            self.set_state(read_json(self._get_tuner_fname()) or self.get_state())
 
     hypermodel = HyperModel(config["method"], grid=config["grid"], fixed=config["fixed"],
                             validation_labels=config["validation_labels"], **config["run"])
     kwargs = {"max_trials": None if kind == "grid" else config.get("max_trials") or grid_size(config["grid"])}
     if kind == "hyperband":
         kwargs = {"max_epochs": config.get("max_epochs", 3), "factor": 3, "hyperband_iterations": 1}
-    return KzooTuner(
-        hypermodel=hypermodel,
+    oracle = safe_oracle(getattr(keras_tuner.oracles, ORACLES[kind]))(
         objective=objective(),
         max_consecutive_failed_trials=grid_size(config["grid"]) + 1,  # a failed trial is reported, not fatal
-        directory=directory,
-        project_name=PROJECT,
-        overwrite=False,
         seed=config["run"].get("seed", 0),
         **kwargs,
     )
+    return KzooTuner(oracle=oracle, hypermodel=hypermodel, directory=directory, project_name=PROJECT,
+                     overwrite=False)
 
 
 # ----------------------------------------------------------------------------
@@ -187,22 +197,22 @@ def run_trial(config, trial_id, values, tuner_id="tuner0", epochs=None):
 
 def collect(config):
     """The trials of a finished search, from the oracle's files and the execution records."""
+    from kzoo.hypermodel import read_json
+
     directory = config["directory"]
     project = os.path.join(directory, PROJECT)
     executions = {}
     folder = os.path.join(directory, "executions")
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
-        if name.endswith(".json") and not name.startswith("."):
-            with open(os.path.join(folder, name)) as f:
-                rec = json.load(f)
+        rec = read_json(os.path.join(folder, name)) if name.endswith(".json") and not name.startswith(".") else None
+        if rec and "trial_id" in rec:  # an unreadable or foreign file there is not a record
             executions.setdefault(rec["trial_id"], []).append(rec)
     trials = []
     for name in sorted(os.listdir(project)) if os.path.isdir(project) else ():
         path = os.path.join(project, name, "trial.json")
-        if not (name.startswith("trial_") and os.path.isfile(path)):
+        state = read_json(path) if name.startswith("trial_") else None
+        if not state or "trial_id" not in state:  # reloading rebuilt every trial it could: skip what is left
             continue
-        with open(path) as f:
-            state = json.load(f)
         trial_id = state["trial_id"]
         metrics = state.get("metrics", {}).get("metrics", {})
 
@@ -344,6 +354,7 @@ def _search_distributed(config, workers, timeout, verbose):
     return {"workers": workers, "port": port, "failed_workers": failed}
 
 
+@locks.scoped  # the search folder stays locked while the search lasts
 def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, directory=None,
          overwrite=False, distributed=False, workers=2, timeout=24 * 3600, tensorboard=None,
          results_json=None, results_md=None, retrain=True, export=None, metrics_json=None, verbose=1,
@@ -410,30 +421,34 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
     if not timeout or timeout <= 0:
         raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
     for path, what in ((results_json, "results file"), (results_md, "results file"),
-                       (metrics_json, "metrics file")):
+                       (metrics_json, "metrics file"), (tensorboard, "TensorBoard folder")):
         check_writable_target(path, what)
+    if run_kwargs.get("width") is not None:
+        experiment.check_width(run_kwargs["width"], run_kwargs.get("model", "mlp"), spec)
+    planted = sorted(k for k in os.environ if k.startswith("KERASTUNER_"))
+    if planted and not distributed:  # keras-tuner would wait for a chief that was never started
+        raise ConfigError(f"the environment sets {', '.join(planted)} (keras-tuner's distributed-search "
+                          f"variables), with which a plain search waits forever for a chief; unset them first "
+                          f"(unset {' '.join(planted)}), or pass --distributed")
     experiment.check_export(export, export_format, export_version)
 
     own_directory = directory is None
     directory = tempfile.mkdtemp(prefix="kzoo-tune-") if own_directory else os.path.abspath(directory)
-    if overwrite and not own_directory and os.path.isdir(directory):
-        for name in (PROJECT, "executions", "workers", "logs"):
-            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
-    os.makedirs(directory, exist_ok=True)
     config = {"method": method, "grid": {k: list(v) for k, v in grid.items()}, "fixed": fixed,
               "validation_labels": int(validation_labels), "executions": int(executions),
               "run": run_kwargs, "directory": directory,
               "tensorboard": os.path.abspath(tensorboard) if tensorboard else None, "imports": list(imports),
-              "tuner": tuner, "max_trials": max_trials, "max_epochs": max_epochs}
-    stamp = os.path.join(directory, "kzoo_tune.json")
-    if os.path.isfile(stamp):
-        with open(stamp) as f:
-            previous = json.load(f)
-        if {k: v for k, v in previous.items() if k != "tensorboard"} != \
-                {k: v for k, v in json.loads(json.dumps(config)).items() if k != "tensorboard"}:
-            raise ConfigError(f"{directory} holds a search with other settings; use another --directory "
-                              "or --overwrite")
-    write_json_atomic(stamp, config)
+              "tuner": tuner, "max_trials": max_trials, "max_epochs": max_epochs,
+              **experiment.data_settings(run_kwargs.get("data_dir"), run_kwargs.get("splits"))}
+    # locked for this process; a folder holding a search of other settings is refused (paths may change: a
+    # moved folder resumes)
+    stamp, in_use = os.path.join(directory, "kzoo_tune.json"), os.path.isdir(os.path.join(directory, PROJECT))
+    experiment.claim_folder(directory, stamp, config, "search folder", "--directory (or --overwrite)",
+                            "the settings of the search there", in_use and not overwrite,
+                            ignore=("directory", "tensorboard"))
+    if overwrite and not own_directory:
+        for name in (PROJECT, "executions", "workers", "logs"):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
     if tensorboard:  # the HParams dashboard's experiment: the searched domains and the metrics
         from kzoo.hypermodel import write_hparams_config
 

@@ -781,3 +781,281 @@ def test_a_full_disk_writing_the_metrics_json_exits_3_and_keeps_the_export(tmp_p
     assert (export / "saved_model.pb").is_file() and (export / "variables").is_dir()  # the export, complete
     record(kind="fault", case="a full disk while writing --metrics-json", outcome="exit 3",
            message=line.replace(str(tmp_path), "DIR"), survived="the export, complete")
+
+
+# Ctrl-C and SIGTERM (issue 22): a final checkpoint, the lock given back, one line, exit 130 / 143
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_sigterm_during_training_checkpoints_that_step_and_exits_143(tmp_path, monkeypatch, capsys, record):
+    """SIGTERM arriving mid-training (here: while the checkpoint of step 2 is written) is held until the step
+    in progress ends: that step is checkpointed, the lock given back, one line, exit 143; the same command
+    then resumes from it."""
+    ckpt, out = tmp_path / "ckpt", tmp_path / "m.json"
+    args = ["train"] + RUN + ["--steps", "8", "--checkpoint-dir", str(ckpt), "--checkpoint-every", "2",
+                              "--metrics-json", str(out)]
+    real, sent = kcb.save_checkpoint, []
+
+    def save_then_signal(model, directory, step, *a, **k):
+        path = real(model, directory, step, *a, **k)
+        if not sent:
+            sent.append(step)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return path
+
+    monkeypatch.setattr(kcb, "save_checkpoint", save_then_signal)
+    before = signal.getsignal(signal.SIGTERM)
+    rc, _, err = _cli(capsys, args)
+    assert signal.getsignal(signal.SIGTERM) == before  # the command's handlers are given back
+    line = _one_line_error(err.replace("kzoo: interrupted", "kzoo: error: interrupted"), rc, 143)
+    assert sent == [2] and "interrupted (SIGTERM) after optimizer step 3; its checkpoint is kept in" in line
+    assert kck.latest_checkpoint(str(ckpt))[0] == 3 and ".lock" not in os.listdir(ckpt) and not out.exists()
+    monkeypatch.setattr(kcb, "save_checkpoint", real)
+    rc, _, err = _cli(capsys, args)
+    assert rc == 0, err
+    result = json.loads(out.read_text())
+    assert result["train_steps"] == 8 and result["hyperparameters"]["resumed_from_step"] == 3
+    record(kind="fault", case="SIGTERM during training (a scheduler or container stopping the run)",
+           outcome="exit 143 after the step in progress", message=line.split("error: ", 1)[1].replace(
+               str(ckpt), "DIR"), survived="a checkpoint of that step; the same command resumes from it")
+
+
+def test_ctrl_c_during_the_export_keeps_the_trained_weights(tmp_path, monkeypatch, capsys, record):
+    """The last step is checkpointed too: Ctrl-C while exporting (exit 130) loses no training; the same
+    command resumes at the last step, trains nothing more and exports."""
+    ckpt, export, out = tmp_path / "ckpt", tmp_path / "model", tmp_path / "m.json"
+    args = ["train"] + RUN + ["--steps", "6", "--checkpoint-dir", str(ckpt), "--checkpoint-every", "100",
+                              "--export", str(export), "--export-format", "onnx", "--metrics-json", str(out)]
+    real = kexport.export_classifier
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kexport, "export_classifier", interrupted)
+    rc, _, err = _cli(capsys, args)
+    assert rc == 130 and "kzoo: interrupted" in err, err
+    assert kck.latest_checkpoint(str(ckpt))[0] == 6 and ".lock" not in os.listdir(ckpt)
+    assert not export.exists() and not any(p.name.startswith(".model") for p in tmp_path.iterdir())
+    monkeypatch.setattr(kexport, "export_classifier", real)
+    rc, _, err = _cli(capsys, args)
+    assert rc == 0, err
+    result = json.loads(out.read_text())
+    assert result["train_steps"] == 6 and result["hyperparameters"]["resumed_from_step"] == 6
+    assert export.exists() and sorted(os.listdir(ckpt)) == ["run.json"]
+    record(kind="fault", case="Ctrl-C while exporting", outcome="exit 130", message="kzoo: interrupted",
+           survived="the checkpoint of the last step; the same command exports without training again")
+
+
+def test_the_command_handles_sigint_sigterm_sighup_and_keeps_ignored_ones_ignored():
+    from kzoo import interrupts
+
+    previous = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        with interrupts.handling():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is interrupts._handler
+            with pytest.raises(interrupts.Interrupted) as e:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)
+            assert e.value.exit_code == 143 and "interrupted (SIGTERM)" in str(e.value)
+            with interrupts.deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.1)
+                assert interrupts.pending() == signal.SIGINT  # held for the step's end
+                with pytest.raises(interrupts.Interrupted) as e:
+                    interrupts.stop(" after optimizer step 7")
+            assert e.value.exit_code == 130 and interrupts.pending() is None
+        assert signal.getsignal(signal.SIGTERM) == previous[signal.SIGTERM]
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@pytest.mark.one_backend  # process orchestration
+def test_sigterm_to_a_training_process(tmp_path, record):
+    """A real SIGTERM from outside: exit 143, one line naming the step, its checkpoint kept, the lock file
+    gone; the same command resumes from that step and finishes."""
+    ckpt, out = tmp_path / "ckpt", tmp_path / "m.json"
+    args = RUN + ["--steps", "40", "--checkpoint-dir", str(ckpt), "--checkpoint-every", "1",
+                  "--metrics-json", str(out)]
+    proc = _popen(args)
+    deadline = time.monotonic() + 300
+    try:
+        while kcb.latest_checkpoint(str(ckpt))[0] < 2 and proc.poll() is None:
+            assert time.monotonic() < deadline, "no progress within 300 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = _error_lines(err)
+    assert proc.returncode == 143 and len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    step = kcb.latest_checkpoint(str(ckpt))[0]
+    assert lines[0].startswith(f"kzoo: interrupted (SIGTERM) after optimizer step {step}; its checkpoint is kept")
+    assert not (ckpt / ".lock").exists() and not out.exists()
+    resumed = _popen(args)
+    _, err = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, err[-3000:]
+    result = json.loads(out.read_text())
+    assert result["train_steps"] == 40 and result["hyperparameters"]["resumed_from_step"] == step
+    record(kind="fault", case="SIGTERM to a `kzoo train` process", outcome="exit 143",
+           message=lines[0].replace(str(ckpt), "DIR"), survived=f"the checkpoint of step {step}; resumed from it")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A resume must match what it resumes (issue 22): backend, data, splits, a checkpoint's run.json; search and
+# comparison folders: their settings and one run at a time
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.one_backend  # two backends in two processes
+def test_a_resume_with_another_backend_data_or_method_is_refused(tmp_path, capsys, record):
+    """A TensorFlow run stopped with checkpoints; resuming it with --backend jax, another --data-dir or
+    --split, or from checkpoints whose run.json is gone (an RPT run on a VAT checkpoint) is refused in one
+    line before anything is loaded; the same command still resumes."""
+    ckpt = tmp_path / "ckpt"
+    args = RUN + ["--steps", "400", "--checkpoint-dir", str(ckpt), "--checkpoint-every", "2"]
+    proc = _popen(args + ["--backend", "tensorflow"])
+    deadline = time.monotonic() + 300
+    try:
+        while kcb.latest_checkpoint(str(ckpt))[0] < 2 and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143 and kcb.latest_checkpoint(str(ckpt))[0] >= 2
+    jax = subprocess.run([sys.executable, "-m", "kzoo", "train"] + args + ["--backend", "jax"], env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    line = _one_line_error(jax.stderr, jax.returncode, 2)
+    assert f"checkpoint folder {ckpt} holds a run with other settings (backend differ; backend: 'tensorflow' " \
+        "there, 'jax' now)" in line
+    lines = [line]
+    for extra, want in ((["--data-dir", str(tmp_path)], "data_dir: None there"),
+                        (["--split", "train=train[:90%]"], "splits differ")):
+        rc, _, err = _cli(capsys, ["train"] + args + ["--backend", "tensorflow"] + extra)
+        lines.append(_one_line_error(err, rc, 2))
+        assert want in lines[-1]
+    (ckpt / "run.json").unlink()
+    rc, _, err = _cli(capsys, ["train", "rpt"] + args[1:] + ["--backend", "tensorflow"])
+    lines.append(_one_line_error(err, rc, 2))
+    assert f"checkpoint folder {ckpt} holds a run without its run.json" in lines[-1] and "rm -r" in lines[-1]
+    assert kcb.latest_checkpoint(str(ckpt))[0] >= 2  # nothing was touched
+    for case, ln in zip(("--backend jax resuming a TensorFlow run", "another --data-dir", "another --split",
+                         "checkpoints without their run.json (rpt on a vat checkpoint)"), lines):
+        record(kind="bad input", case=f"resume with {case}", outcome="refused, exit 2",
+               message=ln.replace(str(tmp_path), "DIR"), survived="the checkpoints, untouched")
+
+
+TUNE = ["tune", "vat", "--grid", "epsilon=1,2", "--labels", "30", "--steps", "2", "--batch-labeled", "8",
+        "--batch-unlabeled", "16", "--no-retrain", "--quiet"]
+
+
+def test_search_and_comparison_folders_refuse_a_second_run_and_other_settings(tmp_path, capsys, no_training,
+                                                                              record):
+    search, board = tmp_path / "search", tmp_path / "board"
+    compare = ["compare", "supervised", "--labels", "30", "--seeds", "1", "--steps", "2", "--out", str(board),
+               "--quiet"]
+    lines = []
+    for argv, folder, what in ((TUNE + ["--directory", str(search)], search, "search folder"),
+                               (compare, board, "comparison folder")):
+        folder.mkdir()
+        holder = _holder(str(folder / ".lock"))
+        try:
+            rc, _, err = _cli(capsys, argv)
+            lines.append(_one_line_error(err, rc, 2))
+            assert f"{what} {folder} is in use by another kzoo run (pid {holder.pid})" in lines[-1]
+        finally:
+            holder.communicate("")
+    # results there, with the settings file of another backend or none
+    other = "jax" if BACKEND == "tensorflow" else "tensorflow"
+    (search / "oracle").mkdir()
+    (search / "kzoo_tune.json").write_text(json.dumps({"method": "vat", "backend": other}))
+    rc, _, err = _cli(capsys, TUNE + ["--directory", str(search)])
+    lines.append(_one_line_error(err, rc, 2))
+    assert f"backend: '{other}' there, '{BACKEND}' now" in lines[-1] and "--overwrite" in lines[-1]
+    (search / "kzoo_tune.json").unlink()
+    rc, _, err = _cli(capsys, TUNE + ["--directory", str(search)])
+    lines.append(_one_line_error(err, rc, 2))
+    assert "holds a run without its kzoo_tune.json" in lines[-1]
+    (board / "cache").mkdir()
+    (board / "cache" / "seed-x.json").write_text("{}")
+    (board / "compare_settings.json").write_text(json.dumps({"dataset": "digits", "backend": other}))
+    rc, _, err = _cli(capsys, compare)
+    lines.append(_one_line_error(err, rc, 2))
+    assert f"comparison folder {board} holds a run with other settings" in lines[-1] and other in lines[-1]
+    for case, ln in zip(("a second `kzoo tune` on one --directory", "a second `kzoo compare` on one --out",
+                         "`kzoo tune` resuming a search of another backend",
+                         "`kzoo tune` on a search folder without its settings file",
+                         "`kzoo compare` resuming a comparison of another backend"), lines):
+        record(kind="bad input", case=case, outcome="refused, exit 2", message=ln.replace(str(tmp_path), "DIR"),
+               survived="the folder, untouched")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# More values refused before any work (issue 22)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv,want", [
+    (["--width", "2"], "the mlp has no width"),
+    (["--width", "0"], "width must be a finite number > 0"),
+    (["--width", "-1"], "width must be a finite number > 0"),
+    (["--width", "nan"], "width must be a finite number > 0"),
+    (["--model", "conv_small", "--width", "nan"], "width must be a finite number > 0"),
+    (["--validation-labels", "15"], "leaves 5 of the 20 labels to train on, fewer than the 10 classes"),
+], ids=["width-on-mlp", "width-0", "width-neg", "width-nan", "conv-width-nan", "validation-labels"])
+@pytest.mark.parametrize("command", ["train", "tune"])
+def test_widths_and_validation_splits_are_refused_before_training(command, argv, want, capsys, no_training,
+                                                                  record):
+    extra = ["--grid", "epsilon=1,2", "--no-retrain"] if command == "tune" else []
+    rc, _, err = _cli(capsys, [command] + RUN + ["--steps", "5"] + argv + extra)
+    line = _one_line_error(err, rc, 2)
+    assert want in line
+    record(kind="bad input", case=f"kzoo {command} {' '.join(argv)}", outcome="exit 2 (before training)",
+           message=line, survived="nothing started")
+
+
+@pytest.mark.parametrize("case", ["tensorboard-file", "tensorboard-unwritable", "metrics-long-name",
+                                  "metrics-unwritable"])
+def test_output_paths_that_cannot_be_written_are_refused_before_training(case, tmp_path, capsys, no_training,
+                                                                         record):
+    (tmp_path / "file").write_text("x")
+    flag, path, want = {
+        "tensorboard-file": ("--tensorboard", tmp_path / "file", "is an existing file, not a folder"),
+        "tensorboard-unwritable": ("--tensorboard", "/proc/kzoo-tb", "/proc is not a writable folder"),
+        "metrics-long-name": ("--metrics-json", tmp_path / ("m" * 300 + ".json"), "bytes a name may have"),
+        "metrics-unwritable": ("--metrics-json", "/proc/kzoo/m.json", "/proc is not a writable folder"),
+    }[case]
+    rc, _, err = _cli(capsys, ["train"] + RUN + ["--steps", "5", flag, str(path)])
+    line = _one_line_error(err, rc, 2)
+    assert want in line
+    assert (tmp_path / "file").read_text() == "x" and not os.path.exists("/proc/kzoo")
+    shown = line.replace(str(tmp_path), "DIR").replace("m" * 300, "m…m")
+    record(kind="bad input", case=f"{flag} {case.split('-', 1)[1].replace('-', ' ')}",
+           outcome="exit 2 (before training)", message=shown, survived="nothing started")
+
+
+def test_pretrain_to_a_file_that_is_not_keras_is_refused_before_training(tmp_path, capsys, record):
+    rc, _, err = _cli(capsys, ["pretrain", "dcgan", "--steps", "2", "--export", str(tmp_path / "x.txt")])
+    line = _one_line_error(err, rc, 2)
+    assert "--export must name a .keras file" in line and os.listdir(tmp_path) == []
+    record(kind="bad input", case="kzoo pretrain --export x.txt", outcome="exit 2 (before training)",
+           message=line.replace(str(tmp_path), "DIR"), survived="nothing started")
+
+
+def test_leftover_keras_tuner_variables_are_refused_by_a_plain_search(tmp_path, monkeypatch, capsys, no_training,
+                                                                     record):
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    rc, _, err = _cli(capsys, TUNE + ["--directory", str(tmp_path / "s")])
+    line = _one_line_error(err, rc, 2)
+    assert "KERASTUNER_ORACLE_IP, KERASTUNER_TUNER_ID" in line and "unset KERASTUNER_ORACLE_IP" in line
+    record(kind="bad input", case="KERASTUNER_* variables left in the environment of a plain `kzoo tune`",
+           outcome="exit 2 (it waited forever)", message=line, survived="nothing started")

@@ -296,3 +296,129 @@ def test_markdown_names_the_tuner_that_searched():
     assert tuning.markdown(base).startswith("Grid search of **vat**")
     assert tuning.markdown({**base, "tuner": "hyperband"}).startswith("Hyperband search of **vat**")
     assert tuning.markdown({**base, "tuner": "random"}).startswith("Random search of **vat**")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stops and resumes of a search (issue 22): every grid point exactly once, crash-safe files
+# ---------------------------------------------------------------------------------------------------------
+
+GRID3 = {"epsilon": (5.0, 10.0, 20.0)}
+
+
+def _tune3(directory, **kwargs):
+    return tuning.tune("fake-manifold", grid=GRID3, directory=str(directory), labels=30, validation_labels=10,
+                       steps=2, batch_labeled=8, batch_unlabeled=16, retrain=False, verbose=0, **kwargs)
+
+
+def _points(results):
+    return sorted(t["hyperparameters"]["epsilon"] for t in results["trials"])
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_search_interrupted_around_a_trial_runs_every_grid_point_exactly_once(fake_module, tmp_path,
+                                                                                monkeypatch, when):
+    """Ctrl-C as trial 2 begins ("before") or as it ends, its result recorded but not yet handed to the oracle
+    ("after"); the rerun runs the missing points only (keras-tuner's GridSearch kept its order in memory: the
+    rerun skipped a point, or died with KeyError '0001')."""
+    real, ran = tuning.run_trial, []
+
+    def interrupted(config, trial_id, values, *args, **kwargs):
+        if len(ran) == 1 and when == "before":
+            raise KeyboardInterrupt
+        metrics = real(config, trial_id, values, *args, **kwargs)
+        ran.append(values["epsilon"])
+        if len(ran) == 2 and when == "after":
+            raise KeyboardInterrupt
+        return metrics
+
+    monkeypatch.setattr(tuning, "run_trial", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _tune3(tmp_path / "search")
+    first = list(ran)
+    monkeypatch.setattr(tuning, "run_trial", lambda *a, **k: (ran.append(a[2]["epsilon"]), real(*a, **k))[1])
+    results = _tune3(tmp_path / "search")
+    assert _points(results) == [5.0, 10.0, 20.0]
+    assert all(t["status"] == "COMPLETED" and t["runs"] == 1 for t in results["trials"])
+    assert sorted(ran) == [5.0, 10.0, 20.0] and len(first) == {"before": 1, "after": 2}[when]
+    os.rename(tmp_path / "search", tmp_path / "moved")  # no absolute path in its settings: a moved folder resumes
+    assert _tune3(tmp_path / "moved")["trials"] == results["trials"]  # a finished search: nothing runs again
+    assert len(ran) == 3
+
+
+@pytest.mark.parametrize("damage", ["oracle", "trial", "both", "all"])
+def test_empty_search_files_are_rebuilt_and_the_search_resumes(fake_module, tmp_path, monkeypatch, capsys,
+                                                               damage):
+    """oracle.json / trial.json / tuner0.json at 0 bytes (what kill -9 left with keras-tuner's own writes):
+    the rerun rebuilds them from the trials and kzoo's execution records, says so, and runs only what is
+    missing."""
+    real, ran = tuning.run_trial, []
+
+    def stop_at_third(config, trial_id, values, *args, **kwargs):
+        if len(ran) == 2:
+            raise KeyboardInterrupt
+        ran.append(values["epsilon"])
+        return real(config, trial_id, values, *args, **kwargs)
+
+    monkeypatch.setattr(tuning, "run_trial", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        _tune3(tmp_path / "search")
+    project = tmp_path / "search" / tuning.PROJECT
+    files = {"oracle": [project / "oracle.json"], "trial": [project / "trial_0001" / "trial.json"],
+             "both": [project / "oracle.json", project / "trial_0002" / "trial.json"],
+             "all": [project / "oracle.json", project / "tuner0.json"] + list(project.glob("trial_*/trial.json"))}
+    for f in files[damage]:
+        assert f.exists(), sorted(os.listdir(project))
+        f.write_bytes(b"")
+    (tmp_path / "search" / "executions" / "planted.json").write_text("{")  # not a record: skipped
+    capsys.readouterr()
+    monkeypatch.setattr(tuning, "run_trial", lambda *a, **k: (ran.append(a[2]["epsilon"]), real(*a, **k))[1])
+    results = _tune3(tmp_path / "search")
+    assert "was unreadable and was rebuilt" in capsys.readouterr().err
+    assert _points(results) == [5.0, 10.0, 20.0]
+    assert all(t["status"] == "COMPLETED" for t in results["trials"])
+    assert sorted(ran) == [5.0, 10.0, 20.0]  # the third point ran once, after the rebuild; none twice
+    for f in project.glob("*/trial.json"):
+        json.loads(f.read_text())  # rewritten whole
+    json.loads((project / "oracle.json").read_text())
+
+
+@pytest.mark.one_backend  # process orchestration
+def test_kill9_during_a_search_then_the_same_command_resumes(fake_module, tmp_path):
+    """kill -9 at seeded random points of `kzoo tune --directory`: every search file left parses (atomic
+    writes), and the same command then finishes with every grid point run exactly once."""
+    import random
+    import signal
+    import time
+
+    directory, out = tmp_path / "search", tmp_path / "tune.json"
+    cmd = [sys.executable, "-m", "kzoo", "tune", "fake-manifold", "--import", "fake_kzoo_methods", "--grid",
+           "epsilon=5,10,20", "eta=0.1,1", "--labels", "30", "--validation-labels", "10", "--steps", "2",
+           "--batch-labeled", "8", "--batch-unlabeled", "16", "--directory", str(directory), "--no-retrain",
+           "--results-json", str(out), "--quiet"]
+    rng, kills = random.Random(22), 0
+    executions = directory / "executions"
+    for _ in range(3):
+        done = len(os.listdir(executions)) if executions.is_dir() else 0
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        try:
+            while proc.poll() is None and (len(os.listdir(executions)) if executions.is_dir() else 0) <= done:
+                assert time.monotonic() < deadline, "no trial within 300 s"
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        kills += proc.returncode == -signal.SIGKILL
+        for f in (directory / tuning.PROJECT).glob("**/*.json"):
+            json.loads(f.read_text())  # never empty nor half-written
+    assert kills >= 2
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    points = sorted((t["hyperparameters"]["epsilon"], t["hyperparameters"]["eta"]) for t in results["trials"])
+    assert points == sorted(itertools.product([5.0, 10.0, 20.0], [0.1, 1.0]))
+    assert all(t["status"] == "COMPLETED" for t in results["trials"])

@@ -147,6 +147,7 @@ class RunContext:
 def _guarded_fit(ctx, model, stream, is_chief=True, tensorboard=None):
     """The fit of :class:`RunContext` and :class:`PretrainContext`: ``ctx.steps`` steps, resume, checkpoints."""
     from kzoo import callbacks as kcb
+    from kzoo import interrupts
 
     epochs = _epochs_for(ctx.steps)
     per_epoch = ctx.steps // epochs
@@ -166,9 +167,12 @@ def _guarded_fit(ctx, model, stream, is_chief=True, tensorboard=None):
     callbacks = list(ctx.callbacks) + [guard]
     if tensorboard:
         callbacks.append(kcb.tensorboard(tensorboard, ctx.steps))
-    history = model.fit(stream, steps_per_epoch=per_epoch, epochs=epochs, initial_epoch=start // per_epoch,
-                        verbose=ctx.verbose, callbacks=callbacks, shuffle=False)
+    with interrupts.deferred():  # Ctrl-C / SIGTERM stop at the end of the current step, checkpointed there
+        history = model.fit(stream, steps_per_epoch=per_epoch, epochs=epochs, initial_epoch=start // per_epoch,
+                            verbose=ctx.verbose, callbacks=callbacks, shuffle=False)
     guard.check()
+    if interrupts.pending() is not None:  # arrived after the last step (its checkpoint is written)
+        guard.interrupt()
     return history
 
 
