@@ -19,15 +19,20 @@ The math of each reference step is that of kzoo's method with its defaults:
   power iteration (ξ floored at sqrt(float32 eps)·||x||, as
   ``kzoo.vat.finite_difference_step``), one perturbed pass at ε = 1 whose
   batch-norm updates are discarded; cross-entropy + KL; Adam;
-* ``manifold-mixup``: kzoo's ``ManifoldMixup(batch_norm="paper")`` (160
-  labeled inputs), the paper's step: λ ~ Beta(2, 2), a random permutation and
-  a random eligible layer, one training-mode pass over the batch mixed there
+* ``manifold-mixup``: kzoo's ``ManifoldMixup()`` with its defaults (160
+  labeled inputs; the layers its ``"auto"`` rule picks, input/block1/block2 on
+  kzoo's networks, and ``batch_norm="paper"``), the paper's step: λ ~ Beta(2, 2),
+  a random permutation and a random eligible layer, one training-mode pass over
+  the batch mixed there
   (it alone updates the batch-norm statistics), soft cross-entropy on the mixed
   targets; Adam. The hand-written step is the cheapest a user can write: the
   layer, λ and the permutation are drawn on the host and one step is compiled
   per layer (head, blend, tail), so the compiled step holds exactly one
-  forward-backward; ``input-mixup`` is the same with the input as the only
-  layer (λ ~ Beta(1, 1)).
+  forward-backward; ``input-mixup`` (``InputMixup()``, its defaults) is the same
+  with the input as the only layer (λ ~ Beta(1, 1)). The other modes, measured
+  with ``--equal-images``: ``manifold-mixup-clean`` / ``-mixed`` and
+  ``input-mixup-clean`` (``batch_norm="clean"`` / ``"mixed"``: a clean pass
+  besides the mixed one).
 
 Both sides are fed batches drawn from the same in-memory arrays: kzoo through
 ``model.fit`` on ``kzoo.data`` streams (what its users do), the reference by
@@ -50,8 +55,7 @@ import sys
 
 from timing import emit, interleaved_ms_per_step, median_ratio
 
-MIX_LAYERS = {"mlp": ("input", "block1", "block2"), "conv_small": ("input", "drop1", "drop2"),
-              "conv_large": ("input", "drop1", "drop2")}
+MODELS = ("mlp", "conv_small", "conv_large")
 N_LABELED, N_UNLABELED = 32, 128
 EPSILON, XI, MIX_ALPHA = 1.0, 1e-6, 2.0
 
@@ -302,10 +306,14 @@ def kzoo_model(method, model, layers):
     from kzoo.mixup import ManifoldMixup
 
     reg = {"supervised": None, "vat": kzoo.regularizers.VAT(epsilon=EPSILON),
-           "manifold-mixup": ManifoldMixup(alpha=MIX_ALPHA, layers=layers, batch_norm="paper"),
-           "manifold-mixup-clean": ManifoldMixup(alpha=MIX_ALPHA, layers=layers),
-           "input-mixup": kzoo.mixup.InputMixup(alpha=1.0, batch_norm="paper")}[method]
+           "manifold-mixup": ManifoldMixup(alpha=MIX_ALPHA),  # the defaults: layers="auto", batch_norm="paper"
+           "manifold-mixup-clean": ManifoldMixup(alpha=MIX_ALPHA, batch_norm="clean"),
+           "manifold-mixup-mixed": ManifoldMixup(alpha=MIX_ALPHA, batch_norm="mixed"),
+           "input-mixup": kzoo.mixup.InputMixup(),  # the defaults: α = 1, batch_norm="paper"
+           "input-mixup-clean": kzoo.mixup.InputMixup(batch_norm="clean")}[method]
     m = kzoo.Regularized(build_classifier(model), reg, seed=0)
+    if reg is not None and layers is not None:
+        assert reg.layers in (tuple(layers), ("input",)), (reg.layers, layers)  # the reference mixes there too
     m.compile(optimizer="adam", jit_compile=True)
     return m
 
@@ -347,7 +355,7 @@ class _Ref:
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="mlp", choices=tuple(MIX_LAYERS))
+    p.add_argument("--model", default="mlp", choices=MODELS)
     p.add_argument("--methods", default="supervised,vat,manifold-mixup")
     p.add_argument("--equal-images", action="store_true",
                    help="kzoo's methods (VAT: 32+128) against kzoo's supervised step on 160 (no reference steps), "
@@ -364,7 +372,9 @@ def main(argv=None):
 
     backend = keras.backend.backend()
     x, y = arrays(args.model)
-    layers = MIX_LAYERS[args.model]
+    from kzoo.mixup import auto_layers
+
+    layers = auto_layers(build_classifier(args.model))[0]  # where ManifoldMixup() mixes: the reference too
     methods = args.methods.split(",")
     runners, streams, compile_s = {}, {}, {}
     import time

@@ -91,6 +91,9 @@ class Regularizer:
     def check_network(self, network):
         """Raise a ValueError when this regularizer cannot train ``network`` (default: no check)."""
 
+    def begin_training(self, network):
+        """Called by ``fit`` before training ``network`` (e.g. to say once what it will do; default: nothing)."""
+
     def get_config(self):
         return {"rampup_steps": self.rampup_steps}
 
@@ -140,6 +143,10 @@ class Sum(Regularizer):
     def check_network(self, network):
         for part in self.parts:
             part.check_network(network)
+
+    def begin_training(self, network):
+        for part in self.parts:
+            part.begin_training(network)
 
     def terms(self, ctx):
         out = {}
@@ -471,6 +478,8 @@ class RegularizerMixin(TrainStep):
         from kzoo.data import check_fit
 
         check_fit(self, x, y)
+        if self.regularizer is not None:
+            self.regularizer.begin_training(self.network)
         args, kwargs = StopOnNonFinite.added_to(args, kwargs)
         return super().fit(x, y, *args, **kwargs)
 

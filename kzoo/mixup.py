@@ -21,13 +21,17 @@ The mixed pass runs once through the model's functional graph
 passing every other layer's output through unchanged, so a compiled step holds
 one forward-backward for any number of eligible layers. Eligible layers are
 those where the graph can be split (:func:`split_model`: no skip connection
-across it). Unless ``batch_norm="paper"``, the mixed pass is stateless:
-batch-norm statistics are updated by the clean pass only. The paper does not
-say which pass updates them (its implementation trains on the mixed pass
-alone, which ``batch_norm="paper"`` reproduces); kzoo's default keeps the
-architecture's rule that perturbed or mixed passes never update them, and the
-batch-norm layers after the mixing point normalize the mixed batch with the
-clean batch's statistics (``batch_norm="clean"``, see ManifoldMixup).
+across it); by default (``layers="auto"``, :func:`auto_layers`) the input and
+the outputs of the network's first two stages, the paper's choice.
+
+By default the supervised step is the paper's (``batch_norm="paper"``): one
+training-mode pass over the mixed batch, which alone updates batch norm (the
+paper's implementation; the paper's text does not say which pass updates
+them). Otherwise (the semi-supervised variant, ``replace_supervised=False``, or
+``batch_norm="clean"``/``"mixed"`` asked for) the mixed pass is stateless and
+the clean pass alone updates the statistics; with "clean" the batch-norm layers
+after the mixing point normalize the mixed batch with the clean batch's
+statistics (see ManifoldMixup).
 
 Targets are class indices (as kzoo.data yields them) or one-hot / probability
 rows of width num_classes; anything else is rejected with a clear error when
@@ -46,6 +50,7 @@ from kzoo.core import Regularizer, as_float32
 from kzoo.errors import InvalidArgumentError, SplitError
 
 INPUT = "input"
+AUTO = "auto"
 BATCH_NORM_MODES = ("clean", "mixed", "paper")
 
 
@@ -139,6 +144,103 @@ def mixable_layers(model):
             continue
         names.append(lyr.name)
     return names
+
+
+# --------------------------------------------------------------------------
+# The paper's eligible layers on any functional network (layers="auto")
+# --------------------------------------------------------------------------
+
+#: how many stages' outputs are eligible besides the input: the paper mixes at {input, output of stage 1,
+#: output of stage 2} on PreActResNet (4 stages) and WideResNet-28 (3 stages), never the last stage's
+AUTO_STAGES = 2
+AUTO_RULE = ("input + the outputs of the first two stages (a stage: the weighted layers at one resolution, or "
+             "one weighted layer on flat features), never the last stage's")
+
+
+def _is_normalization(layer):
+    return type(layer).__name__.endswith("Normalization")
+
+
+def _is_weighted(layer):
+    """A layer that computes with weights of its own (Dense, Conv, a nested model...), normalization aside."""
+    try:
+        return bool(layer.weights) and not _is_normalization(layer)
+    except (AttributeError, ValueError):  # pragma: no cover - a layer without weights attribute
+        return False
+
+
+def _positions(layer):
+    """Spatial positions of ``layer``'s output (None: flat features, unknown or several outputs)."""
+    try:
+        shape = tuple(layer.output.shape)
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    if len(shape) <= 2:
+        return None
+    spatial = shape[2:] if getattr(layer, "data_format", "channels_last") == "channels_first" else shape[1:-1]
+    if any(d is None for d in spatial):
+        return None
+    return int(np.prod(spatial))
+
+
+def _producer(layer):
+    try:
+        return layer.input._keras_history[0]
+    except (AttributeError, ValueError, RuntimeError, TypeError, IndexError):
+        return None
+
+
+def auto_layers(model):
+    """``(layers, reason)``: the eligible layers the paper's rule gives on ``model``, and why no hidden
+    layer is among them (None when one is).
+
+    The rule (:data:`AUTO_RULE`): the network's weighted layers (those with weights of their own, normalization
+    aside), without the classifier (the last one), are grouped into stages: on feature maps a stage runs on
+    while the resolution holds (a new one starts at a weighted layer whose output has at most half the spatial
+    positions of its stage's first: after a pooling or at a strided convolution, as a ResNet's or VGG's
+    stages); on flat features every weighted layer is a stage (an MLP's hidden layers). A stage's output is
+    the last point where the graph can be split (:func:`mixable_layers`) between its last weighted layer and
+    the next stage's first layer with weights (a normalization layer fed by a merge or a pooling, such as a
+    pre-activation block's, counts; one right after a weighted layer belongs to that layer). Eligible: the
+    input and the outputs of the first ``min(2, stages - 1)`` stages that have one. On PreActResNet-18 this
+    is the paper's {input, block1, block2}.
+    """
+    try:
+        _graph_ends(model)
+    except SplitError as e:
+        return (INPUT,), str(e)
+    cuts = set(mixable_layers(model)[1:])
+    order = [lyr for lyr in model.layers if not isinstance(lyr, keras.layers.InputLayer)]
+    weighted = [i for i, lyr in enumerate(order) if _is_weighted(lyr)]
+    stages = []  # [[index of weighted layer, ...], ...]; start sizes beside
+    starts = []
+    for i in weighted[:-1]:  # the last weighted layer is the classifier
+        size = _positions(order[i])
+        if not stages or size is None or starts[-1] is None or 2 * size <= starts[-1]:
+            stages.append([i])
+            starts.append(size)
+        else:
+            stages[-1].append(i)
+    chosen = []
+    for s in range(min(AUTO_STAGES, len(stages) - 1)):
+        last, nxt = stages[s][-1], stages[s + 1][0]
+        end = nxt
+        for j in range(last + 1, nxt):
+            lyr, producer = order[j], _producer(order[j])
+            after_weighted = _is_normalization(lyr) and producer is not None and _is_weighted(producer)
+            if lyr.weights and not after_weighted:
+                end = j
+                break
+        split = [order[j].name for j in range(last, end) if order[j].name in cuts]
+        if split:
+            chosen.append(split[-1])
+    if chosen:
+        return (INPUT, *chosen), None
+    if len(stages) < 2:
+        return (INPUT,), (f"{model.name} has {len(stages)} hidden stage{'s' if len(stages) != 1 else ''} before "
+                          "its classifier and the last stage's output is never mixed (the paper's rule)")
+    return (INPUT,), (f"{model.name} cannot be split after its first stages (a skip connection crosses "
+                      f"them; it can be split at: {', '.join(mixable_layers(model))})")
 
 
 # --------------------------------------------------------------------------
@@ -296,6 +398,8 @@ def check_targets(y, num_classes):
 
 
 def _parse_layers(layers):
+    if layers is None or (isinstance(layers, str) and layers.strip() == AUTO):
+        return layers if layers is None else AUTO
     if isinstance(layers, str):
         layers = [s.strip() for s in layers.split(",") if s.strip()]
     if layers is None:
@@ -307,6 +411,8 @@ def _parse_layers(layers):
     for name in layers:
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"mixing layers are given by layer name (str), got {name!r}")
+    if AUTO in layers:
+        raise InvalidArgumentError(f"layers='auto' picks the eligible layers itself: pass it alone, got {layers}")
     if len(set(layers)) != len(layers):
         raise InvalidArgumentError(f"mixing layers must be distinct, got {layers}")
     return tuple(layers)
@@ -330,7 +436,14 @@ class ManifoldMixup(Regularizer):
         alpha: α of λ ~ Beta(α, α) for the labeled batch (paper: 2.0 supervised;
             0.1 for the labeled loss of its semi-supervised runs).
         layers: eligible layer names ("input" for the input), one chosen
-            uniformly per batch. A comma-separated string is accepted.
+            uniformly per batch (a comma-separated string is accepted), or
+            "auto": the paper's rule on the network trained (:func:`auto_layers`:
+            the input and the outputs of its first two stages; on kzoo's
+            networks input, block1, block2), refusing (SplitError) a network
+            where no hidden layer is eligible. Default (None): "auto", but such a
+            network is mixed at the input only, with a warning saying why.
+            The choice is printed once when training starts, and ``get_config``
+            holds the chosen names.
         per_example: one λ per example instead of one per batch.
         consistency: maximum weight of the semi-supervised consistency term
             (0: supervised Manifold Mixup; > 0 needs labeled + unlabeled batches).
@@ -340,7 +453,10 @@ class ManifoldMixup(Regularizer):
             steps (the paper: 40% of training).
         replace_supervised: the mixed cross-entropy replaces the clean one (the
             paper's objective). False adds it to the clean cross-entropy.
-        batch_norm: how batch norm treats the mixed batch. "clean" (default):
+        batch_norm: how batch norm treats the mixed batch. Default (None):
+            "paper" when the mixed loss is the step's only one (supervised,
+            ``replace_supervised=True``), else "clean" (the semi-supervised
+            variant's pseudo-targets need the clean pass). "clean":
             the layers after the mixing point normalize it with the statistics
             of the clean batch at that layer (:func:`call_with_batch_statistics_of`;
             one extra forward pass of the clean batch). "mixed": with the mixed
@@ -355,22 +471,31 @@ class ManifoldMixup(Regularizer):
             pass: a step costs one forward-backward, as supervised training
             (needs ``replace_supervised=True`` and ``consistency=0``; the
             logged accuracy is that of the mixed batch against the label of
-            each pair's larger weight).
+            each pair's larger weight). The default since issue 27 (before:
+            "clean", about twice the cost of a supervised step).
     """
 
     name = "mixup"
     consistency_name = "mixup_consistency"
 
-    def __init__(self, alpha=2.0, layers=(INPUT,), per_example=False, consistency=0.0, unlabeled_alpha=None,
-                 rampup_steps=0, replace_supervised=True, batch_norm="clean"):
+    def __init__(self, alpha=2.0, layers=None, per_example=False, consistency=0.0, unlabeled_alpha=None,
+                 rampup_steps=0, replace_supervised=True, batch_norm=None):
         super().__init__(rampup_steps=rampup_steps)
+        if batch_norm is None:  # the paper's single pass wherever it applies
+            batch_norm = "paper" if (not consistency and replace_supervised) else "clean"
         if batch_norm not in BATCH_NORM_MODES:
             raise InvalidArgumentError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, got {batch_norm!r}")
         self.batch_norm = batch_norm
         self.alpha = _check_alpha("alpha", alpha)
         self.unlabeled_alpha = self.alpha if unlabeled_alpha is None else _check_alpha("unlabeled_alpha",
                                                                                          unlabeled_alpha)
-        self.layers = _parse_layers(layers)
+        requested = _parse_layers(layers)
+        #: None (auto, input mixup with a warning if nothing is eligible), "auto" (auto, else refuse) or names
+        self.layers_requested = requested
+        #: the eligible layers: the names given, or those chosen on the network last checked (None before)
+        self.layers = requested if isinstance(requested, tuple) else None
+        self._chosen = {}  # id(network) -> (network, layers, how they were chosen)
+        self._announced = {}  # id(network) -> network
         self.per_example = bool(per_example)
         self.consistency = kops.check_positive("consistency", consistency, allow_zero=True)
         self.replace_supervised = bool(replace_supervised)
@@ -388,10 +513,49 @@ class ManifoldMixup(Regularizer):
 
     # -- the network ---------------------------------------------------------
 
+    def layers_for(self, network):
+        """The eligible layers on ``network``: the names given, or those the paper's rule picks
+        (:func:`auto_layers`, once per network; with the default, input mixup and a warning if no hidden
+        layer is eligible; with layers="auto", a SplitError)."""
+        if isinstance(self.layers_requested, tuple):
+            return self.layers_requested
+        if id(network) not in self._chosen:
+            layers, reason = auto_layers(network)
+            name = getattr(network, "name", type(network).__name__)
+            if reason is not None and self.layers_requested == AUTO:
+                raise SplitError(f"ManifoldMixup(layers='auto'): no hidden layer of {name} is eligible: {reason}; "
+                                 "name the layers (layers=[...]) or use InputMixup")
+            if reason is not None:
+                import warnings
+
+                warnings.warn(f"ManifoldMixup: no hidden layer of {name} is eligible ({reason}): it falls back "
+                              "to input mixup (layers=['input']); name the layers to mix at, or pass "
+                              "layers=['input'] / use InputMixup to silence this", UserWarning, stacklevel=4)
+            self._chosen[id(network)] = (network, layers, "auto" if reason is None else "auto, input fallback")
+        self.layers = self._chosen[id(network)][1]
+        return self.layers
+
+    def describe(self, network):
+        """One line: where and how this regularizer mixes on ``network``."""
+        layers = self.layers_for(network)
+        how = ("given" if isinstance(self.layers_requested, tuple) else
+               f"{self._chosen[id(network)][2]}: {AUTO_RULE}")
+        passes = {"paper": "one mixed pass that updates batch norm (the paper's)",
+                  "clean": "a clean pass + a mixed pass normalized with the clean batch's statistics",
+                  "mixed": "a clean pass + a mixed pass normalized with its own statistics"}[self.batch_norm]
+        return (f"{type(self).__name__} mixes at {', '.join(layers)} ({how}); batch_norm={self.batch_norm!r}: "
+                f"{passes}")
+
     def check_network(self, network):
         """Every eligible layer must be a point where ``network`` can be split (SplitError otherwise)."""
-        for layer in self.layers:
+        for layer in self.layers_for(network):
             split_model(network, layer)
+
+    def begin_training(self, network):
+        """Print :meth:`describe` once per network, when its training starts."""
+        if id(network) not in self._announced:
+            self._announced[id(network)] = network
+            print("kzoo: " + self.describe(network), flush=True)
 
     def _batch_norm_slots(self, network):
         if id(network) not in self._slots:
@@ -402,16 +566,17 @@ class ManifoldMixup(Regularizer):
 
     def sample(self, ctx, n, alpha):
         """``(λ, permutation, layer index)`` for one batch of ``n``: λ ~ Beta(α, α) (one, or one per
-        example), the partner of example i is ``permutation[i]``, the layer is uniform over ``layers``."""
+        example), the partner of example i is ``permutation[i]``, the layer is uniform over the eligible ones."""
+        layers = self.layers_for(ctx.network)
         seed = ctx.seed_generator
         lam = kops.sample_beta((n,) if self.per_example else (), alpha, alpha, seed)
         # the partners and the layer from one more draw (each random draw costs compile time). Not the same
         # draw as λ's: drawing all at once was measured 10% slower on TensorFlow conv_small (XLA, CPU)
         u = kb.uniform((n + 1,), seed, dtype="float32")
         perm = ops.cast(ops.argsort(u[:n]), "int32")
-        if len(self.layers) == 1:
+        if len(layers) == 1:
             return lam, perm, 0
-        return lam, perm, ops.minimum(ops.cast(u[n] * len(self.layers), "int32"), len(self.layers) - 1)
+        return lam, perm, ops.minimum(ops.cast(u[n] * len(layers), "int32"), len(layers) - 1)
 
     def mixed_logits(self, ctx, x, lam, perm, k, stateful=False):
         """Logits of ``x`` mixed with weight ``lam`` and partners ``perm`` at eligible layer ``k``.
@@ -419,7 +584,7 @@ class ManifoldMixup(Regularizer):
         One pass through the network for any of the eligible layers (:func:`mixed_forward`). It discards
         its batch-norm updates unless ``stateful`` (batch_norm="paper", the step's only pass).
         """
-        index = {name: i for i, name in enumerate(self.layers)}
+        index = {name: i for i, name in enumerate(self.layers_for(ctx.network))}
 
         def blend(h, name):
             i = index.get(name)
@@ -493,7 +658,7 @@ class ManifoldMixup(Regularizer):
     def get_config(self):
         return {
             "alpha": self.alpha,
-            "layers": list(self.layers),
+            "layers": list(self.layers) if self.layers is not None else self.layers_requested,
             "per_example": self.per_example,
             "consistency": self.consistency,
             "unlabeled_alpha": self.unlabeled_alpha,
@@ -507,11 +672,12 @@ class ManifoldMixup(Regularizer):
 class InputMixup(ManifoldMixup):
     """Input mixup (Zhang et al., 2017): Manifold Mixup with the input as the only eligible layer.
 
-    Semi-supervised with ``consistency > 0`` (the paper's Algorithm 3).
+    Semi-supervised with ``consistency > 0`` (the paper's Algorithm 3). ``batch_norm`` defaults as
+    ManifoldMixup's: "paper" (one mixed pass, the cost of a supervised step) when supervised, else "clean".
     """
 
     def __init__(self, alpha=1.0, per_example=False, consistency=0.0, unlabeled_alpha=None, rampup_steps=0,
-                 replace_supervised=True, batch_norm="clean"):
+                 replace_supervised=True, batch_norm=None):
         super().__init__(alpha=alpha, layers=(INPUT,), per_example=per_example, consistency=consistency,
                          unlabeled_alpha=unlabeled_alpha, rampup_steps=rampup_steps,
                          replace_supervised=replace_supervised, batch_norm=batch_norm)

@@ -150,7 +150,7 @@ def test_sampling_lambda_beta_and_uniform_layer(seeded):
     assert abs(lams.mean() - 0.5) < 0.07 and abs(lams.var() - 0.05) < 0.02
     assert min(np.bincount(ks, minlength=3)) > 20  # each of the 3 layers about 40 times
     assert all(sorted(p) == list(range(8)) for p in perms) and len(set(perms)) > 110
-    lam, _, _ = mixup.ManifoldMixup(alpha=1.0, per_example=True).sample(ctx, 8, 1.0)
+    lam, _, _ = mixup.ManifoldMixup(alpha=1.0, layers=["input"], per_example=True).sample(ctx, 8, 1.0)
     assert to_np(lam).shape == (8,)
 
 
@@ -184,7 +184,7 @@ def test_mixed_pass_does_not_update_batch_norm_statistics(digits):
     x, y = digits["x_l"][:16], digits["y_l"][:16]
     model_fn = lambda: kzoo.models.mlp((64,), 10, hidden=(8,))  # noqa: E731
     stats = []
-    for reg in (None, mixup.ManifoldMixup(alpha=1.0, layers=["input", "block1"])):
+    for reg in (None, mixup.ManifoldMixup(alpha=1.0, layers=["input", "block1"], batch_norm="clean")):
         clf, _, _ = _one_step(model_fn, reg, x, y)
         stats.append([to_np(v) for v in clf.non_trainable_variables])
     for a, b in zip(*stats):
@@ -364,17 +364,21 @@ def test_batch_norm_modes_of_the_mixed_pass(seeded, batch_norm):
 
 @pytest.mark.parametrize("model", ["conv_small", "conv_large", "conv_manifold"])
 def test_conv_models_take_manifold_mixups_default_layers(seeded, model):
-    # the default mix_layers (input,block1,block2) names blocks every built-in model has
+    # the default mix_layers ("auto") picks input,block1,block2 on every built-in model
     from kzoo.experiment import run
     from kzoo.methods import get
 
     net = kzoo.models.get(model, input_shape=(8, 8, 1), num_classes=10, width=1 / 16)
     names = mixup.mixable_layers(net)
     assert [n for n in names if n.startswith("block")] == ["block1", "block2", "block3"]
-    assert get("manifold-mixup").hyperparameter("mix_layers").default == "input,block1,block2"
+    assert mixup.auto_layers(net) == (("input", "block1", "block2"), None)
+    assert get("manifold-mixup").hyperparameter("mix_layers").default == "auto"
     res = run(method="manifold-mixup", model=model, width=1 / 16, labels=20, steps=2, batch_labeled=8,
               verbose=0, test=False)
     assert "block1" in res["hyperparameters"]["regularizer"] and res["train_steps"] == 2
+    # the metrics JSON says where and how the run mixed
+    assert res["hyperparameters"]["mix_layers_used"] == "input,block1,block2"
+    assert res["hyperparameters"]["mix_batch_norm_used"] == "paper"
 
 
 def test_vat_mixup_adds_vat_entmin_and_mixup_consistency_keeping_the_clean_loss(seeded):
@@ -465,3 +469,171 @@ def test_manifold_mixup_compiles_with_xla_on_every_backend(digits, batch_norm):
     hist = net.fit(digits["x_l"], digits["y_l"], batch_size=16, epochs=2, verbose=0).history
     assert net.jit_compile and np.all(np.isfinite(hist["loss"])) and np.all(np.isfinite(hist["accuracy"]))
     assert not np.allclose(to_np(clf.get_layer("dense1").kernel), before)
+
+
+# --------------------------------------------------------------------------
+# layers="auto" (issue 27): the paper's eligible layers on a user's plain network
+# --------------------------------------------------------------------------
+
+
+def plain_mlp():
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(5, activation="relu")(inp)
+    h = keras.layers.Dense(4, activation="tanh")(h)
+    h = keras.layers.Dense(4, activation="relu")(h)
+    return keras.Model(inp, keras.layers.Dense(3)(h))
+
+
+def plain_conv1d():
+    """The MNIST-1D paper's CNN in small: three strided Conv1D, Flatten, Dense; no layer names."""
+    inp = keras.Input((40, 1))  # 40 -> 18 -> 8 -> 4 positions
+    h = keras.layers.Conv1D(3, 5, strides=2, activation="relu")(inp)
+    h = keras.layers.Conv1D(4, 3, strides=2, activation="relu")(h)
+    h = keras.layers.Conv1D(4, 1, strides=2, activation="relu")(h)
+    h = keras.layers.Flatten()(h)
+    return keras.Model(inp, keras.layers.Dense(3)(h))
+
+
+def plain_conv2d():
+    """Conv2D -> pool -> Conv2D -> pool -> Flatten -> Dense -> Dense."""
+    inp = keras.Input((10, 10, 2))
+    h = keras.layers.Conv2D(3, 3, activation="relu")(inp)
+    h = keras.layers.MaxPooling2D(2)(h)
+    h = keras.layers.Conv2D(4, 2, activation="relu")(h)
+    h = keras.layers.MaxPooling2D(2)(h)
+    h = keras.layers.Flatten()(h)
+    h = keras.layers.Dense(5, activation="relu")(h)
+    return keras.Model(inp, keras.layers.Dense(3)(h))
+
+
+def _np_layer(layer, h):
+    """float64 numpy forward of one layer of the plain nets above (valid padding, channels last)."""
+    act = {"relu": lambda v: np.maximum(v, 0.0), "tanh": np.tanh, "linear": lambda v: v}
+    if isinstance(layer, keras.layers.Dense):
+        w, b = (to_np(v).astype(np.float64) for v in layer.weights)
+        return act[layer.activation.__name__](h @ w + b)
+    if isinstance(layer, keras.layers.Conv1D):
+        w, b = (to_np(v).astype(np.float64) for v in layer.weights)
+        k, s = w.shape[0], layer.strides[0]
+        n_out = (h.shape[1] - k) // s + 1
+        out = np.stack([sum(h[:, t * s + j] @ w[j] for j in range(k)) for t in range(n_out)], axis=1) + b
+        return act[layer.activation.__name__](out)
+    if isinstance(layer, keras.layers.Conv2D):
+        w, b = (to_np(v).astype(np.float64) for v in layer.weights)
+        kh, kw = w.shape[:2]
+        rows, cols = h.shape[1] - kh + 1, h.shape[2] - kw + 1
+        out = np.zeros((h.shape[0], rows, cols, w.shape[-1]))
+        for a in range(kh):
+            for c in range(kw):
+                out += h[:, a:a + rows, c:c + cols] @ w[a, c]
+        return act[layer.activation.__name__](out + b)
+    if isinstance(layer, keras.layers.MaxPooling2D):
+        n, r, c, ch = h.shape
+        return h[:, :r // 2 * 2, :c // 2 * 2].reshape(n, r // 2, 2, c // 2, 2, ch).max(axis=(2, 4))
+    if isinstance(layer, keras.layers.Flatten):
+        return h.reshape(len(h), -1)
+    raise AssertionError(f"no numpy reference for {type(layer).__name__}")
+
+
+def _np_mixed_logits(model, x, mix_at, lam, perm):
+    """float64 reference of the plain nets: mix the hidden states at layer ``mix_at`` and go on."""
+    h = np.asarray(x, np.float64)
+    if mix_at == "input":
+        h = lam * h + (1 - lam) * h[perm]
+    for layer in model.layers[1:]:
+        h = _np_layer(layer, h)
+        if layer.name == mix_at:
+            h = lam * h + (1 - lam) * h[perm]
+    return h
+
+
+@pytest.mark.parametrize("build,expect", [
+    (plain_mlp, (0, 1)),  # Dense layers: every one a stage; the first two of three hidden stages
+    (plain_conv1d, (0, 1)),  # strided convs: every one halves the resolution, a stage each
+    (plain_conv2d, (1, 4)),  # a stage ends after its pooling: pool 1, pool 2 flattened (then Dense, Dense)
+])
+def test_default_mixes_at_hidden_layers_of_plain_user_networks(seeded, build, expect):
+    model = build()
+    names = tuple(model.layers[1 + i].name for i in expect)
+    reg = Fixed(0.35, None, None, alpha=1.0)  # the default layers: the paper's rule on this network
+    assert reg.layers_for(model) == ("input",) + names and reg.batch_norm == "paper"
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+    perm = np.array([3, 0, 4, 1, 2])
+    ctx = StepContext(model, x, None, None, None, None, keras.random.SeedGenerator(0))
+    for k, name in enumerate(reg.layers_for(model)):
+        got = to_np(reg.mixed_logits(ctx, x, keras.ops.convert_to_tensor(np.float32(0.35)),
+                                     keras.ops.convert_to_tensor(perm.astype("int32")), k))
+        np.testing.assert_allclose(got, _np_mixed_logits(model, x, name, 0.35, perm), rtol=1e-4, atol=1e-5)
+    # mixing at a hidden layer is not input mixup
+    assert not np.allclose(_np_mixed_logits(model, x, names[0], 0.35, perm),
+                           _np_mixed_logits(model, x, "input", 0.35, perm), atol=1e-3)
+
+
+class _Subclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden, self.out = keras.layers.Dense(4, activation="relu"), keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def _skip_around_everything():
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(6, activation="relu")(inp)
+    h = keras.layers.Dense(6, activation="relu")(h)
+    h = keras.layers.Add()([h, inp])
+    return keras.Model(inp, keras.layers.Dense(3)(h), name="skipnet")
+
+
+def _one_hidden():
+    inp = keras.Input((6,))
+    return keras.Model(inp, keras.layers.Dense(3)(keras.layers.Dense(4, activation="relu")(inp)), name="onehidden")
+
+
+@pytest.mark.parametrize("build,why", [(_Subclassed, "not a functional Keras model"),
+                                       (_skip_around_everything, "skip connection"),
+                                       (_one_hidden, "1 hidden stage")])
+def test_no_eligible_hidden_layer_warns_and_falls_back_or_refuses_when_auto_was_asked(seeded, build, why):
+    model = build()
+    model(np.zeros((2, 6), "float32"))
+    with pytest.warns(UserWarning, match=f"falls back to input mixup.*|{why}") as record:
+        kzoo.Regularized(model, mixup.ManifoldMixup())
+    assert why in str(record[0].message) and "falls back to input mixup" in str(record[0].message)
+    reg = mixup.ManifoldMixup()
+    with pytest.warns(UserWarning):
+        assert reg.layers_for(model) == ("input",)
+    with pytest.raises(kzoo.errors.SplitError, match="layers='auto'") as err:
+        kzoo.Regularized(model, mixup.ManifoldMixup(layers="auto"))
+    assert why in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(kzoo.errors.KzooError, match="alone"):
+        mixup.ManifoldMixup(layers=["auto", "input"])
+
+
+def test_keras_round_trip_keeps_the_chosen_layers_and_mode_and_says_them_once(seeded, tmp_path, capsys):
+    model = plain_conv1d()
+    x = np.random.default_rng(0).uniform(size=(16, 40, 1)).astype("float32")
+    y = np.arange(16) % 3
+    reg = mixup.ManifoldMixup()
+    net = kzoo.Regularized(model, reg, seed=0)
+    chosen = reg.layers
+    assert len(chosen) == 3 and chosen[0] == "input"
+    net.compile(optimizer="adam", jit_compile=False)
+    for _ in range(2):
+        net.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    out = capsys.readouterr().out
+    assert out.count("kzoo: ManifoldMixup mixes at " + ", ".join(chosen)) == 1 and "batch_norm='paper'" in out
+    config = reg.get_config()
+    assert config["layers"] == list(chosen) and config["batch_norm"] == "paper"
+    net.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.regularizer.layers == chosen and loaded.regularizer.batch_norm == "paper"
+    assert loaded.regularizer.layers_for(loaded.network) == chosen
+    # input mixup's mode too; the semi-supervised variant keeps its clean pass
+    inp = kzoo.Regularized(plain_conv1d(), mixup.InputMixup(), seed=0)
+    inp.save(tmp_path / "i.keras")
+    again = keras.models.load_model(tmp_path / "i.keras").regularizer
+    assert isinstance(again, mixup.InputMixup) and again.batch_norm == "paper" and again.layers == ("input",)
+    assert mixup.ManifoldMixup(consistency=1.0).batch_norm == "clean"
+    assert mixup.ManifoldMixup(replace_supervised=False).batch_norm == "clean"

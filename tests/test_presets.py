@@ -69,7 +69,7 @@ def test_registered_presets_are_valid_and_reach_a_run():
             spec.resolve({k: v for k, v in preset.settings.items() if k not in methods.PRESET_RUN_SETTINGS})
     assert methods.METHODS["mixup"].warning and methods.METHODS["manifold-mixup"].warning
     res = run(method="mixup", dataset="digits", labels=20, steps=2, batch_labeled=8, verbose=0, test=False)
-    assert res["preset"] == {"mixup_alpha": 1.0, "mix_keep_clean": True}
+    assert res["preset"] == {"mixup_alpha": 1.0, "mix_keep_clean": True, "mix_batch_norm": "clean"}
     assert "replace_supervised=False" in res["hyperparameters"]["regularizer"]
 
 

@@ -14,7 +14,9 @@ def from_hyperparameters(hp, steps=None):
 
     ``mixup_rampup_fraction`` (a fraction of training) becomes ``rampup_steps``
     with the run's ``steps``; ``mix_keep_clean`` keeps the clean cross-entropy
-    beside the mixed one (``replace_supervised=False``).
+    beside the mixed one (``replace_supervised=False``). ``mix_layers`` "auto" is the paper's
+    rule on the classifier (:func:`kzoo.mixup.auto_layers`); no ``mix_batch_norm``: the regularizer's
+    default ("paper" when supervised and replacing, else "clean").
     """
     from kzoo.mixup import INPUT, ManifoldMixup
 
@@ -27,7 +29,7 @@ def from_hyperparameters(hp, steps=None):
         alpha=hp["mixup_alpha"], layers=layers, per_example=bool(hp.get("mix_per_example", False)),
         consistency=consistency, unlabeled_alpha=hp.get("mixup_unlabeled_alpha"),
         rampup_steps=int(round(fraction * steps)) if consistency and fraction else 0,
-        batch_norm=hp.get("mix_batch_norm", "clean"),
+        batch_norm=hp.get("mix_batch_norm"),
         replace_supervised=not hp.get("mix_keep_clean", False),
     )
 
@@ -41,7 +43,14 @@ def _train_mixup(ctx):
         reg.check_network(clf)
     except ValueError as e:
         raise ConfigError(f"{ctx.method.name} on model {ctx.model}: {e}") from e
+    _report_mixing(ctx, reg, clf)
     return fit_regularized(ctx, clf, reg)
+
+
+def _report_mixing(ctx, reg, clf):
+    """The metrics JSON's record of where and how the run mixed (its hyperparameters)."""
+    ctx.info["mix_layers_used"] = ",".join(reg.layers_for(clf))
+    ctx.info["mix_batch_norm_used"] = reg.batch_norm
 
 
 def _mixup_alpha(default, grid):
@@ -50,16 +59,24 @@ def _mixup_alpha(default, grid):
 
 
 _MIX_LAYERS = Hyperparameter(
-    "mix_layers", "input,block1,block2",
+    "mix_layers", "auto",
     "comma-separated eligible layer names (\"input\" = the input; kzoo models name block outputs block1, "
-    "block2, ...); one is picked per batch", str, grid=("input", "input,block1,block2", "block1,block2"))
+    "block2, ...), one picked per batch; auto: the paper's rule, the input and the outputs of the first two "
+    "stages (input,block1,block2 on kzoo's models)", str, grid=("input", "input,block1,block2", "block1,block2"))
 _PER_EXAMPLE = Hyperparameter("mix_per_example", False, "one λ per example instead of one per batch", bool)
 _KEEP_CLEAN = Hyperparameter("mix_keep_clean", False, "keep the clean labeled cross-entropy beside the mixed "
                              "one (the paper: the mixed one replaces it)", bool, grid=(False, True))
-_MIX_BN = Hyperparameter("mix_batch_norm", "clean",
-                         "batch norm of the mixed pass: the clean batch's statistics (clean), its own (mixed), or "
-                         "its own and it alone updates them, no clean pass (paper: one forward-backward a step)",
-                         str, choices=("clean", "mixed", "paper"))
+# supervised methods: keeping the clean loss needs a clean pass, so not with their default mode (paper); no default
+# grid over it (each of its settings would need a mode of its own), a grid may pair it with mix_batch_norm
+_KEEP_CLEAN_SUP = dataclasses.replace(_KEEP_CLEAN, grid=None, help=_KEEP_CLEAN.help + "; needs --mix-batch-norm "
+                                      "clean or mixed (the default, paper, has no clean pass)")
+_MIX_BN_HELP = ("batch norm of the mixed pass: its own statistics and it alone updates them, no clean pass (paper: "
+                "one forward-backward a step, as supervised training; needs the mixed loss to replace the clean "
+                "one), the clean batch's statistics (clean: one more pass), or its own (mixed)")
+_MIX_BN = Hyperparameter("mix_batch_norm", "paper", _MIX_BN_HELP, str, choices=("clean", "mixed", "paper"))
+# the semi-supervised variants need the clean pass (their pseudo-targets): "paper" is not available to them
+_MIX_BN_SSL = Hyperparameter("mix_batch_norm", "clean", _MIX_BN_HELP.replace(
+    "paper: ", "paper, supervised variants only: "), str, choices=("clean", "mixed"))
 _SSL_HP = (
     Hyperparameter("mixup_consistency", 30.0,
                    "max weight of the consistency term (MSE of class probabilities, mean over classes)",
@@ -74,21 +91,21 @@ _MIXUP_PAPER = "Verma et al., Manifold Mixup, 2018 (arXiv:1806.05236); Zhang et 
 
 register(Method(
     "mixup", "input mixup (Zhang et al.): cross-entropy on mixed inputs and targets, labeled data",
-    (_mixup_alpha(1.0, (0.2, 0.5, 1.0, 2.0)), _PER_EXAMPLE, _MIX_BN, _KEEP_CLEAN),
+    (_mixup_alpha(1.0, (0.2, 0.5, 1.0, 2.0)), _PER_EXAMPLE, _MIX_BN, _KEEP_CLEAN_SUP),
     train=_train_mixup, semi_supervised=False, paper=_MIXUP_PAPER))
 register(Method(
     "manifold-mixup", "Manifold Mixup (Verma et al.): mix hidden states of a random eligible layer, labeled data",
-    (_mixup_alpha(2.0, (0.5, 1.0, 2.0, 4.0)), _MIX_LAYERS, _PER_EXAMPLE, _MIX_BN, _KEEP_CLEAN),
+    (_mixup_alpha(2.0, (0.5, 1.0, 2.0, 4.0)), _MIX_LAYERS, _PER_EXAMPLE, _MIX_BN, _KEEP_CLEAN_SUP),
     train=_train_mixup, semi_supervised=False, paper=_MIXUP_PAPER))
 register(Method(
     "mixup-ssl", "semi-supervised input mixup (Verma et al., Algorithm 3): mixed labeled CE + ramped "
     "consistency to mixed pseudo-targets",
-    (_mixup_alpha(0.1, (0.1, 0.5, 1.0)), _PER_EXAMPLE, _MIX_BN, _KEEP_CLEAN) + _SSL_HP,
+    (_mixup_alpha(0.1, (0.1, 0.5, 1.0)), _PER_EXAMPLE, _MIX_BN_SSL, _KEEP_CLEAN) + _SSL_HP,
     train=_train_mixup, semi_supervised=True, paper=_MIXUP_PAPER))
 register(Method(
     "manifold-mixup-ssl", "semi-supervised Manifold Mixup (Verma et al., Algorithm 1): mixed labeled CE + "
     "ramped consistency to mixed pseudo-targets",
-    (_mixup_alpha(0.1, (0.1, 0.5, 1.0)), _MIX_LAYERS, _PER_EXAMPLE, _MIX_BN, _KEEP_CLEAN) + _SSL_HP,
+    (_mixup_alpha(0.1, (0.1, 0.5, 1.0)), _MIX_LAYERS, _PER_EXAMPLE, _MIX_BN_SSL, _KEEP_CLEAN) + _SSL_HP,
     train=_train_mixup, semi_supervised=True, paper=_MIXUP_PAPER))
 
 
@@ -109,6 +126,7 @@ def _train_vat_mixup(ctx):
         mix.check_network(clf)
     except ValueError as e:
         raise ConfigError(f"{ctx.method.name} on model {ctx.model}: {e}") from e
+    _report_mixing(ctx, mix, clf)
     return fit_regularized(ctx, clf, reg + mix)
 
 
