@@ -181,3 +181,30 @@ def test_mnist1d_trains_the_paper_cnn_by_default(data_dir, monkeypatch):
     assert res["model"] == "mnist1d_cnn"
     res = run(method="supervised", dataset="digits", labels=30, steps=2, batch_labeled=10, verbose=0)
     assert res["model"] == "mlp"
+
+
+def test_labelspreading_nll_is_finite_where_its_graph_leaves_points_unreached(ds):
+    """rbf with a large gamma on 40 standardized features: many rows of 0/0 = NaN; they count as uniform."""
+    from kzoo.baselines import fit_baseline
+
+    res = fit_baseline("labelspreading-rbf", {"gamma": 10.0}, ds, 100, 0, 20)
+    assert np.isfinite(res["val_nll"]) and res["val_nll"] <= np.log(1e7)
+
+
+def test_entmin_row_is_vats_entropy_term_alone():
+    from kzoo.compare import parse_entry
+
+    entry = parse_entry("entmin", "mnist1d", {"entmin": {"entmin": (0.3, 1.0)}})
+    assert entry.method == "vat" and entry.fixed == {"alpha": 0.0} and entry.grid == {"entmin": (0.3, 1.0)}
+
+
+def test_ali_networks_on_sequences_keep_their_shape_and_real_values():
+    from kzoo.networks.ali import networks_for
+
+    enc, dec, disc = networks_for((40, 1), num_classes=10, width=0.25)
+    assert dec.output.shape[1:] == (40, 1) and enc.input.shape[1:] == (40, 1)
+    assert dec.get_layer("x_out").get_config()["activation"] == "linear"  # unbounded, standardized values
+    import keras
+
+    z = keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(4, dec.input.shape[1])).astype(np.float32))
+    assert tuple(disc([dec(z), z]).shape) == (4, 10)

@@ -296,3 +296,13 @@ def test_markdown_names_the_tuner_that_searched():
     assert tuning.markdown(base).startswith("Grid search of **vat**")
     assert tuning.markdown({**base, "tuner": "hyperband"}).startswith("Hyperband search of **vat**")
     assert tuning.markdown({**base, "tuner": "random"}).startswith("Random search of **vat**")
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 0, 2), (2, 0, 1)])
+def test_best_trial_with_a_nan_nll_does_not_depend_on_the_order(order):
+    """Issue 24: LabelSpreading's NaN NLL made ties depend on grid order (NaN compares false both ways)."""
+    trials = [{"trial_id": str(i), "status": "COMPLETED", "val_error": 0.2, "val_nll": nll}
+              for i, nll in enumerate((float("nan"), 0.7, float("inf")))]
+    assert tuning.best_trial([trials[i] for i in order])["trial_id"] == "1"
+    worse = [dict(t, val_error=0.1 if t["trial_id"] == "0" else 0.2) for t in trials]
+    assert tuning.best_trial([worse[i] for i in order])["trial_id"] == "0"  # the error decides first
