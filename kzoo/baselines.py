@@ -51,7 +51,11 @@ def fit_baseline(name, values, ds, labels, seed, validation):
     x_eval, y_eval, prefix = (x_val, y_val, "val") if validation else (ds.x_test, ds.y_test, "test")
     nll = None  # the SVC has no probabilities (Platt scaling on 3 labels per class would be noise)
     if hasattr(model, "predict_proba"):
-        proba = np.clip(model.predict_proba(flat(x_eval)), 1e-7, 1.0)
+        proba = np.asarray(model.predict_proba(flat(x_eval)), dtype=np.float64)
+        # LabelSpreading gives 0/0 = NaN rows for points its graph leaves unreached: no information, so the
+        # uniform distribution (a finite NLL of log K, which keeps the tie-break on NLL well defined)
+        proba[~np.isfinite(proba).all(axis=1)] = 1.0 / proba.shape[1]
+        proba = np.clip(proba, 1e-7, 1.0)
         classes = list(model.classes_)
         y_idx = np.array([classes.index(c) if c in classes else -1 for c in y_eval])
         nll = float(-np.log(np.where(y_idx >= 0, proba[np.arange(len(y_eval)), np.maximum(y_idx, 0)], 1e-7)).mean())

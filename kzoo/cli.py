@@ -51,8 +51,8 @@ def _parser():
     t.add_argument("method", help=f"one of: {', '.join(METHODS)}")
     t.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)} (default digits)")
     t.add_argument("--labels", type=int, default=100, help="number of labeled training examples (class-balanced)")
-    t.add_argument("--model", default="mlp", help="mlp, conv_small, conv_large, preact_resnet18, wide_resnet28_2 "
-                   "or conv_manifold (kzoo.models; default mlp)")
+    t.add_argument("--model", default=None, help="mlp, conv_small, conv_large, preact_resnet18, wide_resnet28_2, "
+                   "conv_manifold, mnist1d_cnn or resnet1d (kzoo.models; default mnist1d_cnn on mnist1d, else mlp)")
     t.add_argument("--width", type=float, default=None,
                    help="width multiplier of the model (default 1, or the method's preset)")
     t.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the method's preset for "

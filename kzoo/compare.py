@@ -59,7 +59,7 @@ PROTOCOL = ("hyperparameters chosen by grid search on validation folds carved fr
             "per seed; seed s draws the same labeled set for every method; Δ to supervised is paired by seed "
             "with a 95% t-interval")
 # run() settings an entry may set (``METHOD:steps=600,learning_rate=3e-3``) and their defaults (run()'s)
-RUN_SETTINGS = {"model": ("mlp", str), "steps": (1000, int), "batch_labeled": (32, int),
+RUN_SETTINGS = {"model": (None, str), "steps": (1000, int), "batch_labeled": (32, int),
                 "batch_unlabeled": (128, int), "learning_rate": (1e-3, float), "decay_fraction": (1 / 3, float),
                 "width": (1.0, float), "augment": (None, str)}
 # named variants: (method, fixed hyperparameters, hyperparameters whose grid drops 0 (the "off" value),
@@ -67,6 +67,8 @@ RUN_SETTINGS = {"model": ("mlp", str), "steps": (1000, int), "batch_labeled": (3
 ALIASES = {
     "vat": ("vat", {"entmin": 0.0}, (), ()),
     "vat+entmin": ("vat", {"entmin": 1.0}, (), ()),
+    # entropy minimization alone (Grandvalet & Bengio): VAT's entropy term with the LDS term off; its grid: entmin
+    "entmin": ("vat", {"alpha": 0.0}, ("entmin",), ("epsilon", "power_iterations")),
     "gan-ssl": ("gan-ssl", {"manifold_gamma": 0.0, "ambient_gamma": 0.0}, (), ("epsilon", "eta")),
     "gan-ssl+manifold": ("gan-ssl", {"ambient_gamma": 0.0}, ("manifold_gamma",), ()),
     "gan-ssl+ambient": ("gan-ssl", {"manifold_gamma": 0.0}, ("ambient_gamma",), ("eta",)),
@@ -241,7 +243,9 @@ def _preset(entry, context, labels):
     """The registry's preset for this dataset, model and label count (validation-chosen settings), if any."""
     from kzoo.methods import get as get_method
 
-    model = entry.run.get("model", context["run"].get("model", RUN_SETTINGS["model"][0]))
+    from kzoo.networks import default_model
+
+    model = entry.run.get("model", context["run"].get("model", default_model(context["dataset"])))
     preset = getattr(get_method(entry.method), "preset", None)
     return dict(preset(context["dataset"], labels, model)) if preset else {}
 
@@ -251,10 +255,20 @@ def resolved_settings(entry, context, labels, values):
     fixed values over the registry's preset for the dataset over the method's defaults; run settings: the
     entry's over the comparison's over the preset's (steps, learning rate) over run()'s defaults."""
     preset = _preset(entry, context, labels)
-    run = {k: entry.run.get(k, context["run"].get(k, preset.get(k, RUN_SETTINGS[k][0]))) for k in RUN_SETTINGS}
+    run = {k: entry.run.get(k, context["run"].get(k, preset.get(k, _default_setting(k, context["dataset"]))))
+           for k in RUN_SETTINGS}
     given = {k: v for k, v in preset.items() if k not in RUN_SETTINGS}
     _, hp = resolve_hyperparameters(entry.method, {**given, **entry.fixed, **values})
     return hp, run
+
+
+def _default_setting(name, dataset):
+    """run()'s default of a run setting on ``dataset`` (the model: the dataset's default classifier)."""
+    if name == "model":
+        from kzoo.networks import default_model
+
+        return default_model(dataset)
+    return RUN_SETTINGS[name][0]
 
 
 def unit_key(entry, kind, labels, seed, values, context):
@@ -523,7 +537,7 @@ def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, 
         "dataset": dataset, "labels": labels, "seeds": seed_list, "folds": fold_seeds,
         "validation_labels": {str(n): v for n, v in val.items()}, "backend": context["backend"],
         "protocol": PROTOCOL.format(first=0, folds=folds), "protocol_version": PROTOCOL_VERSION,
-        "run_settings": {k: run_settings.get(k, RUN_SETTINGS[k][0]) for k in RUN_SETTINGS},
+        "run_settings": {k: run_settings.get(k, _default_setting(k, dataset)) for k in RUN_SETTINGS},
         "entries": [e.describe() for e in entries], "seconds": round(time.time() - t0, 1), "cache": cache,
         "ran": progress.ran, "reused": progress.reused,
     })
@@ -555,7 +569,9 @@ def add_parser(sub):
                    help="an entry's grid (default: the method registry's grid for the dataset)")
     for name, (default, kind) in RUN_SETTINGS.items():
         c.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
-                       help=f"run setting of every entry (default {default})")
+                       help="run setting of every entry (default " + (
+                           "the dataset's: mnist1d_cnn on mnist1d, else mlp" if name == "model" else str(default))
+                       + ")")
     c.add_argument("--out", default="compare", help="cache and outputs (default ./compare)")
     c.add_argument("--results-json", default=None, help="default OUT/compare.json")
     c.add_argument("--results-md", default=None, help="default OUT/compare.md")

@@ -151,7 +151,7 @@ def _check_optimizer(optimizer, momentum, nesterov, weight_decay, lr_drops):
 
 @locks.scoped  # the checkpoint folder and export target stay locked while the run lasts
 def run(
-    method="vat", dataset="digits", labels=100, model="mlp", steps=None, batch_labeled=32, batch_unlabeled=128,
+    method="vat", dataset="digits", labels=100, model=None, steps=None, batch_labeled=32, batch_unlabeled=128,
     seed=0, hyperparameters=None, learning_rate=None, decay_fraction=1 / 3, width=None, augment=None, data_dir=None,
     jit_compile="auto", export=None, metrics_json=None, verbose=1, validation_labels=0, test=True,
     checkpoint_dir=None, checkpoint_every=None, distribution=None, devices=None, tensorboard=None,
@@ -159,6 +159,9 @@ def run(
     export_format="tf_saved_model", export_version=None, download=False, splits=None, on_trained=None,
     **hyperparameter_kwargs):
     """Train ``method`` on ``dataset`` with ``labels`` labeled examples; returns the metrics dict.
+
+    ``model``: a classifier of :mod:`kzoo.models`; None: the dataset's default (``mnist1d_cnn`` on
+    mnist1d, else ``mlp``).
 
     The method's hyperparameters come as ``hyperparameters={...}`` or as keyword
     arguments (``epsilon=2.0``); None means the method's default.
@@ -209,8 +212,10 @@ def _validate(a):
     the default ``checkpoint_every``) and returns ``(method, hyperparameters, optimizer info)``.
     """
     from kzoo import data as kdata
-    from kzoo.networks import CLASSIFIERS  # the names only: Keras is imported after every name is checked
+    from kzoo.networks import CLASSIFIERS, default_model  # the names only: Keras is imported after every check
 
+    if a.model is None:
+        a.model = default_model(a.dataset)
     given = {k: v for k, v in a.hyperparameters.items() if v is not None}
     resolve_hyperparameters(a.method, given)  # an unknown method or hyperparameter, before the preset
     explicit = {**{k: getattr(a, k) for k in PRESET_RUN_SETTINGS}, **given}

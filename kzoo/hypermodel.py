@@ -184,9 +184,10 @@ class HyperModel(keras_tuner.HyperModel):
         """Declares the search space in ``hp``; a fresh classifier of the run's model (what a trial trains)."""
         self.declare_hyperparameters(hp)
         from kzoo import models as kmodels
+        from kzoo.networks import default_model
 
         kw = {"input_shape": self._dataset.input_shape, "num_classes": self._dataset.num_classes}
-        model = self.run_kwargs.get("model", "mlp")
+        model = self.run_kwargs.get("model") or default_model(self._dataset.name)
         if model != "mlp":
             kw["width"] = self.run_kwargs.get("width", 1.0)
         return kmodels.get(model, **kw)

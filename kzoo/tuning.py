@@ -27,6 +27,7 @@ from which the table is built and which shows that every trial ran once.
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -237,10 +238,18 @@ def collect(config):
 
 
 def best_trial(trials):
+    """The completed trial with the lowest validation error; ties: the lowest validation NLL, where a missing
+    or non-finite NLL (NaN, inf) counts as +inf, so the choice never depends on the order of the trials through
+    a NaN (NaN compares false both ways); remaining exact ties: the first in grid order."""
     done = [t for t in trials if t["status"] == "COMPLETED" and t["val_error"] is not None]
     if not done:
         return None
-    return min(done, key=lambda t: (t["val_error"], t["val_nll"] if t["val_nll"] is not None else float("inf")))
+
+    def nll(t):
+        v = t["val_nll"]
+        return float(v) if v is not None and math.isfinite(float(v)) else float("inf")
+
+    return min(done, key=lambda t: (t["val_error"], nll(t)))
 
 
 def markdown(results):

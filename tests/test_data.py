@@ -43,7 +43,7 @@ def _row_ids(xb):
 
 
 def test_names_and_unknown_dataset():
-    assert kd.DATASETS == ("digits", "moons", "circles", "spirals",
+    assert kd.DATASETS == ("digits", "mnist1d", "moons", "circles", "spirals",
                            "gaussians25", "synthetic32", "mnist", "cifar10",
                            "svhn", "cifar100")
     with pytest.raises(ValueError) as e:

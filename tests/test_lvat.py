@@ -390,3 +390,37 @@ def test_pretrain_then_train_lvat_glow_end_to_end(tmp_path):
     assert with_entmin.loss_names == ("lvat", "entmin") and with_entmin.weights["entmin"] == 1.0
     # a VAE file given to lvat-glow, and a mismatched kind on the command line: clear errors, exit 2
     assert cli.main(["train", "lvat-vae", "--transformer", export, "--steps", "1", "--quiet"]) == 2
+
+
+# ---------------------------------------------------------------------------
+# Sequences (MNIST-1D, issue 24): the VAE takes them, Glow refuses them in one line
+# ---------------------------------------------------------------------------
+
+
+@tf_only_test
+def test_vae_on_sequences_is_a_real_valued_normal_without_dequantization():
+    x = np.random.default_rng(0).normal(size=(64, 40, 1)).astype("float32")
+    vae = kzoo.models.VAE(input_shape=(40, 1), latent_dim=4, channels=8, num_bins=256, seed=0)
+    assert vae.stages == 3 and vae.encoder.get_layer("flatten").input.shape[1] == 5  # 40 -> 20 -> 10 -> 5 steps
+    z = keras.ops.convert_to_tensor(to_np(vae.encode(keras.ops.convert_to_tensor(x[:8]))))
+    mean = to_np(vae.decoder(z, training=False)).astype(np.float64)  # linear: the likelihood mean itself
+    scale = np.exp(to_np(vae.log_scale).astype(np.float64))
+    xn = x[:8].astype(np.float64)
+    ll_np = np.sum(-0.5 * ((xn - mean) / scale) ** 2 - np.log(scale) - 0.5 * np.log(2 * np.pi), axis=(1, 2))
+    np.testing.assert_allclose(to_np(vae.likelihood_of(z).log_prob(keras.ops.convert_to_tensor(x[:8]))), ll_np,
+                               rtol=1e-4)
+    np.testing.assert_allclose(to_np(vae.decode(z)), mean, rtol=1e-5, atol=1e-6)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    logs = vae.fit(x, batch_size=64, epochs=1, verbose=0).history
+    assert logs["bits_per_dim"][0] == pytest.approx(logs["loss"][0] / (40 * np.log(2)), rel=1e-4)
+    with pytest.raises(ValueError, match="real-valued"):
+        kzoo.models.VAE(input_shape=(40, 1), likelihood="bernoulli")
+
+
+def test_glow_refuses_sequences_saying_why_and_what_instead():
+    from kzoo.networks.flows import _check_image_shape
+
+    with pytest.raises(ValueError, match="Glow's squeeze.*lvat-vae") as e:
+        _check_image_shape((40, 1), "kzoo pretrain glow")
+    assert "\n" not in str(e.value)
+    assert _check_image_shape((40, 1), "VAE", sequences=True) == (40, 1)

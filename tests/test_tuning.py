@@ -422,3 +422,13 @@ def test_kill9_during_a_search_then_the_same_command_resumes(fake_module, tmp_pa
     points = sorted((t["hyperparameters"]["epsilon"], t["hyperparameters"]["eta"]) for t in results["trials"])
     assert points == sorted(itertools.product([5.0, 10.0, 20.0], [0.1, 1.0]))
     assert all(t["status"] == "COMPLETED" for t in results["trials"])
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 0, 2), (2, 0, 1)])
+def test_best_trial_with_a_nan_nll_does_not_depend_on_the_order(order):
+    """Issue 24: LabelSpreading's NaN NLL made ties depend on grid order (NaN compares false both ways)."""
+    trials = [{"trial_id": str(i), "status": "COMPLETED", "val_error": 0.2, "val_nll": nll}
+              for i, nll in enumerate((float("nan"), 0.7, float("inf")))]
+    assert tuning.best_trial([trials[i] for i in order])["trial_id"] == "1"
+    worse = [dict(t, val_error=0.1 if t["trial_id"] == "0" else 0.2) for t in trials]
+    assert tuning.best_trial([worse[i] for i in order])["trial_id"] == "0"  # the error decides first

@@ -15,6 +15,7 @@ from kzoo.errors import DatasetUnavailableError  # noqa: F401  (kzoo.data.Datase
 
 DATASETS = (
     "digits",
+    "mnist1d",
     "moons",
     "circles",
     "spirals",
@@ -29,6 +30,9 @@ DATASETS = (
 _DESCRIPTIONS = {
     "digits": "scikit-learn 8x8 handwritten digits (shipped), 10 classes, "
     "1300 train / 497 test, images (8, 8, 1) in [0, 1]",
+    "mnist1d": "MNIST-1D (Greydanus & Kobak, 2020): the mnist1d package's generator at its published defaults, "
+    "10 classes, 4000 train / 1000 test, sequences (40, 1) (standardized); generated once and cached as "
+    "DATA_DIR/kzoo_npz/mnist1d.npz (needs the mnist1d extra to generate)",
     "moons": "two interleaving half circles, 2 classes, 2-D points "
     "(kwargs: n_samples=1000, n_test=1000, noise=0.1)",
     "circles": "two concentric circles, 2 classes, 2-D points "

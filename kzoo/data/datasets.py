@@ -10,7 +10,8 @@ import numpy as np
 from kzoo.data.base import (_DIGITS_NUM_TEST, _DIGITS_PATH, GAUSSIANS25_CENTERS, Dataset, DatasetUnavailableError,
                              _canonical_name, _check_float, _check_int, _take_kwargs)
 from kzoo.data.base import _TFDS_NAMES
-from kzoo.data.tfds import _load_tfds, check_splits
+from kzoo.data.tfds import _load_tfds, check_splits, npz_path
+from kzoo.io import atomic_file
 
 
 
@@ -22,7 +23,7 @@ from kzoo.data.tfds import _load_tfds, check_splits
 def load(name, *, data_dir=None, flatten=False, seed=0, download=False, splits=None, **kwargs) -> Dataset:
     """Load dataset ``name`` (one of :data:`DATASETS`) as a :class:`Dataset`.
 
-    ``flatten=True`` reshapes inputs to ``(n, features)``.  ``seed`` drives
+    ``flatten=True`` reshapes inputs to ``(n, features)`` (``mnist1d``: ``(n, 40, 1)`` -> ``(n, 40)``).  ``seed`` drives
     the generated sets (2-D sets, synthetic32); ``digits`` and the TFDS sets
     ignore it (their splits are fixed).  ``data_dir`` is only used by the
     TFDS sets (see :func:`resolve_data_dir`).  Extra keyword arguments are
@@ -42,6 +43,9 @@ def load(name, *, data_dir=None, flatten=False, seed=0, download=False, splits=N
     if key == "digits":
         _take_kwargs(key, kwargs, {})
         ds = _load_digits()
+    elif key == "mnist1d":
+        _take_kwargs(key, kwargs, {})
+        ds = _load_mnist1d(data_dir)
     elif key in ("moons", "circles", "spirals", "gaussians25"):
         ds = _load_2d(key, seed, kwargs)
     elif key == "synthetic32":
@@ -94,6 +98,66 @@ def _load_digits():
     mask[test] = True
     return Dataset("digits", x[~mask], y[~mask], x[mask], y[mask],
                    num_classes=10, value_range=(0.0, 1.0))
+
+
+# MNIST-1D: the generator's published defaults (mnist1d.data.get_dataset_args(): 5000 sequences, 80% train,
+# length 40, seed 42). The cache records them; a cache written with other settings is generated again.
+_MNIST1D_SHAPES = {"x_train": (4000, 40), "y_train": (4000,), "x_test": (1000, 40), "y_test": (1000,)}
+_MNIST1D_CACHE_VERSION = 1
+
+
+def _mnist1d_generate():
+    """The mnist1d package's dataset at its defaults, made offline (``make_dataset``, never ``get_dataset``,
+    which downloads); the global ``random``/``numpy`` RNG states it seeds are restored afterwards."""
+    import random
+
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as e:
+        raise DatasetUnavailableError(
+            f"Dataset 'mnist1d' needs the mnist1d package to be generated once ({e}); install kzoo's mnist1d "
+            "extra: pip install 'kzoo[mnist1d]'") from None
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        args = get_dataset_args()
+        data = make_dataset(args)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    settings = {k: v for k, v in vars(args).items() if k != "url"} if hasattr(args, "__dict__") else {}
+    return {"x_train": np.asarray(data["x"], np.float32), "y_train": np.asarray(data["y"], np.int32),
+            "x_test": np.asarray(data["x_test"], np.float32), "y_test": np.asarray(data["y_test"], np.int32),
+            "settings": np.array(repr(sorted(settings.items()))), "version": np.int32(_MNIST1D_CACHE_VERSION)}
+
+
+def _mnist1d_read(path):
+    """The cached arrays, or None when the file is missing, a link, unreadable or of another shape/version."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return None  # a link kzoo did not make is never followed: the cache is written again in its place
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in (*_MNIST1D_SHAPES, "version")}
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    if int(arrays["version"]) != _MNIST1D_CACHE_VERSION or any(
+            arrays[k].shape != shape for k, shape in _MNIST1D_SHAPES.items()):
+        return None
+    return arrays
+
+
+def _load_mnist1d(data_dir):
+    path = npz_path("mnist1d", data_dir)
+    arrays = _mnist1d_read(path)
+    if arrays is None:
+        arrays = _mnist1d_generate()
+        with atomic_file(path, ".npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+    x_tr = arrays["x_train"].astype(np.float32)[..., None]
+    x_te = arrays["x_test"].astype(np.float32)[..., None]
+    lo, hi = float(min(x_tr.min(), x_te.min())), float(max(x_tr.max(), x_te.max()))
+    return Dataset("mnist1d", x_tr, arrays["y_train"].astype(np.int32), x_te, arrays["y_test"].astype(np.int32),
+                   num_classes=10, value_range=(lo, hi))
 
 
 def _two_class_labels(n):

@@ -57,9 +57,11 @@ def labeled_split(x, y, n_labels, *, num_classes=None, seed=0, balanced=True,
 
     With ``balanced`` every class gets ``n_labels // K`` examples and the
     remainder goes one extra to the first classes of a seed-dependent class
-    order.  Choice is made by ``numpy.random.default_rng(seed)``: same seed,
-    same subset.  ``x_u`` is every training input (labels dropped) when
-    ``unlabeled_includes_labeled`` (the VAT paper's setting), else the rest.
+    order; ``n_labels == len(x)`` labels every example (all the labels there
+    are, as balanced as the data), in a seed-dependent order.  Choice is made
+    by ``numpy.random.default_rng(seed)``: same seed, same subset.  ``x_u`` is
+    every training input (labels dropped) when ``unlabeled_includes_labeled``
+    (the VAT paper's setting), else the rest.
     """
     x = np.asarray(x)
     if x.ndim < 1:
@@ -85,7 +87,9 @@ def labeled_split(x, y, n_labels, *, num_classes=None, seed=0, balanced=True,
         num_classes = int(y.max()) + 1
     rng = np.random.default_rng(seed)
 
-    if balanced:
+    if n_labels == len(x):  # every example: nothing to choose (balanced or not), e.g. MNIST-1D's 4000 labels
+        chosen = rng.permutation(len(x))
+    elif balanced:
         if n_labels < num_classes:
             raise InvalidArgumentError(
                 f"a balanced split needs at least one label per class but "
@@ -174,12 +178,13 @@ _STREAMS = weakref.WeakKeyDictionary()  # stream -> what was checked about its l
 
 
 def warn_pixel_range(x, name):
-    """Warn when ``x`` looks like 0..255 pixel values (uint8, or images above 2): kzoo's radii assume [0, 1]."""
+    """Warn when ``x`` looks like 0..255 pixel values (uint8, or non-negative images above 2): kzoo's radii
+    assume [0, 1]. Standardized inputs (negative values, e.g. MNIST-1D's sequences) are not pixels."""
     x = np.asarray(x)
     if x.size == 0 or not np.issubdtype(x.dtype, np.number):
         return
     hi = float(np.max(x))
-    if x.dtype == np.uint8 or (x.ndim >= 3 and hi > 2.0):
+    if x.dtype == np.uint8 or (x.ndim >= 3 and hi > 2.0 and float(np.min(x)) >= 0.0):
         import warnings
 
         warnings.warn(f"{name} holds values up to {hi:g} (dtype {x.dtype}): it looks like 0..255 pixels. kzoo's "

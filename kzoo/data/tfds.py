@@ -72,7 +72,7 @@ def _prepare_hint(tfds_name, data_dir):
 
 
 def npz_path(name, data_dir=None):
-    """Where :func:`export_npz` writes ``name``: ``DATA_DIR/kzoo_npz/NAME.npz``."""
+    """Where :func:`export_npz` writes ``name``: ``DATA_DIR/kzoo_npz/NAME.npz`` (also mnist1d's cache)."""
     return os.path.join(resolve_data_dir(data_dir), "kzoo_npz", f"{_canonical_name(name)}.npz")
 
 
@@ -199,6 +199,8 @@ def list_datasets(data_dir=None) -> list:
     for key in DATASETS:
         if key == "digits":
             offline = os.path.exists(_DIGITS_PATH)
+        elif key == "mnist1d":  # generated (offline) when the mnist1d extra is installed, else its cache
+            offline = os.path.isfile(npz_path(key, resolved)) or importlib.util.find_spec("mnist1d") is not None
         elif key in _TFDS_NAMES:
             if have_tfds is None:
                 have_tfds = _tfds_importable()

@@ -56,7 +56,7 @@ def pretrain(kind, ctx):
         raise ConfigError(str(e)) from e
     ds, hp = ctx.dataset, ctx.hyperparameters
     try:
-        shape = _check_image_shape(ds.input_shape, f"kzoo pretrain {kind}")
+        shape = _check_image_shape(ds.input_shape, f"kzoo pretrain {kind}", sequences=kind == "vae")
         bins = num_bins_of(ds.x_train)
         if kind == "vae":
             model = VAE(shape, latent_dim=hp["latent_dim"], channels=hp["channels"], likelihood=hp["likelihood"],

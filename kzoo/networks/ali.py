@@ -82,7 +82,8 @@ def networks_mlp(input_dim=2, latent_dim=2, hidden=400, decoder_layers=4, disc_h
     units × 5 pieces, one logit; weights N(0, 0.02²), zero biases. ``width``
     scales every hidden size. ``num_classes``: K logits (semi-supervised).
     ``input_dim`` may also be an image shape ``(h, w, c)``: the networks then
-    flatten it, and the decoder ends in a sigmoid (images in [0, 1]) reshaped to it.
+    flatten it, and the decoder ends in a sigmoid (images in [0, 1]) reshaped to it; a sequence shape
+    ``(steps, channels)`` (MNIST-1D: standardized, unbounded) is flattened too, with a linear decoder output.
     ``input_noise``: std of Gaussian noise on the discriminator's x in training
     (Salimans et al.'s MLP discriminator uses 0.3).
     """
@@ -92,7 +93,8 @@ def networks_mlp(input_dim=2, latent_dim=2, hidden=400, decoder_layers=4, disc_h
     if flat < 1 or int(decoder_layers) < 1:
         raise InvalidArgumentError(f"input_dim and decoder_layers must be >= 1, got {input_dim}, {decoder_layers}")
     check_positive("input_noise", input_noise, allow_zero=True)
-    image = len(shape) > 1
+    image = len(shape) == 3  # images in [0, 1]: a sigmoid output; sequences and vectors: linear
+    shaped = len(shape) > 1
     hid = max(1, int(round(hidden * width)))
     dhid = max(1, int(round(disc_hidden * width)))
     init = _init(init_std)
@@ -105,7 +107,7 @@ def networks_mlp(input_dim=2, latent_dim=2, hidden=400, decoder_layers=4, disc_h
         return h
 
     def flatten(x, tag):
-        return layers.Flatten(name=f"{tag}_flatten")(x) if image else x
+        return layers.Flatten(name=f"{tag}_flatten")(x) if shaped else x
 
     x = keras.Input(shape, name="x")
     encoder = keras.Model(x, _encoder_heads(stack(flatten(x, "enc"), 2, "enc"), latent_dim, deterministic, init,
@@ -113,7 +115,7 @@ def networks_mlp(input_dim=2, latent_dim=2, hidden=400, decoder_layers=4, disc_h
     z = keras.Input((latent_dim,), name="z")
     out = layers.Dense(flat, activation="sigmoid" if image else None, kernel_initializer=init, name="x_out")(
         stack(z, int(decoder_layers), "dec"))
-    if image:
+    if shaped:
         out = layers.Reshape(shape, name="x_image")(out)
     decoder = keras.Model(z, out, name="decoder")
     xd, zd = keras.Input(shape, name="x"), keras.Input((latent_dim,), name="z")
@@ -387,7 +389,7 @@ def networks_for(input_shape, latent_dim=None, num_classes=None, deterministic=F
                  **kwargs):
     """The default networks for a dataset's input shape.
 
-    ``architecture="auto"`` and ``"mlp"``: :func:`networks_mlp` (on images it
+    ``architecture="auto"`` and ``"mlp"``: :func:`networks_mlp` (on images and sequences it
     flattens them, uses 32 latents and puts Gaussian noise of std 0.3 on the
     discriminator's input, as Salimans et al.'s MLP discriminator); ``"conv"``:
     :func:`networks_conv` (images only); ``"svhn"`` / ``"cifar10"``: the paper's
@@ -409,7 +411,12 @@ def networks_for(input_shape, latent_dim=None, num_classes=None, deterministic=F
     if len(input_shape) == 3:
         return networks_conv(input_shape, latent_dim=latent_dim or 32, num_classes=num_classes,
                              deterministic=deterministic, width=width, **kwargs)
+    if len(input_shape) == 2 and architecture in ("auto", "mlp"):  # sequences (steps, channels): MNIST-1D
+        return networks_mlp(input_shape, latent_dim=latent_dim or 32, num_classes=num_classes,
+                            deterministic=deterministic, width=width, input_noise=0.3, **kwargs)
     if len(input_shape) == 1:
         return networks_mlp(input_shape[0], latent_dim=latent_dim or 2, num_classes=num_classes,
                             deterministic=deterministic, width=width, **kwargs)
-    raise InvalidArgumentError(f"ALI has default networks for images (h, w, c) and vectors (d,), got input shape {input_shape}")
+    raise InvalidArgumentError(f"ALI has default networks for images (h, w, c), sequences (steps, channels) "
+                               f"(architecture auto or mlp) and vectors (d,), got input shape {input_shape} with "
+                               f"architecture={architecture!r}")

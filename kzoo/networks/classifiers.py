@@ -17,6 +17,9 @@ loaded on first use; TensorFlow backend).
   (Zagoruyko & Komodakis, 2016, as in Oliver et al., 2018), its
   semi-supervised network. Both take ``width`` (channel multiplier) and a
   depth option so tests stay tiny.
+* :func:`mnist1d_cnn` -- the MNIST-1D paper's CNN (Greydanus & Kobak): three stride-2 Conv1D layers
+  of 25 channels (kernels 5, 3, 3, ReLU) and a linear layer; :func:`resnet1d` -- a small
+  residual 1D conv net (stronger, still a short CPU run). Both take sequences ``(length, channels)``.
 
 Every model names the output of its i-th block ``block{i}`` (mlp: hidden layer
 i; the conv models: each of the three conv blocks, after its pooling and
@@ -207,6 +210,61 @@ def wide_resnet28_2(input_shape=(32, 32, 3), num_classes=10, width=1.0, depth=28
     h = layers.BatchNormalization(momentum=0.999, name="final_bn")(h)
     h = layers.LeakyReLU(negative_slope=0.1, name="final_act")(h)
     h = layers.GlobalAveragePooling2D(name="gap")(h)
+    outputs = layers.Dense(num_classes, name="logits")(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _sequence_input(input_shape, num_classes, name):
+    _check(input_shape, num_classes)
+    if len(input_shape) != 2:
+        raise InvalidArgumentError(
+            f"{name} needs sequence inputs (length, channels), got input_shape={tuple(input_shape)}; "
+            "use kzoo.data.load(..., flatten=False) (mnist1d: (40, 1)) or the mlp model")
+    return keras.Input(shape=tuple(input_shape), name="input")
+
+
+def mnist1d_cnn(input_shape=(40, 1), num_classes=10, width=1.0, channels=25, name="mnist1d_cnn"):
+    """The MNIST-1D paper's CNN: Conv1D(25, 5, stride 2) -> Conv1D(25, 3, stride 2) -> Conv1D(25, 3,
+    stride 2), ReLU after each, then flatten and a linear layer of logits (40 steps: 20, 10, 5 positions,
+    125 features; "same" padding). ``width`` scales the 25 channels. Layer ``block{i}`` is conv i's output
+    (the mixing points of Manifold Mixup)."""
+    inputs = _sequence_input(input_shape, num_classes, name)
+    ch = _channels(1.0 if width is None else width)
+    h = inputs
+    for i, kernel in enumerate((5, 3, 3), start=1):
+        h = layers.Conv1D(ch(channels), kernel, strides=2, padding="same", name=f"conv{i}")(h)
+        h = layers.ReLU(name=f"relu{i}")(h)
+        h = layers.Identity(name=f"block{i}")(h)  # a named mixing point (kzoo.mixup)
+    h = layers.Flatten(name="flatten")(h)
+    outputs = layers.Dense(num_classes, name="logits")(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def resnet1d(input_shape=(40, 1), num_classes=10, width=1.0, channels=(32, 64, 64), name="resnet1d"):
+    """A small residual 1D conv net: Conv1D(c1, 5) stem, then three stages of one pre-activation residual
+    block (BN-ReLU-Conv1D(3)-BN-ReLU-Conv1D(3) + shortcut; strides 1, 2, 2; ``channels`` times ``width``),
+    BN-ReLU, global average pool over the steps, linear logits. Stage i's output is the layer ``block{i}``."""
+    inputs = _sequence_input(input_shape, num_classes, name)
+    ch = _channels(1.0 if width is None else width)
+    if len(channels) != 3:
+        raise InvalidArgumentError(f"channels must be 3 integers (one per stage), got {channels!r}")
+    h = layers.Conv1D(ch(channels[0]), 5, padding="same", use_bias=False, name="stem")(inputs)
+    for s, (filters, stride) in enumerate(zip(channels, (1, 2, 2)), start=1):
+        tag, filters = f"stage{s}", ch(filters)
+        pre = layers.BatchNormalization(name=f"{tag}_bn1")(h)
+        pre = layers.ReLU(name=f"{tag}_act1")(pre)
+        if stride != 1 or h.shape[-1] != filters:
+            shortcut = layers.Conv1D(filters, 1, strides=stride, use_bias=False, name=f"{tag}_shortcut")(pre)
+        else:
+            shortcut = h
+        out = layers.Conv1D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{tag}_conv1")(pre)
+        out = layers.BatchNormalization(name=f"{tag}_bn2")(out)
+        out = layers.ReLU(name=f"{tag}_act2")(out)
+        out = layers.Conv1D(filters, 3, padding="same", use_bias=False, name=f"{tag}_conv2")(out)
+        h = layers.Add(name=f"block{s}")([out, shortcut])
+    h = layers.BatchNormalization(name="final_bn")(h)
+    h = layers.ReLU(name="final_relu")(h)
+    h = layers.GlobalAveragePooling1D(name="gap")(h)
     outputs = layers.Dense(num_classes, name="logits")(h)
     return keras.Model(inputs, outputs, name=name)
 

@@ -23,8 +23,18 @@ def _tfp():
     return kb.tfp("the LVAT transformers (kzoo.models.VAE / Glow) and the LVAT regularizer")
 
 
-def _check_image_shape(input_shape, what):
+def _check_image_shape(input_shape, what, sequences=False):
+    """``input_shape`` as a tuple: an image ``(height, width, channels)``, or with ``sequences`` also a sequence
+    ``(steps, channels)``; InvalidArgumentError (one line) otherwise. Glow takes images only: on sequences
+    (MNIST-1D) its error says why and what to use instead."""
     shape = tuple(int(s) for s in input_shape) if input_shape is not None else ()
+    if len(shape) == 2 and not sequences and "glow" in what.lower() and all(s >= 1 for s in shape):
+        raise InvalidArgumentError(
+            f"{what} needs image inputs (height, width, channels): Glow's squeeze and 2-D coupling layers have no "
+            f"sequence form, and these inputs are sequences {shape}; use lvat-vae (kzoo pretrain vae) on "
+            "sequence data such as mnist1d")
+    if len(shape) == 2 and sequences and all(s >= 1 for s in shape):
+        return shape
     if len(shape) != 3 or any(s < 1 for s in shape):
         raise InvalidArgumentError(
             f"{what} needs image inputs: input_shape=(height, width, channels), got {input_shape!r}; "

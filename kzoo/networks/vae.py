@@ -28,6 +28,10 @@ class VAE(_Transformer):
     input channels). ``latent_dim=None``: 128 capped at a quarter of the
     input dimension (16 on digits).
 
+    Sequences ``(steps, channels)`` (MNIST-1D) get the same network with 1-D layers (kernel 2, stride 2
+    convolutions down to about 5 steps) and, being real-valued (standardized, unbounded), a Normal
+    likelihood with mean Dec(z) (linear) on the raw values: no dequantization, bits/dim of the density.
+
     ``likelihood="normal"``: mean sigmoid(Dec(z)), a learned per-pixel scale,
     trained on dequantized inputs (bits/dim are then an upper bound from the
     ELBO); ``"bernoulli"``: logits Dec(z) on inputs in [0, 1] (continuous
@@ -39,21 +43,25 @@ class VAE(_Transformer):
 
     def __init__(self, input_shape=(8, 8, 1), latent_dim=None, channels=32, likelihood="normal",
                  num_bins=256, seed=None, name="vae", **kwargs):
-        shape = _check_image_shape(input_shape, "VAE")
+        shape = _check_image_shape(input_shape, "VAE", sequences=True)
         super().__init__(shape, num_bins, seed, name=name, **kwargs)
         if likelihood not in ("normal", "bernoulli"):
             raise InvalidArgumentError(f"likelihood must be 'normal' or 'bernoulli', got {likelihood!r}")
+        self.continuous = len(shape) == 2  # real-valued sequences: no dequantization, a linear mean
+        if self.continuous and likelihood == "bernoulli":
+            raise InvalidArgumentError("likelihood='bernoulli' needs inputs in [0, 1] (images); sequences are "
+                                       "real-valued: use likelihood='normal'")
         self.likelihood = likelihood
         self.latent_dim = (min(128, max(2, self.dims // 4)) if latent_dim is None
                            else _check_int("latent_dim", latent_dim, 1))
         self.channels = _check_int("channels", channels, 1)
-        h, w, c = shape
+        base = list(shape[:-1])
         stages = 0
-        while h % 2 == 0 and w % 2 == 0 and h // 2 >= 4 and w // 2 >= 4 and stages < 3:
-            h, w, stages = h // 2, w // 2, stages + 1
+        while all(b % 2 == 0 and b // 2 >= 4 for b in base) and stages < 3:
+            base, stages = [b // 2 for b in base], stages + 1
         self.stages = stages
         self.encoder = self._make_encoder(shape, stages)
-        self.decoder = self._make_decoder(shape, stages, (h, w))
+        self.decoder = self._make_decoder(shape, stages, tuple(base))
         if likelihood == "normal":
             self.log_scale = self.add_weight(shape=shape, initializer=keras.initializers.Constant(math.log(0.1)),
                                              name="log_scale")
@@ -65,8 +73,9 @@ class VAE(_Transformer):
         layers = keras.layers
         inp = keras.Input(shape)
         h = inp
+        conv = layers.Conv1D if len(shape) == 2 else layers.Conv2D
         for i in range(stages):
-            h = layers.Conv2D(self.channels * 2 ** i, 2, strides=2, padding="valid", name=f"conv{i + 1}")(h)
+            h = conv(self.channels * 2 ** i, 2, strides=2, padding="valid", name=f"conv{i + 1}")(h)
             h = layers.BatchNormalization(name=f"bn{i + 1}")(h)
             h = layers.Activation("tanh" if i == stages - 1 else "relu", name=f"act{i + 1}")(h)
         h = layers.Flatten(name="flatten")(h)
@@ -76,15 +85,16 @@ class VAE(_Transformer):
     def _make_decoder(self, shape, stages, base):
         layers = keras.layers
         inp = keras.Input((self.latent_dim,))
-        h = layers.Dense(base[0] * base[1] * 32, name="dense")(inp)
+        deconv, conv = ((layers.Conv1DTranspose, layers.Conv1D) if len(shape) == 2
+                        else (layers.Conv2DTranspose, layers.Conv2D))
+        h = layers.Dense(math.prod(base) * 32, name="dense")(inp)
         h = layers.LeakyReLU(negative_slope=0.1, name="lrelu")(h)
-        h = layers.Reshape((base[0], base[1], 32), name="reshape")(h)
+        h = layers.Reshape(tuple(base) + (32,), name="reshape")(h)
         for i in range(stages):
-            h = layers.Conv2DTranspose(self.channels * 2 ** (stages - 1 - i), 2, strides=2, padding="same",
-                                       name=f"deconv{i + 1}")(h)
+            h = deconv(self.channels * 2 ** (stages - 1 - i), 2, strides=2, padding="same", name=f"deconv{i + 1}")(h)
             h = layers.BatchNormalization(name=f"bn{i + 1}")(h)
             h = layers.ReLU(name=f"relu{i + 1}")(h)
-        out = layers.Conv2D(shape[-1], 1, name="logits")(h)
+        out = conv(shape[-1], 1, name="logits")(h)
         return keras.Model(inp, out, name="decoder")
 
     def get_config(self):
@@ -107,13 +117,22 @@ class VAE(_Transformer):
     def likelihood_of(self, z, training=False):
         tfd = _tfp().distributions
         logits = self.decoder(z, training=training)
+        ndims = len(self.data_shape)
         if self.likelihood == "bernoulli":
-            return tfd.Independent(tfd.Bernoulli(logits=logits, dtype="float32"), reinterpreted_batch_ndims=3)
+            return tfd.Independent(tfd.Bernoulli(logits=logits, dtype="float32"), reinterpreted_batch_ndims=ndims)
         scale = ops.exp(ops.convert_to_tensor(self.log_scale))
-        return tfd.Independent(tfd.Normal(ops.sigmoid(logits), scale), reinterpreted_batch_ndims=3)
+        mean = logits if self.continuous else ops.sigmoid(logits)
+        return tfd.Independent(tfd.Normal(mean, scale), reinterpreted_batch_ndims=ndims)
 
     def _model_space(self, x, noise):
-        return self._dequantize(x, noise) if self.likelihood == "normal" else ops.cast(x, "float32")
+        if self.continuous or self.likelihood != "normal":
+            return ops.cast(x, "float32")
+        return self._dequantize(x, noise)
+
+    def _bits(self, nll_nats):
+        if self.continuous:  # a density of real values: bits/dim of the density itself, no quantization bins
+            return nll_nats / (self.dims * math.log(2.0))
+        return super()._bits(nll_nats)
 
     def _negative_elbo(self, x_model, seed_generator, training):
         tfd = _tfp().distributions
@@ -157,4 +176,4 @@ class VAE(_Transformer):
     def decode(self, z, training=False):
         """Mean of p(x | z), on the scale of the inputs."""
         mean = self.likelihood_of(z, training=training).mean()
-        return self._quantized_scale(mean) if self.likelihood == "normal" else mean
+        return self._quantized_scale(mean) if self.likelihood == "normal" and not self.continuous else mean
