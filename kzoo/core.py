@@ -26,7 +26,8 @@ from keras import ops
 
 from kzoo import backend as kb
 from kzoo import ops as kops
-from kzoo import serialization
+from kzoo import passes, serialization
+from kzoo.passes import as_float32, call_without_updates  # noqa: F401  (kzoo.core.as_float32, as before)
 from kzoo.ops import MultiOptimizer  # noqa: F401  (kzoo.core.MultiOptimizer, kzoo.MultiOptimizer)
 
 kb.check_backend()
@@ -59,12 +60,15 @@ class Regularizer:
     to the loss and gets no gradient; the model's own losses (weight decay) are
     kept. ``check_network(network)`` validates the regularizer against the
     classifier it will train (e.g. that a named layer exists) before training.
+    ``ema_teacher`` (a decay in [0, 1), or None): the model keeps an EMA teacher
+    of the network for it (:class:`kzoo.passes.EMATeacher`, read with ``ctx.teacher``).
     """
 
     supervised_weight = 1.0
     #: True: ``single_pass_loss(ctx, step) -> (loss, terms, logits, y)`` replaces the clean pass and
     #: ``weighted_loss``; its own training-mode pass is the step's only one (mixup's batch_norm="paper")
     single_pass = False
+    ema_teacher = None
 
     def __init__(self, rampup_steps=0):
         if rampup_steps is None or rampup_steps < 0:
@@ -137,6 +141,7 @@ class Sum(Regularizer):
         self.parts = flat
         self.weights = {n: w for p in flat for n, w in p.weights.items()}
         self.supervised_weight = 1.0
+        self.ema_teacher = passes.common_decay(flat)  # one teacher per model, shared by the parts
         for part in flat:
             self.supervised_weight *= float(part.supervised_weight)
 
@@ -173,35 +178,13 @@ class Sum(Regularizer):
         return " + ".join(repr(p) for p in self.parts)
 
 
-def as_float32(logits):
-    """Logits in float32: under a mixed-precision policy the network computes in bfloat16/float16,
-    but softmax, divergences and losses are computed in float32 (as Keras' own losses do)."""
-    return logits if logits.dtype == "float32" else ops.cast(logits, "float32")
-
-
-def call_without_updates(model, x, training=True, frozen=False):
-    """``model(x)`` that discards every state update (batch-norm statistics, ...).
-
-    ``frozen=True`` also stops the gradient to ``model``'s trainable variables
-    (it still flows to ``x``): the view of a network that another network's
-    loss goes through, e.g. the discriminator inside the generator's loss of a
-    GAN, so that one backward pass over the sum of both losses gives each
-    network the gradient of its own loss only.
-    """
-    trainable = [v.value for v in model.trainable_variables]
-    if frozen:
-        trainable = [ops.stop_gradient(v) for v in trainable]
-    non_trainable = [v.value for v in model.non_trainable_variables]
-    out, _ = model.stateless_call(trainable, non_trainable, x, training=training)
-    return out
-
-
 @dataclasses.dataclass
 class StepContext:
     """What a regularizer sees of one train step.
 
     ``logits_l`` / ``logits_u`` are the clean training-mode logits (with
-    gradient); ``x_u`` / ``logits_u`` are None in supervised use.
+    gradient); ``x_u`` / ``logits_u`` are None in supervised use. ``teacher``: the
+    model's EMA teacher (:func:`kzoo.passes.teacher_logits`) or None.
     """
 
     network: keras.Model
@@ -212,6 +195,7 @@ class StepContext:
     logits_u: object
     seed_generator: object
     training: bool = True
+    teacher: object = None
 
     def forward(self, x):
         """Logits of a perturbed input (training mode by default), in float32; no state is updated."""
@@ -270,6 +254,8 @@ class TrainStep:
       and assign variables (batch-norm statistics, seed generators, moving
       averages) exactly as in eager code. A loss that is not ``compile``'s own
       must be scaled with :func:`kzoo.backend.scale_loss_for_distribution`.
+    * ``train_step_after_apply()``: called after the optimizer applied the
+      gradient (it may assign non-trainable variables: the EMA teacher's update).
     * ``train_step_metrics(out) -> logs``: update the metric trackers from the
       :class:`StepOutput` and return the logs dict of the step. The default
       updates ``self.trackers[name]`` (name -> ``keras.metrics.Mean``) with each
@@ -286,6 +272,9 @@ class TrainStep:
 
     def train_step_loss(self, data):
         raise NotImplementedError(f"{type(self).__name__} must implement train_step_loss(data) -> StepOutput")
+
+    def train_step_after_apply(self):
+        """After the optimizer step (default: nothing)."""
 
     def train_step_metrics(self, out):
         trackers = self.trackers
@@ -392,6 +381,7 @@ class RegularizerMixin(TrainStep):
         self.regularizer = regularizer
         names = regularizer.loss_names if regularizer is not None else ()
         self._kzoo_trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        passes.attach(self)  # the EMA teacher the regularizer asks for, once the network is built
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """As ``keras.Model.compile``; the loss defaults to cross-entropy on logits.
@@ -471,6 +461,7 @@ class RegularizerMixin(TrainStep):
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if not (kb.name() == "tensorflow" and kb._impl().symbolic_build(self, iterator, data_batch)):
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        passes.attach(self)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """Keras' ``fit`` after :func:`kzoo.data.check_fit`; a NaN loss stops it naming the batch (StopOnNonFinite)."""
@@ -490,7 +481,8 @@ class RegularizerMixin(TrainStep):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x_l, x_u = (x[LABELED], x[UNLABELED]) if is_semi_supervised_batch(x) else (x, None)
         reg, step = self.regularizer, self.optimizer.iterations
-        ctx, terms = StepContext(self.network, x_l, y, x_u, None, None, self._kzoo_seed), {}
+        teacher = getattr(self, "ema_teacher", None)
+        ctx, terms = StepContext(self.network, x_l, y, x_u, None, None, self._kzoo_seed, teacher=teacher), {}
         if reg is not None and reg.single_pass:  # the metrics see its logits and labels
             reg_loss, terms, logits_l, y = reg.single_pass_loss(ctx, step)
         elif x_u is not None:
@@ -517,6 +509,11 @@ class RegularizerMixin(TrainStep):
             # so that the gradients summed over replicas are those of the global batch.
             loss = loss + kb.scale_loss_for_distribution(reg_loss)
         return StepOutput(loss, x_l, y, logits_l, sample_weight, terms)
+
+    def train_step_after_apply(self):
+        teacher = getattr(self, "ema_teacher", None)
+        if teacher is not None:
+            teacher.update(self.network, self.optimizer.iterations)
 
     def train_step_metrics(self, out):
         self._loss_tracker.update_state(kb.unscale_loss_for_distribution(out.loss),
@@ -580,6 +577,7 @@ class Regularized(RegularizerMixin, keras.Model):
             regularizer.check_network(classifier)
         if classifier.built:
             self.built = True
+        passes.attach(self)
 
     @property
     def network(self):
@@ -607,3 +605,4 @@ class Regularized(RegularizerMixin, keras.Model):
         if not self.classifier.built:
             self.classifier.build(input_shape)
         self.built = True
+        passes.attach(self)

@@ -48,6 +48,7 @@ from kzoo import backend as kb
 from kzoo import ops as kops
 from kzoo.core import Regularizer, as_float32
 from kzoo.errors import InvalidArgumentError, SplitError
+from kzoo.passes import check_decay, teacher_logits
 
 INPUT = "input"
 AUTO = "auto"
@@ -473,14 +474,17 @@ class ManifoldMixup(Regularizer):
             logged accuracy is that of the mixed batch against the label of
             each pair's larger weight). The default since issue 27 (before:
             "clean", about twice the cost of a supervised step).
+        ema_teacher: an EMA decay (e.g. 0.99): the consistency term's pseudo-targets
+            come from an EMA teacher of the network (:class:`kzoo.passes.EMATeacher`).
     """
 
     name = "mixup"
     consistency_name = "mixup_consistency"
 
     def __init__(self, alpha=2.0, layers=None, per_example=False, consistency=0.0, unlabeled_alpha=None,
-                 rampup_steps=0, replace_supervised=True, batch_norm=None):
+                 rampup_steps=0, replace_supervised=True, batch_norm=None, ema_teacher=None):
         super().__init__(rampup_steps=rampup_steps)
+        self.ema_teacher = check_decay(ema_teacher)
         if batch_norm is None:  # the paper's single pass wherever it applies
             batch_norm = "paper" if (not consistency and replace_supervised) else "clean"
         if batch_norm not in BATCH_NORM_MODES:
@@ -631,7 +635,8 @@ class ManifoldMixup(Regularizer):
                     "batches ({'labeled': x_l, 'unlabeled': x_u}, y_l) such as kzoo.data.semi_supervised "
                     "yields; use consistency=0 for supervised data"
                 )
-            pseudo = ops.stop_gradient(ops.softmax(ctx.logits_u, axis=-1))  # Algorithm 1, line 7
+            clean_u = ctx.logits_u if self.ema_teacher is None else teacher_logits(ctx, ctx.x_u)
+            pseudo = ops.stop_gradient(ops.softmax(clean_u, axis=-1))  # Algorithm 1, line 7
             lam, perm, k = self.sample(ctx, ops.shape(ctx.x_u)[0], self.unlabeled_alpha)
             logits_u = self.mixed_logits(ctx, ctx.x_u, lam, perm, k)
             out[self.consistency_name] = ops.mean(
@@ -664,6 +669,7 @@ class ManifoldMixup(Regularizer):
             "unlabeled_alpha": self.unlabeled_alpha,
             "replace_supervised": self.replace_supervised,
             "batch_norm": self.batch_norm,
+            **({"ema_teacher": self.ema_teacher} if self.ema_teacher is not None else {}),
             **super().get_config(),
         }
 
@@ -677,10 +683,10 @@ class InputMixup(ManifoldMixup):
     """
 
     def __init__(self, alpha=1.0, per_example=False, consistency=0.0, unlabeled_alpha=None, rampup_steps=0,
-                 replace_supervised=True, batch_norm=None):
+                 replace_supervised=True, batch_norm=None, ema_teacher=None):
         super().__init__(alpha=alpha, layers=(INPUT,), per_example=per_example, consistency=consistency,
                          unlabeled_alpha=unlabeled_alpha, rampup_steps=rampup_steps,
-                         replace_supervised=replace_supervised, batch_norm=batch_norm)
+                         replace_supervised=replace_supervised, batch_norm=batch_norm, ema_teacher=ema_teacher)
 
     def get_config(self):
         config = super().get_config()

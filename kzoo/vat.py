@@ -17,6 +17,7 @@ from keras import ops
 from kzoo import backend as kb
 from kzoo import ops as kops
 from kzoo.core import LABELED, UNLABELED, Regularizer
+from kzoo.passes import check_decay, teacher_logits
 
 _INPUTS = ("all", LABELED, UNLABELED)
 
@@ -130,6 +131,9 @@ class VAT(Regularizer):
             finite difference survives float32 rounding (see
             :func:`finite_difference_step`); False uses ξ literally.
         rampup_steps: sigmoid ramp-up of α over this many steps (0: none).
+        ema_teacher: an EMA decay (e.g. 0.99): the clean prediction p(y|x), VAT's target, comes
+            from an EMA teacher of the network (:class:`kzoo.passes.EMATeacher`, Mean Teacher's)
+            instead of the network itself; None: the paper's VAT.
     """
 
     name = "vat"
@@ -144,6 +148,7 @@ class VAT(Regularizer):
         hvp="finite_difference",
         relative_xi_floor=True,
         rampup_steps=0,
+        ema_teacher=None,
     ):
         super().__init__(rampup_steps=rampup_steps)
         self.epsilon = kops.check_positive("epsilon", epsilon)
@@ -160,6 +165,7 @@ class VAT(Regularizer):
         self.inputs = _check_inputs(inputs)
         self.hvp = hvp
         self.relative_xi_floor = bool(relative_xi_floor)
+        self.ema_teacher = check_decay(ema_teacher)
         self.weights = {self.name: self.alpha}
 
     def adversarial_direction(self, ctx, x, logits):
@@ -170,6 +176,8 @@ class VAT(Regularizer):
 
     def terms(self, ctx):
         x, logits = ctx.inputs(self.inputs)
+        if self.ema_teacher is not None:  # the target p(y|x) from the EMA teacher
+            logits = teacher_logits(ctx, x)
         r_adv = self.epsilon * self.adversarial_direction(ctx, x, logits)
         return {self.name: ops.mean(smoothness(ctx, x, logits, r_adv))}
 
@@ -182,6 +190,7 @@ class VAT(Regularizer):
             "inputs": self.inputs,
             "hvp": self.hvp,
             "relative_xi_floor": self.relative_xi_floor,
+            **({"ema_teacher": self.ema_teacher} if self.ema_teacher is not None else {}),
             **super().get_config(),
         }
 

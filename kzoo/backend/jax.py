@@ -142,6 +142,12 @@ def train_step(model, state, data):
     )(trainable, non_trainable, metrics_vars)
     trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
 
+    # after the step (e.g. the EMA teacher's update, from the new weights): it may assign non-trainable variables
+    mapping = list(zip(model.trainable_variables, trainable)) + list(zip(optimizer.variables, optimizer_vars))
+    with keras.StatelessScope(state_mapping=mapping + list(zip(model.non_trainable_variables, non_trainable))) as scope:
+        model.train_step_after_apply()
+    non_trainable = _new_values(scope, model.non_trainable_variables, non_trainable)
+
     with keras.StatelessScope(
         state_mapping=list(zip(model.metrics_variables, metrics_vars))
     ) as scope:

@@ -53,6 +53,7 @@ def train_step(model, data):
     variables = model.trainable_weights
     gradients = tape.gradient(loss, variables)
     model.optimizer.apply_gradients(zip(gradients, variables))
+    model.train_step_after_apply()  # e.g. the EMA teacher's update, from the new weights
     logs = model.train_step_metrics(out)
     if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
         # Keras 3.15 averages the logs over workers with reduce(axis=0), which needs a batch axis

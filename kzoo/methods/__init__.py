@@ -18,6 +18,6 @@ from kzoo.methods.registry import (  # noqa: F401
     register_pretrainer, train_regularized, annotate)
 
 # The method families, in the order ``kzoo methods`` lists them: importing a glue module registers its methods.
-from kzoo.methods import vat, lvat, ali, gan, mixup  # noqa: E402, F401, I001
+from kzoo.methods import vat, lvat, ali, gan, mixup, consistency  # noqa: E402, F401, I001
 # Validation-chosen presets and warnings of the methods above (kzoo.methods.presets, issue 15).
 from kzoo.methods import presets  # noqa: E402, F401, I001

@@ -31,6 +31,7 @@ def from_hyperparameters(hp, steps=None):
         rampup_steps=int(round(fraction * steps)) if consistency and fraction else 0,
         batch_norm=hp.get("mix_batch_norm"),
         replace_supervised=not hp.get("mix_keep_clean", False),
+        ema_teacher=hp.get("ema_teacher") or None,  # vat-mixup's --ema-teacher: one teacher for both terms
     )
 
 

@@ -10,7 +10,8 @@ def _build_vat(hp):
     from kzoo import vat
 
     reg = vat.VAT(epsilon=hp["epsilon"], alpha=hp["alpha"], xi=hp["xi"],
-                  power_iterations=hp["power_iterations"], rampup_steps=hp["rampup_steps"])
+                  power_iterations=hp["power_iterations"], rampup_steps=hp["rampup_steps"],
+                  ema_teacher=hp.get("ema_teacher") or None)
     if hp["entmin"]:
         reg = reg + vat.EntropyMinimization(weight=hp["entmin"], rampup_steps=hp["rampup_steps"])
     return reg
@@ -42,7 +43,9 @@ register(Method(
      Hyperparameter("power_iterations", 1, "VAT power iterations K", int, minimum=1, grid=(1, 2)),
      Hyperparameter("entmin", 0.0, "VAT+EntMin: weight of entropy minimization", float, minimum=0.0,
                     grid=(0.0, 1.0)),
-     RAMPUP),
+     RAMPUP,
+     Hyperparameter("ema_teacher", 0.0, "EMA decay of a teacher network whose prediction is the target (0: "
+                    "none, the paper's VAT; e.g. 0.99)", float, minimum=0.0, maximum=0.9999)),
     _build_vat, paper=_VAT_PAPER))
 register(Method(
     "rpt", "Random Perturbation Training: VAT's smoothness term along random directions",
