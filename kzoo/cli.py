@@ -280,6 +280,10 @@ def _main(argv):
                     print(f"{'':<22}{preset.describe()}")
                 if spec.warning:
                     print(f"{'':<22}warning: {spec.warning}")
+        if args.verbose:
+            print("\nthe evidence in brackets names a section of benchmarks/RESULTS.md, which is in kzoo's "
+                  "source tree and source distribution (pip download --no-deps --no-binary kzoo kzoo), not in "
+                  "the installed wheel")
         return 0
     if args.command == "datasets":
         from kzoo.data import DatasetUnavailableError, export_npz, list_datasets

@@ -473,8 +473,8 @@ def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, 
     results_md = results_md or os.path.join(out, "compare.md")
     plot = plot or os.path.join(out, "compare.png")
     if not extras.installed("matplotlib"):  # told before any work; the tables do not need it
-        print(f"kzoo compare: matplotlib is not installed, so {plot} will not be drawn ({extras.install_hint('plots')});"
-              " the JSON and markdown results are written", file=sys.stderr)
+        print(f"kzoo compare: matplotlib is not installed, so {plot} will not be drawn "
+              f"({extras.install_hint('plots')}); the JSON and markdown results are written", file=sys.stderr)
         plot = None
     for path, what in ((os.path.join(out, "cache", "probe"), "output folder"), (results_json, "results file"),
                        (results_md, "results file"), (plot, "plot file")):
@@ -536,7 +536,7 @@ def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, 
     compare_report.write_markdown(results_md, summary)
     if plot is not None:
         compare_report.write_plot(plot, summary)
-    summary["outputs"] = {"json": results_json, "markdown": results_md, "plot": plot}
+    summary["outputs"] = {k: v for k, v in (("json", results_json), ("markdown", results_md), ("plot", plot)) if v}
     return summary
 
 

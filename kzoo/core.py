@@ -472,6 +472,9 @@ class RegularizerMixin(TrainStep):
         from kzoo.data import check_fit
 
         check_fit(self, x, y)
+        if "shuffle" not in kwargs and len(args) < 7 and x is not None and not isinstance(x, (list, tuple, dict)) \
+                and not hasattr(x, "__array__"):
+            kwargs["shuffle"] = False  # a dataset or stream shuffles itself (Keras warns that it ignores shuffle)
         return super().fit(x, y, *args, **kwargs)
 
     # -- the train step (the hooks of :class:`TrainStep`) ------------------------

@@ -191,7 +191,8 @@ def run(
     (None); without a preset, the method's defaults, 1000 steps and 1e-3.
     The result's ``preset`` lists what the preset set.
 
-    ``export_format``: "tf_saved_model" (or "saved_model", needs TensorFlow), "onnx" or "keras" (a .keras file); ``export_version=N`` writes
+    ``export_format``: "tf_saved_model" (or "saved_model", needs TensorFlow), "onnx" or "keras" (a .keras
+    file); ``export_version=N`` writes
     ``export/N`` (TF Serving's layout; see :mod:`kzoo.export`). ``download``/``splits``: TFDS sets only
     (see :func:`kzoo.data.load`); a ``validation`` split is reported as ``val_error``/``val_nll``.
     ``on_trained``: called with the trained plain classifier (a Keras model) before it is evaluated.

@@ -42,12 +42,14 @@ def install_hint(extra):
     return f'pip install "kzoo[{extra}]"'
 
 
-def require(modules, extra, what):
-    """MissingExtraError (one line naming the extra) unless every module of ``modules`` is installed."""
+def require(modules, extra, what, otherwise=""):
+    """MissingExtraError (one line naming the extra, then ``otherwise``) unless every module of ``modules`` is
+    installed."""
     modules = (modules,) if isinstance(modules, str) else tuple(modules)
     missing = [m for m in modules if not installed(m)]
     if missing:
-        raise MissingExtraError(f"{what} needs {', '.join(missing)}, which is not installed: {install_hint(extra)}")
+        raise MissingExtraError(f"{what} needs {', '.join(missing)}, which is not installed: {install_hint(extra)}"
+                                + (f"; {otherwise}" if otherwise else ""))
 
 
 def installed_backends():
@@ -74,10 +76,11 @@ def no_backend_message():
 def choose_backend(backend=None):
     """Set ``KERAS_BACKEND`` before Keras is imported and return the backend Keras will use.
 
-    ``backend`` (``--backend``) wins; else ``$KERAS_BACKEND``, else the one in Keras' config file, else the
-    installed one (TensorFlow when both are). Keras alone would default to TensorFlow and fail to import on a
-    JAX-only install. MissingExtraError when the chosen backend (or any) is not installed; once Keras is
-    imported its backend stays, and a different ``backend`` is a UnsupportedBackendError.
+    ``backend`` (``--backend``) wins; else ``$KERAS_BACKEND``, else the one in Keras' config file when it is
+    installed, else the installed one (TensorFlow when both are). Keras alone would default to TensorFlow
+    and fail to import on a JAX-only install. MissingExtraError when the chosen backend (or any) is not
+    installed; once Keras is imported its backend stays, and a different ``backend`` is an
+    UnsupportedBackendError.
     """
     if "keras" in sys.modules:
         current = os.environ.get("KERAS_BACKEND") or _keras_config_backend() or "tensorflow"
@@ -89,7 +92,9 @@ def choose_backend(backend=None):
             raise UnsupportedBackendError(f"the backend must be chosen before keras is imported; keras runs on "
                                           f"{current}, not {backend}")
         return current
-    chosen = backend or os.environ.get("KERAS_BACKEND") or _keras_config_backend()
+    chosen = backend or os.environ.get("KERAS_BACKEND")
+    if chosen is None and _keras_config_backend() in installed_backends():
+        chosen = _keras_config_backend()  # Keras writes its own default there on first import: not when missing
     if chosen is None:
         available = installed_backends()
         if not available:
@@ -163,15 +168,15 @@ def _stderr_without_log_lines():
 
 
 class _QuietTensorFlowImport:
-    """A one-shot import hook: TensorFlow's own import, whoever triggers it (``import keras`` after
-    ``import kzoo``), runs with its C++ start-up log lines filtered out of stderr."""
+    """An import hook, gone once TensorFlow is imported: TensorFlow's own import, whoever triggers it
+    (``import keras`` after ``import kzoo``), runs with its C++ start-up log lines filtered out of stderr."""
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
             return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
         for finder in list(sys.meta_path):
+            if finder is self:
+                continue
             find = getattr(finder, "find_spec", None)
             spec = find(name, path, target) if find else None
             if spec is not None:
@@ -191,6 +196,7 @@ class _QuietLoader:
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietTensorFlowImport)]  # once
         with _stderr_without_log_lines():
             self.loader.exec_module(module)
 
@@ -226,7 +232,8 @@ def import_keras(verbose=False, with_tensorflow=False):
 def require_export_format(export_format, backend):
     """The extras an export format needs, checked before training (``backend``: the one chosen)."""
     if export_format in ("saved_model", "tf_saved_model", "savedmodel"):
-        require("tensorflow", "tensorflow", "--export-format saved_model (a TensorFlow SavedModel)")
+        require("tensorflow", "tensorflow", "a SavedModel export (--export-format saved_model, the default)",
+                "or export a .keras file on any backend: --export-format keras --export model.keras")
     elif export_format == "onnx":
         converter = {"tensorflow": "tf2onnx", "jax": "jax2onnx"}.get(backend)
         require(("onnx", "onnxruntime") + ((converter,) if converter else ()), "onnx",
