@@ -45,7 +45,6 @@ import tempfile
 import time
 import types
 
-from kzoo import extras
 from kzoo.baselines import BASELINES, fit_baseline
 from kzoo.compare_report import Progress, mean_std, paired_ci, values_text  # noqa: F401  (public here too)
 from kzoo.errors import COMMAND_ERRORS, ConfigError, fail
@@ -471,15 +470,10 @@ def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, 
     out = os.path.abspath(out)
     results_json = results_json or os.path.join(out, "compare.json")
     results_md = results_md or os.path.join(out, "compare.md")
-    plot = plot or os.path.join(out, "compare.png")
-    if not extras.installed("matplotlib"):  # told before any work; the tables do not need it
-        print(f"kzoo compare: matplotlib is not installed, so {plot} will not be drawn "
-              f"({extras.install_hint('plots')}); the JSON and markdown results are written", file=sys.stderr)
-        plot = None
+    plot = compare_report.plot_target(plot or os.path.join(out, "compare.png"))  # None: no matplotlib (a note)
     for path, what in ((os.path.join(out, "cache", "probe"), "output folder"), (results_json, "results file"),
-                       (results_md, "results file"), (plot, "plot file")):
-        if path is not None:
-            check_writable_target(path, what)
+                       (results_md, "results file"), (plot or results_md, "plot file")):
+        check_writable_target(path, what)
     ds, val = _check(entries, dataset, labels, seeds, folds, validation_labels, data_dir)
     cache = os.path.join(out, "cache")
     os.makedirs(cache, exist_ok=True)
@@ -534,8 +528,7 @@ def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, 
     })
     write_json_atomic(results_json, summary)
     compare_report.write_markdown(results_md, summary)
-    if plot is not None:
-        compare_report.write_plot(plot, summary)
+    compare_report.write_plot(plot, summary)
     summary["outputs"] = {k: v for k, v in (("json", results_json), ("markdown", results_md), ("plot", plot)) if v}
     return summary
 

@@ -471,10 +471,7 @@ class RegularizerMixin(TrainStep):
         """``keras.Model.fit`` after kzoo's checks of the data and the classifier (:func:`kzoo.data.check_fit`)."""
         from kzoo.data import check_fit
 
-        check_fit(self, x, y)
-        if "shuffle" not in kwargs and len(args) < 7 and x is not None and not isinstance(x, (list, tuple, dict)) \
-                and not hasattr(x, "__array__"):
-            kwargs["shuffle"] = False  # a dataset or stream shuffles itself (Keras warns that it ignores shuffle)
+        check_fit(self, x, y, kwargs, len(args))  # also: no shuffle=True for a stream (it shuffles itself)
         return super().fit(x, y, *args, **kwargs)
 
     # -- the train step (the hooks of :class:`TrainStep`) ------------------------

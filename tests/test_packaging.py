@@ -301,3 +301,30 @@ def test_the_readme_commands_in_fresh_venvs_with_no_backend_and_with_jax_only(in
     assert proc.returncode == 2 and 'pip install "kzoo[tune]"' in proc.stderr
     seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": round(seconds, 1), "first_lines": shown}, indent=1))
+
+
+@pytest.mark.slow
+def test_the_readme_main_job_in_a_fresh_venv_with_tensorflow_only(installed, tmp_path):
+    """TensorFlow only (no JAX): the README's main job trains on TensorFlow and exports a SavedModel, with no
+    TensorFlow log line before kzoo's own output."""
+    import time
+
+    t0 = time.perf_counter()
+    wheel, _, _ = installed
+    meta = zipfile.ZipFile(wheel).read(next(n for n in zipfile.ZipFile(wheel).namelist()
+                                            if n.endswith(".dist-info/METADATA"))).decode()
+    with_tf = _closure(re.findall(r"^Requires-Dist: (.+)$", meta, re.M), extras=("tensorflow",))
+    assert "tensorflow" in with_tf and not {"jax", "jaxlib"} & set(with_tf)
+    venv = _fresh_venv(tmp_path, "tf", wheel, _site_of(with_tf, tmp_path / "tf-site"))
+    work = tmp_path / "tf-work"
+    work.mkdir()
+    proc = _run_in(venv, "kzoo train vat --dataset digits --labels 100 --steps 20 --quiet "
+                         "--export saved_models/vat_digits", work)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-3000:]
+    assert json.loads(proc.stdout.splitlines()[0])["backend"] == "tensorflow"
+    assert os.path.isfile(work / "saved_models" / "vat_digits" / "saved_model.pb")
+    proc2 = _run_in(venv, "kzoo train vat --steps 5 --backend jax", work)
+    assert proc2.returncode == 2 and 'pip install "kzoo[jax]"' in proc2.stderr
+    print(json.dumps({"seconds": round(time.perf_counter() - t0, 1),
+                      "tensorflow only: kzoo train vat ... --export saved_models/vat_digits": _first_lines(proc),
+                      "tensorflow only: --backend jax": _first_lines(proc2)}, indent=1))

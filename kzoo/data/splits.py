@@ -235,9 +235,16 @@ def check_fit_data(x, y, num_logits, sparse_labels=True):
         _as_class_indices(y, "y", num_logits)
 
 
-def check_fit(model, x, y):
+def check_fit(model, x, y, fit_kwargs=None, positional=0):
     """What ``fit`` of a kzoo model checks first: :func:`check_fit_data` against its classifier's logits, and a
-    warning if the classifier ends in a softmax (kzoo's regularizers expect logits)."""
+    warning if the classifier ends in a softmax (kzoo's regularizers expect logits).
+
+    ``fit_kwargs`` (``fit``'s keyword arguments, ``positional`` others before them): ``shuffle=False`` is set
+    when ``x`` is a dataset or stream and no ``shuffle`` was given (it shuffles itself; Keras warns that it
+    ignores ``shuffle=True`` there)."""
+    if fit_kwargs is not None and "shuffle" not in fit_kwargs and positional < 7 and x is not None and \
+            not isinstance(x, (list, tuple, dict)) and not hasattr(x, "__array__"):
+        fit_kwargs["shuffle"] = False
     net = model.network
     out = getattr(net, "outputs", None)
     num_logits = int(out[0].shape[-1]) if out and out[0].shape[-1] is not None else None
