@@ -10,7 +10,8 @@ import os
 import sys
 
 from kzoo.checks import check_dataset, check_positive
-from kzoo.errors import COMMAND_ERRORS, EXIT_INTERRUPTED, ConfigError, fail
+from kzoo import extras
+from kzoo.errors import COMMAND_ERRORS, EXIT_INTERRUPTED, ConfigError, KzooError, fail
 from kzoo.io import check_writable_target, write_json_atomic
 
 
@@ -26,7 +27,22 @@ def _hyperparameter_flags(group, hyperparameters):
     return hyperparameter_flags(group, hyperparameters)
 
 
-_BACKENDS = ("tensorflow", "jax")  # kzoo.backend.SUPPORTED_BACKENDS, known here before Keras is imported
+_BACKENDS = extras.BACKENDS  # kzoo.backend.SUPPORTED_BACKENDS, known here before Keras is imported
+_KERAS_COMMANDS = ("train", "tune", "compare", "pretrain", "evaluate")
+_VERBOSE_HELP = "show TensorFlow's C++/absl log lines (hidden unless TF_CPP_MIN_LOG_LEVEL is set)"
+
+
+def _check_extras(args):
+    """MissingExtraError naming the extra for what ``args`` asks that is not installed (before any work)."""
+    backend = os.environ.get("KERAS_BACKEND")
+    if args.command == "tune":
+        extras.require("keras_tuner", "tune", "kzoo tune")
+    if args.command in ("train", "tune") and args.export is not None:
+        extras.require_export_format(args.export_format, backend)
+    method = getattr(args, "method", None) or (getattr(args, "model", None) if args.command == "pretrain" else None)
+    if isinstance(method, str) and method.split("-")[0] == "lvat" or args.command == "pretrain" and \
+            method in ("vae", "glow"):
+        extras.require("tensorflow_probability", "lvat", f"{method} (latent VAT)")
 
 
 def _parser():
@@ -61,7 +77,8 @@ def _parser():
     t.add_argument("--batch-unlabeled", type=int, default=128)
     t.add_argument("--seed", type=int, default=0, help="seed of the labeled subset, initialization and noise")
     t.add_argument("--backend", choices=_BACKENDS, default=None,
-                   help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
+                   help="Keras backend (default: $KERAS_BACKEND, else the installed one, tensorflow when both are)")
+    t.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     g = t.add_argument_group("method hyperparameters (each applies to the methods that declare it; "
                              "default: the method's own, see `kzoo methods --verbose`)")
     _hyperparameter_flags(g, all_hyperparameters())
@@ -83,10 +100,11 @@ def _parser():
     t.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto")
     t.add_argument("--metrics-json", default=None, help="write the run's metrics to this JSON file")
     t.add_argument("--export", default=None, help="export the trained classifier here (a SavedModel folder, "
-                   "or an .onnx file with --export-format onnx)")
-    t.add_argument("--export-format", choices=("saved_model", "tf_saved_model", "onnx"), default="tf_saved_model",
-                   help="saved_model (TensorFlow SavedModel, default) or onnx (one file for onnxruntime; "
-                   "pip install kzoo[onnx])")
+                   "an .onnx file with --export-format onnx, a .keras file with --export-format keras)")
+    t.add_argument("--export-format", choices=("saved_model", "tf_saved_model", "onnx", "keras"),
+                   default="tf_saved_model",
+                   help="saved_model (TensorFlow SavedModel, default; needs TensorFlow), onnx (one file for "
+                   "onnxruntime; pip install \"kzoo[onnx]\") or keras (a .keras file, on every backend)")
     t.add_argument("--export-version", type=int, default=None, metavar="N",
                    help="write --export DIR as a model repository: DIR/N/ (TF Serving; DIR/N/model.onnx for "
                    "ONNX, Triton's layout), other versions kept")
@@ -109,7 +127,7 @@ def _parser():
     _add_tune_parser(sub, t)
     from kzoo.compare import add_parser as _add_compare_parser
 
-    _add_compare_parser(sub)
+    _add_compare_parser(sub).add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
 
     q = sub.add_parser("pretrain", help="train a generative model without labels (VAE, Glow, GAN...) and save it")
     q.add_argument("model", help=f"one of: {', '.join(PRETRAINERS) or '(none yet)'}")
@@ -119,6 +137,7 @@ def _parser():
     q.add_argument("--learning-rate", type=float, default=None, help="(default: the model's own)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--backend", choices=_BACKENDS, default=None)
+    q.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     q.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/cifar100/svhn")
     q.add_argument("--export", required=True, help="where to save the trained model (Keras format)")
     q.add_argument("--metrics-json", default=None, help="write the training metrics to this JSON file")
@@ -144,6 +163,7 @@ def _parser():
     e.add_argument("--limit", type=int, default=None, help="evaluate the first N test examples only")
     e.add_argument("--backend", choices=_BACKENDS, default=None,
                    help="Keras backend (default: tensorflow for a SavedModel folder, else $KERAS_BACKEND)")
+    e.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     e.add_argument("--data-dir", default=None, help="TFDS data folder for mnist/cifar10/cifar100/svhn")
     e.add_argument("--metrics-json", default=None, help="also write the metrics to this JSON file")
     return p
@@ -232,12 +252,20 @@ def _main(argv):
             print("kzoo: --backend must be chosen before keras is imported", file=sys.stderr)
             return 2
         os.environ["KERAS_BACKEND"] = args.backend
-    elif args.command in ("train", "tune", "pretrain", "evaluate") and "keras" not in sys.modules and \
+    elif args.command in _KERAS_COMMANDS and "keras" not in sys.modules and \
             os.environ.get("KERAS_BACKEND", "tensorflow") not in _BACKENDS:
         print(f"kzoo: error: KERAS_BACKEND={os.environ['KERAS_BACKEND']} is not a backend kzoo runs on; set "
               f"KERAS_BACKEND to {' or '.join(_BACKENDS)}, or pass --backend", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.command in _KERAS_COMMANDS:
+        # the installed backend (TensorFlow when both are) unless chosen; what the command needs, named by its
+        # extra, before any work; then Keras, without TensorFlow's start-up log lines unless --verbose
+        try:
+            extras.choose_backend(getattr(args, "backend", None))
+            _check_extras(args)
+        except KzooError as e:
+            return fail(e)
+        extras.import_keras(verbose=getattr(args, "verbose", False), with_tensorflow=True)
     if (getattr(args, "devices", None) or 0) > 1 and "jax" not in sys.modules:
         # JAX on a CPU-only host: N host devices must be asked for before jax is imported
         flag = f"--xla_force_host_platform_device_count={args.devices}"
@@ -255,6 +283,10 @@ def _main(argv):
                     print(f"{'':<22}{preset.describe()}")
                 if spec.warning:
                     print(f"{'':<22}warning: {spec.warning}")
+        if args.verbose:
+            print("\nthe evidence in brackets names a section of benchmarks/RESULTS.md, which is in kzoo's "
+                  "source tree and source distribution (pip download --no-deps --no-binary kzoo kzoo), not in "
+                  "the installed wheel")
         return 0
     if args.command == "datasets":
         from kzoo.data import DatasetUnavailableError, export_npz, list_datasets

@@ -483,9 +483,9 @@ def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, 
     out = os.path.abspath(out)
     results_json = results_json or os.path.join(out, "compare.json")
     results_md = results_md or os.path.join(out, "compare.md")
-    plot = plot or os.path.join(out, "compare.png")
+    plot = compare_report.plot_target(plot or os.path.join(out, "compare.png"))  # None: no matplotlib (a note)
     for path, what in ((os.path.join(out, "cache", "probe"), "output folder"), (results_json, "results file"),
-                       (results_md, "results file"), (plot, "plot file")):
+                       (results_md, "results file"), (plot or results_md, "plot file")):
         check_writable_target(path, what)
     ds, val = _check(entries, dataset, labels, seeds, folds, validation_labels, data_dir)
     cache = os.path.join(out, "cache")  # locked; other settings are refused (entries, labels and seeds may grow)
@@ -544,7 +544,7 @@ def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, 
     write_json_atomic(results_json, summary)
     compare_report.write_markdown(results_md, summary)
     compare_report.write_plot(plot, summary)
-    summary["outputs"] = {"json": results_json, "markdown": results_md, "plot": plot}
+    summary["outputs"] = {k: v for k, v in (("json", results_json), ("markdown", results_md), ("plot", plot)) if v}
     return summary
 
 

@@ -2,8 +2,10 @@
 
 from kzoo.errors import InvalidArgumentError
 import math
+import sys
 import time
 
+from kzoo import extras
 from kzoo.io import atomic_file, write_text_atomic
 
 
@@ -128,8 +130,21 @@ def write_markdown(path, summary):
     write_text_atomic(path, markdown(summary), suffix=".md")
 
 
+def plot_target(path):
+    """``path``, or None (with a note on stderr, before any work) when matplotlib is not installed: the JSON and
+    markdown results do not need it."""
+    if extras.installed("matplotlib"):
+        return path
+    print(f"kzoo compare: matplotlib is not installed, so {path} will not be drawn ({extras.install_hint('plots')}); "
+          "the JSON and markdown results are written", file=sys.stderr)
+    return None
+
+
 def write_plot(path, summary):
-    """One panel per label count, one horizontal bar per method: mean test error with ± std error bars."""
+    """One panel per label count, one horizontal bar per method: mean test error with ± std error bars (none
+    when ``path`` is None: see :func:`plot_target`)."""
+    if path is None:
+        return
     import matplotlib
 
     matplotlib.use("Agg")

@@ -468,7 +468,7 @@ class RegularizerMixin(TrainStep):
         from kzoo.callbacks import StopOnNonFinite
         from kzoo.data import check_fit
 
-        check_fit(self, x, y)
+        check_fit(self, x, y, kwargs, len(args))  # also: no shuffle=True for a stream (it shuffles itself)
         if self.regularizer is not None:
             self.regularizer.begin_training(self.network)
         args, kwargs = StopOnNonFinite.added_to(args, kwargs)

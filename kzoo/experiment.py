@@ -17,7 +17,7 @@ import types
 
 import numpy as np
 
-from kzoo import locks
+from kzoo import extras, locks
 from kzoo.checks import check_dataset, check_int
 from kzoo.errors import ConfigError
 from kzoo.io import atomic_file, write_json_atomic, write_text_atomic  # noqa: F401  (kzoo.experiment.X, as before)
@@ -117,7 +117,14 @@ def check_export(export, export_format="tf_saved_model", export_version=None):
         if export_version is not None:
             raise ConfigError("--export-version needs --export DIR (the model repository folder)")
         return None, export_format, None
-    onnx_file = export_format == "onnx" and export_version is None
+    if export_format == "keras" and (export_version is not None or not str(export).endswith(".keras")):
+        raise ConfigError("--export-format keras writes one .keras file: give --export NAME.keras (no "
+                          "--export-version)" if export_version is None else
+                          "--export-version is for saved_model and onnx exports; a Keras export is one .keras file")
+    import keras
+
+    extras.require_export_format(export_format, keras.backend.backend())
+    onnx_file = export_format in ("onnx", "keras") and export_version is None
     if onnx_file and os.path.isdir(export):
         raise ConfigError(f"export file {os.path.abspath(export)} is an existing folder (an ONNX export is one "
                           "file, e.g. model.onnx; or add --export-version N for DIR/N/model.onnx)")
@@ -187,7 +194,8 @@ def run(
     (None); without a preset, the method's defaults, 1000 steps and 1e-3.
     The result's ``preset`` lists what the preset set.
 
-    ``export_format``: "tf_saved_model" (or "saved_model") or "onnx"; ``export_version=N`` writes
+    ``export_format``: "tf_saved_model" (or "saved_model", needs TensorFlow), "onnx" or "keras" (a .keras
+    file); ``export_version=N`` writes
     ``export/N`` (TF Serving's layout; see :mod:`kzoo.export`). ``download``/``splits``: TFDS sets only
     (see :func:`kzoo.data.load`); a ``validation`` split is reported as ``val_error``/``val_nll``.
     ``on_trained``: called with the trained plain classifier (a Keras model) before it is evaluated.

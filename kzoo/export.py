@@ -6,6 +6,8 @@ to Keras' own ``Model.export``:
 
 * ``"tf_saved_model"`` (alias ``"saved_model"``): a SavedModel folder, with a
   ``serve`` endpoint and a ``serving_default`` signature (needs TensorFlow);
+* ``"keras"``: one ``.keras`` file (``model.save``), written atomically; the format that works on
+  every backend;
 * ``"onnx"``: one self-contained ``.onnx`` file that onnxruntime runs (Keras
   converts with tf2onnx on TensorFlow, jax2onnx on JAX: ``pip install kzoo[onnx]``).
 
@@ -43,7 +45,7 @@ from kzoo.errors import ExportError  # noqa: F401  (kzoo.export.ExportError, as 
 from kzoo.io import atomic_file, check_not_link
 
 
-FORMATS = ("tf_saved_model", "onnx")
+FORMATS = ("tf_saved_model", "onnx", "keras")  # keras: one .keras file (model.save), on every backend
 _ALIASES = {"saved_model": "tf_saved_model", "savedmodel": "tf_saved_model"}
 ONNX_FILENAME = "model.onnx"  # the file's name inside a versioned folder (Triton's layout)
 
@@ -52,7 +54,8 @@ def check_format(format):
     """The Keras export format for ``format`` (``saved_model`` is ``tf_saved_model``); ValueError otherwise."""
     fmt = _ALIASES.get(format, format)
     if fmt not in FORMATS:
-        raise InvalidArgumentError(f"export format must be one of saved_model (tf_saved_model), onnx; got {format!r}")
+        raise InvalidArgumentError(f"export format must be one of saved_model (tf_saved_model), onnx, keras; got "
+                                   f"{format!r}")
     return fmt
 
 
@@ -126,6 +129,11 @@ def export_classifier(model, filepath, format="tf_saved_model", verbose=False, v
         raise ExportError(str(e)) from None
     if not model.built:
         raise ExportError("the model is not built: call it on data (or train it) before exporting")
+    if fmt == "keras":
+        if version is not None:
+            raise ExportError("a version folder (DIR/N/) is for saved_model and onnx exports; a Keras export is "
+                              "one .keras file")
+        return save_keras_atomic(model, filepath)
     _check_converter(fmt)
     is_file = fmt == "onnx"
     filepath, parent = _check_destination(export_path(filepath, fmt, version), is_file)

@@ -22,6 +22,28 @@ returns trained classifiers (trained on the validation split's complement:
 for the final model, re-train the best hyperparameters on all labels, as
 ``kzoo tune`` does). Methods whose classifier is a network of their own
 (gan-ssl, ali-ssl) keep their weights in kzoo's run; re-train those.
+
+On your own data and model, as with any keras-tuner HyperModel::
+
+    def build_model(hp):                  # or a fixed keras.Model (each trial trains a fresh clone)
+        return keras.Sequential([keras.Input((20,)), keras.layers.Dense(hp.Int("units", 16, 64, step=16),
+                                 activation="relu"), keras.layers.Dense(3)])      # logits
+
+    hypermodel = kzoo.tuning.HyperModel("vat", model=build_model, grid={"epsilon": [0.5, 1.0, 2.0]})
+    tuner = keras_tuner.RandomSearch(hypermodel, objective=kzoo.tuning.objective(), max_trials=4)
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=5, callbacks=[keras.callbacks.EarlyStopping()])
+    # semi-supervised: tuner.search(kzoo.data.semi_supervised(x_l, y_l, x_u), steps_per_epoch=100, ...)
+
+``fit`` then trains ``build``'s classifier with the method's regularizer (``hp``'s
+values) on what ``tuner.search`` was given (arrays, a ``tf.data.Dataset`` or a
+kzoo stream of ``({"labeled", "unlabeled"}, y)`` batches), with the user's
+callbacks and ``fit`` arguments (``epochs``, ``batch_size``, ``steps_per_epoch``),
+and scores it on ``validation_data``: ``{"val_error", "val_nll"}`` and the last
+epoch's logs (``val_loss``, ``val_accuracy`` if compiled...). ``model`` may also
+name a built-in network (``"mlp"``, ``"conv_small"``...), built for
+``input_shape`` and ``num_classes``. Data that the classifier cannot take (other
+input shapes, labels outside its classes) is refused in one line before training
+(:class:`UnusableDataError`, which stops the search).
 """
 
 import json
@@ -31,11 +53,17 @@ import sys
 import time
 
 import keras_tuner
+import numpy as np
 
-from kzoo.experiment import ConfigError, resolve_hyperparameters
+from kzoo.experiment import ConfigError, build_regularizer, evaluate_classifier, resolve_hyperparameters
 from kzoo.io import write_text_atomic
 
 OBJECTIVE = "val_error"
+
+
+class UnusableDataError(ConfigError, keras_tuner.errors.FatalValueError):
+    """Data given to ``tuner.search`` that the classifier cannot take; keras-tuner stops the search on it (a
+    fatal error, not a failed trial)."""
 
 
 def objective():
@@ -148,17 +176,39 @@ class HyperModel(keras_tuner.HyperModel):
         steps_per_epoch: with a tuner that passes ``epochs`` (Hyperband), optimizer steps per epoch
             (default: ``steps``).
         tensorboard: log each trial's training and an HParams record here.
+        model: a built-in network's name (default ``"mlp"``), or your own classifier (logits): a
+            ``keras.Model`` (each trial trains a fresh clone) or a function ``hp -> keras.Model``; then
+            ``tuner.search`` must be given your data (see the module docstring).
+        input_shape, num_classes: the built-in network for your data (instead of a built-in dataset's).
         **run_kwargs: :func:`kzoo.experiment.run` arguments (dataset, labels, model, steps, ...).
     """
 
     def __init__(self, method, grid=None, fixed=None, validation_labels=None, executions=1, steps_per_epoch=None,
-                 tensorboard=None, name=None, tunable=True, **run_kwargs):
+                 tensorboard=None, name=None, tunable=True, model="mlp", input_shape=None, num_classes=None,
+                 **run_kwargs):
         super().__init__(name=name or f"kzoo-{method}", tunable=tunable)
         self.method = method
         self.grid = declared_grid(method, grid)
         self.fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
         if not self.grid:
             raise ConfigError(f"{method} declares no hyperparameter grid; give one (grid={{name: values}})")
+        self.user_model = None if isinstance(model, str) else model
+        if self.user_model is not None and not callable(self.user_model):
+            raise ConfigError(f"model must be a network's name, a keras.Model or a function hp -> keras.Model; got "
+                              f"{type(model).__name__}")
+        run_kwargs["model"] = model if isinstance(model, str) else "mlp"
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.num_classes = None if num_classes is None else int(num_classes)
+        if (self.input_shape is None) != (self.num_classes is None):
+            raise ConfigError("give input_shape and num_classes together (the built-in network for your data)")
+        self.validation_labels = validation_labels
+        self.executions = int(executions)
+        self.steps_per_epoch = steps_per_epoch
+        self.tensorboard = tensorboard
+        self.run_kwargs = run_kwargs
+        self._dataset = None
+        if self.user_model is not None or self.input_shape is not None:
+            return  # trained on the data given to tuner.search (see fit)
         from kzoo import data as kdata
 
         labels = run_kwargs.get("labels", 100)
@@ -169,10 +219,6 @@ class HyperModel(keras_tuner.HyperModel):
         if validation_labels is None:
             validation_labels = max(self._dataset.num_classes, round(0.2 * labels))
         self.validation_labels = int(validation_labels)
-        self.executions = int(executions)
-        self.steps_per_epoch = steps_per_epoch
-        self.tensorboard = tensorboard
-        self.run_kwargs = run_kwargs
         if tensorboard:
             write_hparams_config(tensorboard, self.grid)
 
@@ -181,19 +227,47 @@ class HyperModel(keras_tuner.HyperModel):
             hp.Choice(name, list(values), ordered=False)
 
     def build(self, hp):
-        """Declares the search space in ``hp``; a fresh classifier of the run's model (what a trial trains)."""
+        """Declares the search space in ``hp``; a fresh classifier (what a trial trains): the user's model
+        (built by their function, or a fresh clone of their fixed model), else the run's built-in network."""
         self.declare_hyperparameters(hp)
+        import keras
+
+        if self.user_model is not None:
+            if isinstance(self.user_model, keras.Model):
+                model = keras.models.clone_model(self.user_model)  # fresh weights for every trial
+            else:
+                model = self.user_model(hp)
+            if not isinstance(model, keras.Model):
+                raise UnusableDataError(f"the model function returned {type(model).__name__}, not a keras.Model "
+                                        "classifier (logits)")
+            return model
         from kzoo import models as kmodels
         from kzoo.networks import default_model
 
-        kw = {"input_shape": self._dataset.input_shape, "num_classes": self._dataset.num_classes}
-        model = self.run_kwargs.get("model") or default_model(self._dataset.name)
+        if self._dataset is not None:
+            kw = {"input_shape": self._dataset.input_shape, "num_classes": self._dataset.num_classes}
+        else:
+            kw = {"input_shape": self.input_shape, "num_classes": self.num_classes}
+        model = self.run_kwargs.get("model") or (default_model(self._dataset.name) if self._dataset is not None else "mlp")
         if model != "mlp":
             kw["width"] = self.run_kwargs.get("width", 1.0)
         return kmodels.get(model, **kw)
 
     def fit(self, hp, model=None, *args, trial_id=None, **kwargs):
-        """Trains the method with ``hp``'s values; ``{"val_error", "val_nll", "train_seconds"}``."""
+        """Trains the method with ``hp``'s values; ``{"val_error", "val_nll", ...}``.
+
+        With data (``tuner.search(x, y, validation_data=..., ...)``): on that data (:meth:`fit_on_data`); without:
+        a :func:`kzoo.experiment.run` on the built-in dataset's validation split."""
+        x = args[0] if args else kwargs.pop("x", None)
+        if x is not None:
+            y = args[1] if len(args) > 1 else kwargs.pop("y", None)
+            if len(args) > 2:
+                raise UnusableDataError("give fit's other arguments by name (validation_data=, epochs=, ...)")
+            return self.fit_on_data(hp, model, x, y, **kwargs)
+        if self._dataset is None:
+            raise UnusableDataError("this HyperModel trains on your data: tuner.search(x, y, validation_data="
+                                    "(x_val, y_val), epochs=...) (a built-in dataset: HyperModel(method, "
+                                    "dataset=...) without model/input_shape)")
         run_kwargs = dict(self.run_kwargs)
         epochs = kwargs.get("epochs")
         if epochs is not None:  # a tuner with a budget per trial (Hyperband): epochs * steps_per_epoch steps
@@ -389,3 +463,105 @@ def safe_oracle(base):
 
 ORACLES = {"grid": "GridSearchOracle", "random": "RandomSearchOracle",
            "bayesian": "BayesianOptimizationOracle", "hyperband": "HyperbandOracle"}
+
+    # ------------------------------------------------------------------------
+    # The user's data
+    # ------------------------------------------------------------------------
+
+    def fit_on_data(self, hp, model, x, y=None, validation_data=None, callbacks=None, **fit_kwargs):
+        """Train ``model`` (what :meth:`build` returned) with the method's regularizer at ``hp``'s values on
+        ``x``/``y``, with the user's ``callbacks`` and ``fit_kwargs``; score it on ``validation_data``."""
+        import keras
+
+        from kzoo.core import Regularized
+
+        spec, _ = resolve_hyperparameters(self.method)
+        if spec.build is None:
+            raise UnusableDataError(f"{self.method} trains networks of its own (a GAN); it cannot train your model "
+                                    "on your data: tune it on a built-in dataset (HyperModel(method, dataset=...))")
+        if model is None:
+            raise UnusableDataError("fit needs the model that build(hp) returned")
+        if validation_data is None:
+            raise UnusableDataError("give validation_data=(x_val, y_val) to tuner.search: kzoo's objective is the "
+                                    "validation error")
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise UnusableDataError("validation_data must be (x_val, y_val) arrays")
+        x_val, y_val = (np.asarray(v) for v in validation_data)
+        num_classes = _check_classifier(model)
+        _check_data(model, num_classes, x, y, "x")
+        _check_data(model, num_classes, x_val, y_val, "validation_data")
+        values = {k: v for k, v in hp.values.items() if k in self.grid}
+        try:
+            regularizer = build_regularizer(self.method, **{**self.fixed, **values})
+        except ConfigError as e:
+            raise UnusableDataError(str(e)) from None
+        wrapped = Regularized(model, regularizer, seed=self.run_kwargs.get("seed", 0))
+        wrapped.compile(optimizer=keras.optimizers.Adam(self.run_kwargs.get("learning_rate") or 1e-3),
+                        metrics=["accuracy"])
+        tuner_callbacks = [c for c in callbacks or () if type(c).__name__ == "SaveBestEpoch"]
+        user_callbacks = [c for c in callbacks or () if type(c).__name__ != "SaveBestEpoch"]
+        fit_kwargs.setdefault("verbose", 0)
+        t0 = time.perf_counter()
+        history = wrapped.fit(x, y, validation_data=(x_val, y_val), callbacks=user_callbacks, **fit_kwargs)
+        seconds = time.perf_counter() - t0
+        result = {k: float(v[-1]) for k, v in (history.history or {}).items() if v}
+        result.update(evaluate_classifier(model, x_val, y_val, prefix="val"))
+        result["train_seconds"] = seconds
+        self._checkpoint(model, model, tuner_callbacks, result)
+        return result
+
+
+def _check_classifier(model):
+    """The number of classes of a logits classifier (one output ``(batch, K)``); UnusableDataError otherwise."""
+    outputs = getattr(model, "outputs", None)
+    if not outputs or len(outputs) != 1 or len(outputs[0].shape) != 2 or outputs[0].shape[-1] is None:
+        raise UnusableDataError("the model must be a built classifier with one output of shape (batch, classes) "
+                                "(logits); give it a keras.Input")
+    return int(outputs[0].shape[-1])
+
+
+def _check_data(model, num_classes, x, y, name):
+    """UnusableDataError (one line) when ``x``/``y`` (arrays, a kzoo stream or a tf.data.Dataset) do not fit the
+    classifier: other input shapes, labels outside ``0..num_classes-1``, as many labels as examples."""
+    want = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
+
+    def check_shape(shape, what):
+        shape = tuple(shape)
+        if want is not None and (len(shape) != len(want) or any(w is not None and s is not None and s != w
+                                                                for s, w in zip(shape, want))):
+            raise UnusableDataError(f"{what} has examples of shape {shape} but the model takes inputs of shape "
+                                    f"{want}")
+
+    def check_labels(labels, what):
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or not (np.issubdtype(labels.dtype, np.integer) or
+                                    (labels.size and np.all(labels == np.round(labels)))):
+            raise UnusableDataError(f"{what} must be class indices (one integer per example), got shape "
+                                    f"{labels.shape}, dtype {labels.dtype}")
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            raise UnusableDataError(f"{what} holds classes {int(labels.min())}..{int(labels.max())} but the model "
+                                    f"has {num_classes} outputs (classes 0..{num_classes - 1})")
+
+    if isinstance(x, (np.ndarray, list)) or hasattr(x, "__array__") and not hasattr(x, "element_spec"):
+        x = np.asarray(x)
+        check_shape(x.shape[1:], name)
+        if y is None:
+            raise UnusableDataError(f"{name} needs its labels: tuner.search(x, y, ...)")
+        if len(y) != len(x):
+            raise UnusableDataError(f"{name} has {len(x)} examples but {len(y)} labels")
+        check_labels(y, f"the labels of {name}")
+        return
+    if isinstance(x, dict):
+        raise UnusableDataError(f"{name}: give semi-supervised data as a stream of ({{'labeled', 'unlabeled'}}, y) "
+                                "batches (kzoo.data.semi_supervised), with steps_per_epoch")
+    from kzoo.data.splits import check_fit_data
+
+    try:  # a kzoo stream: the labels it was made from
+        check_fit_data(x, y, num_classes)
+    except ValueError as e:
+        raise UnusableDataError(str(e)) from None
+    spec = getattr(x, "element_spec", None)  # a tf.data.Dataset: its shapes
+    if isinstance(spec, tuple) and spec:
+        inputs = spec[0]
+        for key, part in (inputs.items() if isinstance(inputs, dict) else [(None, inputs)]):
+            check_shape(part.shape[1:], name if key is None else f"{name}[{key!r}]")

@@ -19,7 +19,8 @@ shipped and generated sets), ``tfds`` (TFDS sets, npz exports), ``splits``,
 from kzoo.data.augment import augment_images, parse_augment, random_flip, random_translate
 from kzoo.data.base import AUGMENTATIONS, DATASETS, GAUSSIANS25_CENTERS, Dataset, DatasetUnavailableError
 from kzoo.data.datasets import load
-from kzoo.data.splits import check_fit, check_fit_data, labeled_split, validate_arrays, warn_pixel_range
+from kzoo.data.splits import (check_fit, check_fit_data, labeled_split, looks_like_raw_pixels, validate_arrays,
+                              warn_pixel_range)
 from kzoo.data.streams import batches_per_epoch, semi_supervised, supervised
 from kzoo.data.tfds import check_splits, export_npz, list_datasets, npz_path, resolve_data_dir
 
@@ -46,5 +47,6 @@ __all__ = [
     "semi_supervised",
     "supervised",
     "validate_arrays",
+    "looks_like_raw_pixels",
     "warn_pixel_range",
 ]

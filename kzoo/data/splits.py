@@ -177,20 +177,38 @@ def validate_arrays(x_l, y_l, x_u=None, num_classes=None):
 _STREAMS = weakref.WeakKeyDictionary()  # stream -> what was checked about its labels
 
 
-def warn_pixel_range(x, name):
-    """Warn when ``x`` looks like 0..255 pixel values (uint8, or non-negative images above 2): kzoo's radii
-    assume [0, 1]. Standardized inputs (negative values, e.g. MNIST-1D's sequences) are not pixels."""
+def looks_like_raw_pixels(x):
+    """Whether ``x`` looks like unscaled 0..255 pixels: nonnegative, largest value above 1 and at most 255, and
+    (nearly) every value an integer. Standardized inputs (mean 0, values up to about 4, fractional) do not."""
     x = np.asarray(x)
-    if x.size == 0 or not np.issubdtype(x.dtype, np.number):
-        return
-    hi = float(np.max(x))
-    if x.dtype == np.uint8 or (x.ndim >= 3 and hi > 2.0 and float(np.min(x)) >= 0.0):
-        import warnings
+    if x.size == 0 or not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        return False
+    flat = x.reshape(-1)
+    if flat.size > 100_000:  # a strided sample is enough to see the kind of values
+        flat = flat[:: flat.size // 100_000]
+    if np.issubdtype(flat.dtype, np.floating):
+        flat = flat[np.isfinite(flat)]
+        if flat.size == 0:
+            return False
+    lo, hi = float(flat.min()), float(flat.max())
+    if lo < 0 or not 1 < hi <= 255:
+        return False
+    return bool(np.mean(flat == np.round(flat)) >= 0.95)
 
-        warnings.warn(f"{name} holds values up to {hi:g} (dtype {x.dtype}): it looks like 0..255 pixels. kzoo's "
-                      "perturbation radii (VAT's epsilon, ...) assume inputs scaled to [0, 1]; on raw pixels the "
-                      f"regularizer is close to 0. Scale first: {name} = {name}.astype('float32') / 255",
-                      UserWarning, stacklevel=4)
+
+def warn_pixel_range(x, name):
+    """Warn when ``x`` looks like 0..255 pixel values (:func:`looks_like_raw_pixels`): kzoo's radii assume
+    [0, 1]. Inputs scaled otherwise (standardized, [-1, 1]...) draw no warning."""
+    if not looks_like_raw_pixels(x):
+        return
+    x = np.asarray(x)
+    hi = float(np.nanmax(x))
+    import warnings
+
+    warnings.warn(f"{name} holds values up to {hi:g} (dtype {x.dtype}), all whole numbers: it looks like 0..255 "
+                  "pixels. kzoo's perturbation radii (VAT's epsilon, ...) assume inputs scaled to [0, 1]; on raw "
+                  f"pixels the regularizer is close to 0. Scale first: {name} = {name}.astype('float32') / 255",
+                  UserWarning, stacklevel=4)
 
 
 def check_fit_data(x, y, num_logits, sparse_labels=True):
@@ -221,9 +239,16 @@ def check_fit_data(x, y, num_logits, sparse_labels=True):
         _as_class_indices(y, "y", num_logits)
 
 
-def check_fit(model, x, y):
+def check_fit(model, x, y, fit_kwargs=None, positional=0):
     """What ``fit`` of a kzoo model checks first: :func:`check_fit_data` against its classifier's logits, and a
-    warning if the classifier ends in a softmax (kzoo's regularizers expect logits)."""
+    warning if the classifier ends in a softmax (kzoo's regularizers expect logits).
+
+    ``fit_kwargs`` (``fit``'s keyword arguments, ``positional`` others before them): ``shuffle=False`` is set
+    when ``x`` is a dataset or stream and no ``shuffle`` was given (it shuffles itself; Keras warns that it
+    ignores ``shuffle=True`` there)."""
+    if fit_kwargs is not None and "shuffle" not in fit_kwargs and positional < 7 and x is not None and \
+            not isinstance(x, (list, tuple, dict)) and not hasattr(x, "__array__"):
+        fit_kwargs["shuffle"] = False
     net = model.network
     out = getattr(net, "outputs", None)
     num_logits = int(out[0].shape[-1]) if out and out[0].shape[-1] is not None else None

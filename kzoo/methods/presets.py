@@ -13,8 +13,8 @@ registered.)
 
 from kzoo.methods.registry import Preset, annotate
 
-_BOARD = "RESULTS.md: Leaderboard on digits"
-_SWEEPS = "RESULTS.md: Validation sweeps on digits"
+_BOARD = "benchmarks/RESULTS.md: Leaderboard on digits"
+_SWEEPS = "benchmarks/RESULTS.md: Validation sweeps on digits"
 
 
 def _board(settings_100, settings_30=None, evidence=_BOARD):
@@ -37,17 +37,18 @@ annotate("adversarial", _board({"epsilon": 0.5}, {"epsilon": 0.25}),
 annotate("gan-ssl", _board({"steps": 600}))
 annotate("ali-ssl", _board({"steps": 2000, "learning_rate": 0.003, "width": 0.5}))
 annotate("manifold", [Preset("digits", {"gamma": 1e-3, "eta": 0.1, "epsilon": 3.0}, labels=100,
-                             evidence="RESULTS.md: Grid search: GAN manifold regularization on digits")],
+                             evidence="benchmarks/RESULTS.md: Grid search: GAN manifold regularization on digits")],
          warning=_worse("15.49% against 8.21% at 100 labels and 39.07% against 19.56% at 30 with a DCGAN trained "
                         "4,000 steps: its tangents are those of a generator that does not cover the digits; "
-                        "diagnosis in RESULTS.md under the leaderboard"))
+                        "diagnosis in benchmarks/RESULTS.md under the leaderboard"))
 annotate("lvat-vae", _board({"epsilon": 1.0}),
          warning=_worse("55.29% against 19.40% at 30 labels and 23.70% against 8.33% at 100, TensorFlow): the "
-                        "classifier turns flat off the labeled points; add --entmin (RESULTS.md, LVAT notes"))
+                        "classifier turns flat off the labeled points; add --entmin "
+                        "(benchmarks/RESULTS.md, LVAT notes"))
 annotate("lvat-glow", _board({"epsilon": 0.5}),
          warning=_worse("at 30 labels: 53.92% against 19.40%, TensorFlow; at 100 labels 4.02% against 8.33%): "
                         "flat predictions off the labeled points at 30 labels; --entmin 1 brings it level with "
-                        "VAT (RESULTS.md, LVAT notes"))
+                        "VAT (benchmarks/RESULTS.md, LVAT notes"))
 # the clean cross-entropy is kept beside the mixed one (mix_keep_clean): chosen on validation in the sweeps.
 # Every mixup row of the board ran with batch_norm="clean" (then the default; the supervised methods' default is
 # now the paper's single pass, issue 27) at input,block1,block2 (what mix_layers="auto" picks on mlp): pinned here
@@ -55,7 +56,7 @@ _BOARD_MIX = {"mix_batch_norm": "clean"}
 annotate("mixup", _board({"mixup_alpha": 1.0, "mix_keep_clean": True, **_BOARD_MIX},
                          {"mixup_alpha": 0.2, "mix_keep_clean": True, **_BOARD_MIX}),
          warning=_worse("12.56% against 8.21% at 100 labels, 25.47% against 19.56% at 30; diagnosis in "
-                        "RESULTS.md under the leaderboard"))
+                        "benchmarks/RESULTS.md under the leaderboard"))
 _BOARD_MANIFOLD = {**_BOARD_MIX, "mix_layers": "input,block1,block2"}
 annotate("manifold-mixup", _board({"mixup_alpha": 0.5, "mix_keep_clean": True, **_BOARD_MANIFOLD}),
          warning=_worse("11.03% against 8.21% at 100 labels, 23.86% against 19.56% at 30"))
