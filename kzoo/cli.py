@@ -26,7 +26,7 @@ def _hyperparameter_flags(group, hyperparameters):
     return hyperparameter_flags(group, hyperparameters)
 
 
-_BACKENDS = ("tensorflow", "jax")  # kzoo.backend.SUPPORTED_BACKENDS, known here before Keras is imported
+_BACKENDS = ("tensorflow", "jax", "torch")  # kzoo.backend.SUPPORTED_BACKENDS, known here before Keras is imported
 
 
 def _parser():

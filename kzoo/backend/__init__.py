@@ -106,6 +106,24 @@ def tfp(what="this"):
     return tensorflow_probability
 
 
+def portable_config(config):
+    """``config`` (a serialized compile config) with every optimizer named by its public Keras module.
+
+    On PyTorch, ``keras.optimizers.Adam()`` is an instance of Keras' torch subclass, which serializes
+    with its own module (``keras.src.backend.torch.optimizers.torch_adam``); a ``.keras`` file trained
+    on torch would rebuild that torch optimizer on JAX or TensorFlow. ``keras.optimizers`` and the same
+    class name give each backend its own optimizer. Also applied when loading (files saved before).
+    """
+    if isinstance(config, dict):
+        module = config.get("module")
+        if isinstance(module, str) and module.startswith("keras.src.backend.") and ".optimizers." in module:
+            config = {**config, "module": "keras.optimizers"}
+        return {k: portable_config(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return type(config)(portable_config(v) for v in config)
+    return config
+
+
 def compile_function(fn):
     """``fn`` compiled for repeated calls on same-shaped inputs (``jax.jit`` / ``tf.function``).
 

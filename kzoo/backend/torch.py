@@ -10,6 +10,7 @@ statistics as they are on every backend.
 
 from kzoo.errors import InvalidArgumentError
 import keras
+import numpy as np
 import torch
 
 
@@ -52,8 +53,15 @@ def compile_function(fn):
     return fn
 
 
+def _as_tensor(value):
+    return keras.ops.convert_to_tensor(value) if isinstance(value, (np.ndarray, np.generic)) else value
+
+
 def train_step(model, data):
     """One regularized optimizer step; ``model`` is a kzoo TrainStep model."""
+    # train_on_batch hands numpy arrays through as they are (fit's loader gives tensors): the loss code
+    # mixes them with tensors (x + r), which a numpy array on the left refuses
+    data = keras.tree.map_structure(_as_tensor, data)
     model.zero_grad()  # torch.nn.Module.zero_grad: the .grad the previous step left
     out = model.train_step_loss(data)
     loss = out.loss
