@@ -9,7 +9,10 @@ classifier, optimizer and batch shapes:
   the model's variables and ``optimizer.apply``;
 * JAX: one ``jax.jit`` over a stateless step (``model.stateless_call``,
   ``jax.value_and_grad``, ``optimizer.stateless_apply``) whose state stays on
-  the device between steps.
+  the device between steps;
+* PyTorch: an eager step as Keras' own torch trainer writes it (the model's
+  calls, ``backward()``, ``optimizer.apply`` under ``torch.no_grad()``); kzoo's
+  step runs eager there too (``jit_compile`` "auto", which is eager on torch).
 
 The math of each reference step is that of kzoo's method with its defaults:
 
@@ -296,6 +299,58 @@ def reference_jax(method, net, optimizer, layers, alpha):
     return run
 
 
+def reference_torch(method, net, optimizer, layers, alpha):
+    import keras
+    import numpy as np
+    import torch
+
+    optimizer.build(net.trainable_variables)
+    splits = [split(net, name) for name in layers]
+    seed = keras.random.SeedGenerator(0)  # as kzoo draws on torch (kzoo.backend.torch.normal)
+
+    def perturbed(x):
+        tv, ntv = [v.value for v in net.trainable_variables], [v.value for v in net.non_trainable_variables]
+        return net.stateless_call(tv, ntv, x, training=True)[0]
+
+    def grad(fn, r):
+        r = r.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(fn(r), r)
+        return g.detach()
+
+    def step(x_l, y, x_u, lam, perm, k):
+        net.zero_grad()
+        if method == "supervised":
+            loss = _ce(y, net(x_l, training=True))
+        elif method == "vat":
+            noise = keras.random.normal((x_l.shape[0] + x_u.shape[0],) + tuple(x_l.shape[1:]), seed=seed)
+            loss = vat_loss(lambda x: net(x, training=True), perturbed, grad, x_l, y, x_u, noise)
+        else:
+            head, tail = splits[k]
+
+            def mixed_pass(x, lam, perm):  # training mode, statistics updated: the paper's one pass
+                h = x if head is None else head(x, training=True)
+                return tail(blend(h, lam, perm), training=True)
+
+            loss = mixup_loss(mixed_pass, x_l, y, lam, perm)
+        loss.backward()
+        with torch.no_grad():
+            optimizer.apply([v.value.grad for v in net.trainable_variables], net.trainable_variables)
+        return loss
+
+    mixing = "mixup" in method
+    rng, tensor = np.random.default_rng(0), keras.ops.convert_to_tensor
+
+    def run(batches, steps, layer=None):
+        for i in range(steps):
+            x_l, y, x_u = batches[i % len(batches)]
+            k, lam, perm = host_mixing(layers, alpha, len(x_l), rng)
+            k = k if mixing and layer is None else (layer or 0)
+            step(tensor(x_l), tensor(y), tensor(x_u), tensor(lam), tensor(perm), k)
+
+    run.layers = len(layers) if mixing else 1
+    return run
+
+
 # --------------------------------------------------------------------------
 # kzoo's side, the batches, the timing
 # --------------------------------------------------------------------------
@@ -314,7 +369,10 @@ def kzoo_model(method, model, layers):
     m = kzoo.Regularized(build_classifier(model), reg, seed=0)
     if reg is not None and layers is not None:
         assert reg.layers in (tuple(layers), ("input",)), (reg.layers, layers)  # the reference mixes there too
-    m.compile(optimizer="adam", jit_compile=True)
+    import keras
+
+    # XLA on TensorFlow and JAX; eager on torch, as its reference (jit_compile=True there is torch.compile)
+    m.compile(optimizer="adam", jit_compile=keras.backend.backend() != "torch")
     return m
 
 
@@ -393,7 +451,7 @@ def main(argv=None):
             continue
         t = time.perf_counter()
         net = build_classifier(args.model)
-        impl = reference_tensorflow if backend == "tensorflow" else reference_jax
+        impl = {"tensorflow": reference_tensorflow, "jax": reference_jax, "torch": reference_torch}[backend]
         ref_layers, alpha = (("input",), 1.0) if method == "input-mixup" else (layers, MIX_ALPHA)
         ref = _Ref(impl(method, net, keras.optimizers.Adam(), ref_layers, alpha))
         streams[f"reference {method}"] = reference_batches(method, x, y)

@@ -167,8 +167,8 @@ def main(argv=None):
         p.error(f"unknown methods {bad}; valid: {KERAS_REFERENCE}, {', '.join(METHODS)}")
     check_dataset(args.dataset, DATASETS, error=p.error)
     backends = [b for b in args.backends.split(",") if b]
-    if set(backends) - {"tensorflow", "jax"}:
-        p.error("--backends takes tensorflow and/or jax")
+    if set(backends) - {"tensorflow", "jax", "torch"}:
+        p.error("--backends takes tensorflow, jax and/or torch")
     jits = [{"true": True, "false": False}.get(j) for j in args.jit.split(",")]
     if None in jits:
         p.error("--jit takes true and/or false")

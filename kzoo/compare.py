@@ -578,7 +578,7 @@ def add_parser(sub):
     c.add_argument("--plot", default=None, help="default OUT/compare.png")
     c.add_argument("--only-cached", action="store_true", help="report what is stored in OUT, train nothing")
     c.add_argument("--data-dir", default=None)
-    c.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
+    c.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None)
     c.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto")
     c.add_argument("--quiet", action="store_true", help="no progress lines")
     return c

@@ -409,9 +409,13 @@ class RegularizerMixin(TrainStep):
             self._kzoo_seed.state.assign(store[self._SEED_KEY])
         super().load_own_variables({k: store[k] for k in keys if k != self._SEED_KEY})
 
+    def get_compile_config(self):
+        """Keras' compile config, with optimizers that load on every backend (:func:`kzoo.backend.portable_config`)."""
+        return kb.portable_config(super().get_compile_config())
+
     def compile_from_config(self, config):
         """Recompile a loaded model (``compile`` is kzoo's own, so Keras leaves this to it)."""
-        config = keras.saving.deserialize_keras_object(serialization.check_config(config))
+        config = keras.saving.deserialize_keras_object(kb.portable_config(serialization.check_config(config)))
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)

@@ -97,9 +97,11 @@ def _check_converter(fmt):
     if fmt == "tf_saved_model":
         needed, hint = ["tensorflow"], "install it (pip install tensorflow)"
     else:
-        converter = {"tensorflow": "tf2onnx", "jax": "jax2onnx"}.get(keras.backend.backend())
+        # torch: Keras converts with torch.onnx itself
+        converter = {"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "torch.onnx"}.get(keras.backend.backend())
         if converter is None:
-            raise ExportError(f"ONNX export runs on the TensorFlow or JAX backend, not {keras.backend.backend()!r}")
+            raise ExportError(f"ONNX export runs on the TensorFlow, JAX or torch backend, not "
+                              f"{keras.backend.backend()!r}")
         needed, hint = ["onnx", converter], "pip install kzoo[onnx]"
     for module in needed:
         try:

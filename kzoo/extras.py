@@ -21,7 +21,7 @@ import tempfile
 
 from kzoo.errors import UnsupportedBackendError
 
-BACKENDS = ("tensorflow", "jax")  # in order of preference: TensorFlow when both are installed
+BACKENDS = ("tensorflow", "jax", "torch")  # in order of preference: TensorFlow, then JAX, then PyTorch
 
 
 class MissingExtraError(UnsupportedBackendError):

@@ -179,6 +179,8 @@ def sample_beta(shape, alpha, beta, seed, candidates=8):
     alphas = np.reshape(np.array([alpha, beta], "float32"), (2, 1) + (1,) * len(shape))
     d = alphas + np.float32(2.0 / 3.0)
     c = 1.0 / np.sqrt(9.0 * d)
+    # tensors, not numpy arrays: a numpy array on the left of an operator refuses a torch tensor
+    alphas, d, c = (ops.convert_to_tensor(a) for a in (alphas, d, c))
     z = np.float32(math.sqrt(2.0)) * ops.erfinv(2.0 * u[:, :k] - 1.0)  # N(0, 1), ±inf at the ends: rejected
     v = ops.power(1.0 + c * z, 3.0)
     safe_v = ops.maximum(v, 1e-30)

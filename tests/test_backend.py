@@ -16,18 +16,19 @@ from kzoo import backend as kb
 
 
 def test_supported_backends():
-    assert kb.SUPPORTED_BACKENDS == ("tensorflow", "jax")
+    assert kb.SUPPORTED_BACKENDS == ("tensorflow", "jax", "torch")
     assert kb.name() == BACKEND == keras.backend.backend()
     assert kb.check_backend() == BACKEND
     assert kb.check_backend("jax") == "jax" and kb.check_backend("tensorflow") == "tensorflow"
+    assert kb.check_backend("torch") == "torch"
 
 
-@pytest.mark.parametrize("backend", ["torch", "numpy", "openvino"])
+@pytest.mark.parametrize("backend", ["numpy", "openvino"])
 def test_unsupported_backend_error_names_the_supported_ones(backend):
     with pytest.raises(kb.UnsupportedBackendError) as e:
         kb.check_backend(backend)
     msg = str(e.value)
-    assert "tensorflow" in msg and "jax" in msg and repr(backend) in msg
+    assert "tensorflow" in msg and "jax" in msg and "torch" in msg and repr(backend) in msg
     assert "KERAS_BACKEND" in msg
     assert isinstance(e.value, ImportError)
 

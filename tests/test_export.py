@@ -372,7 +372,7 @@ def test_a_missing_converter_is_one_clear_error(built_clf, tmp_path, monkeypatch
     import builtins
 
     real_import = builtins.__import__
-    missing = {"tensorflow": "tf2onnx", "jax": "jax2onnx"}[keras.backend.backend()]
+    missing = {"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "torch.onnx"}[keras.backend.backend()]
 
     def no_converter(name, *args, **kwargs):
         if name == missing:

@@ -242,3 +242,45 @@ def test_kzoo_evaluate_accepts_a_regularized_keras_file(tmp_path):
     logits = model.predict(digits.x_test[:50], verbose=0)
     assert result["n"] == 50
     assert result["test_error"] == pytest.approx(float((logits.argmax(1) != digits.y_test[:50]).mean()))
+
+
+# The other backends' loader: load the .keras file (compiled), predict (argv: path, inputs .npy)
+LOAD_ON_ANOTHER_BACKEND = r"""
+import json, sys
+import numpy as np
+import kzoo, keras
+model = keras.models.load_model(sys.argv[1])
+logits = np.asarray(keras.ops.convert_to_numpy(model.predict(np.load(sys.argv[2]), verbose=0)), np.float64)
+print(json.dumps({"backend": keras.backend.backend(), "regularizer": repr(model.regularizer),
+                  "optimizer": type(model.optimizer).__module__, "logits": logits.tolist()}))
+"""
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="trains on torch and loads on the other two (once, in the torch pass)")
+def test_a_model_trained_on_torch_loads_on_jax_and_tensorflow_with_equal_predictions(tmp_path):
+    x, y = _data()
+    inp = keras.Input((16,))
+    h = keras.layers.BatchNormalization()(keras.layers.Dense(8, activation="tanh")(inp))
+    model = kzoo.Regularized(keras.Model(inp, keras.layers.Dense(3)(h)), VAT(epsilon=1.0) + EntropyMinimization(),
+                             seed=3)
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    path, inputs = str(tmp_path / "torch.keras"), str(tmp_path / "x.npy")
+    model.save(path)
+    np.save(inputs, x)
+    want = np.asarray(model.predict(x, verbose=0), np.float64)
+    procs = {}
+    for backend in ("jax", "tensorflow"):  # both at once: each is a fresh interpreter
+        env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        procs[backend] = subprocess.Popen([sys.executable, "-c", LOAD_ON_ANOTHER_BACKEND, path, inputs], env=env,
+                                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for backend, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-3000:]
+        out = json.loads(stdout.strip().splitlines()[-1])
+        assert out["backend"] == backend and out["regularizer"] == repr(model.regularizer)
+        # the optimizer is the loading backend's own (Keras' torch Adam names its torch module in the file)
+        assert "torch" not in out["optimizer"], out["optimizer"]
+        # the same weights, batch-norm statistics included (inference mode), to float32 rounding
+        np.testing.assert_allclose(out["logits"], want, rtol=1e-5, atol=1e-5)

@@ -1,8 +1,8 @@
 """The one place where kzoo's code depends on the Keras backend.
 
 Everything else in kzoo is written in ``keras.ops``. This package holds what
-cannot be: the custom train step (``tf.GradientTape`` versus a stateless
-``jax.value_and_grad``), the gradient of a scalar function with respect to an
+cannot be: the custom train step (``tf.GradientTape``, a stateless
+``jax.value_and_grad``, or PyTorch's eager autograd), the gradient of a scalar function with respect to an
 input or latent perturbation, the Jacobian-vector product, and random draws
 that compile to a fast generator.
 """
@@ -15,7 +15,7 @@ import keras
 
 from kzoo.errors import UnsupportedBackendError  # noqa: F401  (kzoo.backend.UnsupportedBackendError, as before)
 
-SUPPORTED_BACKENDS = ("tensorflow", "jax")
+SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def name():
@@ -28,7 +28,7 @@ def check_backend(backend=None):
     if backend not in SUPPORTED_BACKENDS:
         raise UnsupportedBackendError(
             f"kzoo supports the Keras backends {', '.join(SUPPORTED_BACKENDS)}; the active one is "
-            f"{backend!r}. Set KERAS_BACKEND=tensorflow (default) or KERAS_BACKEND=jax before "
+            f"{backend!r}. Set KERAS_BACKEND=tensorflow (default), jax or torch before "
             f"importing keras."
         )
     return backend
@@ -85,6 +85,12 @@ def tfp(what="this"):
     jax 0.10 (it uses the removed ``jax.interpreters.xla.pytype_aval_mappings``).
     """
     backend = name()
+    if backend == "torch":
+        raise UnsupportedBackendError(
+            f"TensorFlow Probability is needed for {what}, and it has no PyTorch substrate (only TensorFlow "
+            "and JAX ones), so this cannot run on the torch backend: run it with KERAS_BACKEND=tensorflow "
+            "(or --backend tensorflow)."
+        )
     if backend != "tensorflow":
         raise UnsupportedBackendError(
             f"TensorFlow Probability on the TensorFlow backend is needed for {what}; the active Keras "
@@ -99,6 +105,24 @@ def tfp(what="this"):
             f"tf-keras ({e})"
         ) from e
     return tensorflow_probability
+
+
+def portable_config(config):
+    """``config`` (a serialized compile config) with every optimizer named by its public Keras module.
+
+    On PyTorch, ``keras.optimizers.Adam()`` is an instance of Keras' torch subclass, which serializes
+    with its own module (``keras.src.backend.torch.optimizers.torch_adam``); a ``.keras`` file trained
+    on torch would rebuild that torch optimizer on JAX or TensorFlow. ``keras.optimizers`` and the same
+    class name give each backend its own optimizer. Also applied when loading (files saved before).
+    """
+    if isinstance(config, dict):
+        module = config.get("module")
+        if isinstance(module, str) and module.startswith("keras.src.backend.") and ".optimizers." in module:
+            config = {**config, "module": "keras.optimizers"}
+        return {k: portable_config(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return type(config)(portable_config(v) for v in config)
+    return config
 
 
 def compile_function(fn):
@@ -165,6 +189,9 @@ def check_distribution(kind, devices=None, backend=None):
         raise InvalidArgumentError(f"unknown distribution {kind!r}; valid: {', '.join(DISTRIBUTIONS)}")
     if DISTRIBUTIONS[kind] != backend:
         other = [k for k, b in DISTRIBUTIONS.items() if b == backend]
+        if not other:
+            raise InvalidArgumentError(f"distribution {kind!r} needs the {DISTRIBUTIONS[kind]} backend; the "
+                                       f"{backend} backend trains on one device (--backend {DISTRIBUTIONS[kind]})")
         raise InvalidArgumentError(f"distribution {kind!r} needs the {DISTRIBUTIONS[kind]} backend; on {backend} "
                          f"use {' or '.join(other)} (or --backend {DISTRIBUTIONS[kind]})")
     if devices is not None and (not isinstance(devices, int) or devices < 1):
