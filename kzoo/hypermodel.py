@@ -294,6 +294,52 @@ class HyperModel(keras_tuner.HyperModel):
                 callback.set_model(model)
                 callback.on_epoch_end(0, dict(logs))
 
+    # ------------------------------------------------------------------------
+    # The user's data
+    # ------------------------------------------------------------------------
+
+    def fit_on_data(self, hp, model, x, y=None, validation_data=None, callbacks=None, **fit_kwargs):
+        """Train ``model`` (what :meth:`build` returned) with the method's regularizer at ``hp``'s values on
+        ``x``/``y``, with the user's ``callbacks`` and ``fit_kwargs``; score it on ``validation_data``."""
+        import keras
+
+        from kzoo.core import Regularized
+
+        spec, _ = resolve_hyperparameters(self.method)
+        if spec.build is None:
+            raise UnusableDataError(f"{self.method} trains networks of its own (a GAN); it cannot train your model "
+                                    "on your data: tune it on a built-in dataset (HyperModel(method, dataset=...))")
+        if model is None:
+            raise UnusableDataError("fit needs the model that build(hp) returned")
+        if validation_data is None:
+            raise UnusableDataError("give validation_data=(x_val, y_val) to tuner.search: kzoo's objective is the "
+                                    "validation error")
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise UnusableDataError("validation_data must be (x_val, y_val) arrays")
+        x_val, y_val = (np.asarray(v) for v in validation_data)
+        num_classes = _check_classifier(model)
+        _check_data(model, num_classes, x, y, "x")
+        _check_data(model, num_classes, x_val, y_val, "validation_data")
+        values = {k: v for k, v in hp.values.items() if k in self.grid}
+        try:
+            regularizer = build_regularizer(self.method, **{**self.fixed, **values})
+        except ConfigError as e:
+            raise UnusableDataError(str(e)) from None
+        wrapped = Regularized(model, regularizer, seed=self.run_kwargs.get("seed", 0))
+        wrapped.compile(optimizer=keras.optimizers.Adam(self.run_kwargs.get("learning_rate") or 1e-3),
+                        metrics=["accuracy"])
+        tuner_callbacks = [c for c in callbacks or () if type(c).__name__ == "SaveBestEpoch"]
+        user_callbacks = [c for c in callbacks or () if type(c).__name__ != "SaveBestEpoch"]
+        fit_kwargs.setdefault("verbose", 0)
+        t0 = time.perf_counter()
+        history = wrapped.fit(x, y, validation_data=(x_val, y_val), callbacks=user_callbacks, **fit_kwargs)
+        seconds = time.perf_counter() - t0
+        result = {k: float(v[-1]) for k, v in (history.history or {}).items() if v}
+        result.update(evaluate_classifier(model, x_val, y_val, prefix="val"))
+        result["train_seconds"] = seconds
+        self._checkpoint(model, model, tuner_callbacks, result)
+        return result
+
 
 # ----------------------------------------------------------------------------
 # A search's files: crash-safe writes, a resume that runs every grid point once
@@ -463,52 +509,6 @@ def safe_oracle(base):
 
 ORACLES = {"grid": "GridSearchOracle", "random": "RandomSearchOracle",
            "bayesian": "BayesianOptimizationOracle", "hyperband": "HyperbandOracle"}
-
-    # ------------------------------------------------------------------------
-    # The user's data
-    # ------------------------------------------------------------------------
-
-    def fit_on_data(self, hp, model, x, y=None, validation_data=None, callbacks=None, **fit_kwargs):
-        """Train ``model`` (what :meth:`build` returned) with the method's regularizer at ``hp``'s values on
-        ``x``/``y``, with the user's ``callbacks`` and ``fit_kwargs``; score it on ``validation_data``."""
-        import keras
-
-        from kzoo.core import Regularized
-
-        spec, _ = resolve_hyperparameters(self.method)
-        if spec.build is None:
-            raise UnusableDataError(f"{self.method} trains networks of its own (a GAN); it cannot train your model "
-                                    "on your data: tune it on a built-in dataset (HyperModel(method, dataset=...))")
-        if model is None:
-            raise UnusableDataError("fit needs the model that build(hp) returned")
-        if validation_data is None:
-            raise UnusableDataError("give validation_data=(x_val, y_val) to tuner.search: kzoo's objective is the "
-                                    "validation error")
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise UnusableDataError("validation_data must be (x_val, y_val) arrays")
-        x_val, y_val = (np.asarray(v) for v in validation_data)
-        num_classes = _check_classifier(model)
-        _check_data(model, num_classes, x, y, "x")
-        _check_data(model, num_classes, x_val, y_val, "validation_data")
-        values = {k: v for k, v in hp.values.items() if k in self.grid}
-        try:
-            regularizer = build_regularizer(self.method, **{**self.fixed, **values})
-        except ConfigError as e:
-            raise UnusableDataError(str(e)) from None
-        wrapped = Regularized(model, regularizer, seed=self.run_kwargs.get("seed", 0))
-        wrapped.compile(optimizer=keras.optimizers.Adam(self.run_kwargs.get("learning_rate") or 1e-3),
-                        metrics=["accuracy"])
-        tuner_callbacks = [c for c in callbacks or () if type(c).__name__ == "SaveBestEpoch"]
-        user_callbacks = [c for c in callbacks or () if type(c).__name__ != "SaveBestEpoch"]
-        fit_kwargs.setdefault("verbose", 0)
-        t0 = time.perf_counter()
-        history = wrapped.fit(x, y, validation_data=(x_val, y_val), callbacks=user_callbacks, **fit_kwargs)
-        seconds = time.perf_counter() - t0
-        result = {k: float(v[-1]) for k, v in (history.history or {}).items() if v}
-        result.update(evaluate_classifier(model, x_val, y_val, prefix="val"))
-        result["train_seconds"] = seconds
-        self._checkpoint(model, model, tuner_callbacks, result)
-        return result
 
 
 def _check_classifier(model):
