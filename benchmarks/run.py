@@ -1049,6 +1049,16 @@ def render_mixup_speed(sec, add):
     if d.get("missing"):
         add("Not measured in this run: " + ", ".join(d["missing"]) + ".")
         add("")
+    loaded = [r for r in d["runs"] if max(r.get("load_average", [0.0])) > 4.0]
+    if loaded:
+        spread = [x for r in loaded for row in r["rows"] if row["method"] != "supervised"
+                  for x in row["ratio_per_round"]]
+        add(f"Too noisy to judge the targets: {', '.join(r['backend'] + ' ' + r['model'] for r in loaded)} "
+            f"ran with the 1-minute load average at {min(min(r['load_average']) for r in loaded):.0f}-"
+            f"{max(max(r['load_average']) for r in loaded):.0f} on 2 cores (other sessions' work), so that "
+            f"per-round ratios spread over {min(spread):.2f}-{max(spread):.2f}; the rows measured on an idle "
+            "machine (load below 2) are the evidence for the step costs.")
+        add("")
     carried = [f"{r['backend']} {r['model']} ({r['measured_on']})" for r in d["runs"] if r.get("measured_on")]
     if carried:
         add("Carried over from the section's earlier run, not re-measured in this one (the machine was too "
