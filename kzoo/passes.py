@@ -113,12 +113,15 @@ class EMATeacher(keras.layers.Layer):
         self.built = True
 
     def _pairs(self, network):
+        """``[(variable, its shadow or None)]`` over ``network``'s variables in stateless_call's order; a model that
+        is its own network (a RegularizerMixin model) holds the shadows too: they are passed through, unshadowed."""
         variables = list(network.trainable_variables) + list(network.non_trainable_variables)
-        if len(variables) != self._count:
+        own = {id(s) for s in self.shadows}
+        if len(variables) - sum(id(v) in own for v in variables) != self._count:
             raise UsageError(f"this EMA teacher shadows a network of {self._count} variables, not "
-                             f"{network.name} ({len(variables)}): build the model before training it")
+                             f"{network.name} ({len(variables) - len(own)}): build the model before training it")
         shadows = iter(self.shadows)
-        return [(v, next(shadows) if _is_float(v) else None) for v in variables]
+        return [(v, next(shadows) if _is_float(v) and id(v) not in own else None) for v in variables]
 
     def update(self, network, step):
         """One EMA step after optimizer step ``step`` (a tensor or a number, 1 for the first step)."""

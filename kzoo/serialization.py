@@ -37,6 +37,8 @@ SERIALIZABLES = {
     "kzoo>EntropyMinimization": "kzoo.vat",
     "kzoo>ManifoldMixup": "kzoo.mixup",
     "kzoo>InputMixup": "kzoo.mixup",
+    "kzoo>MeanTeacher": "kzoo.consistency",
+    "kzoo>FixMatch": "kzoo.consistency",
     "kzoo>ManifoldGAN": "kzoo.gan",
     "kzoo>AmbientSmoothness": "kzoo.gan",
     "kzoo>WeightNormDense": "kzoo.networks.gan",

@@ -276,3 +276,27 @@ def test_vat_mixup_ema_teacher_sets_both_terms():
     assert from_hyperparameters({**hp, "mix_keep_clean": True}, steps=100).ema_teacher == 0.99
     assert _build_vat(hp).ema_teacher == 0.99
     assert _build_vat(methods.get("vat").resolve({})).ema_teacher is None
+
+
+@keras.saving.register_keras_serializable(package="kzoo_tests")
+class TeacherMixinModel(kzoo.RegularizerMixin, keras.Model):
+    pass
+
+
+def test_a_model_that_is_its_own_network_keeps_a_teacher(seeded, tmp_path):
+    """RegularizerMixin: the network is the model, which also holds the teacher's shadows (not shadowed twice)."""
+    inp = keras.Input((16,))
+    model = TeacherMixinModel(inp, keras.layers.Dense(3)(keras.layers.Dense(8, activation="tanh")(inp)),
+                        regularizer=MeanTeacher(decay=0.9, augment={"noise": 0.1}), seed=0)
+    assert len(model.ema_teacher.shadows) == 4
+    model.compile(optimizer="adam")
+    x = _data(n=32)
+    model.fit(kzoo.data.semi_supervised(x[:8], np.arange(8) % 3, x[8:], batch_labeled=4, batch_unlabeled=8,
+                                        num_classes=3), steps_per_epoch=2, epochs=1, verbose=0)
+    assert len(model.ema_teacher.shadows) == 4
+    assert not np.allclose(to_np(model.ema_teacher.shadows[0]), to_np(model.trainable_variables[0]))
+    path = str(tmp_path / "mixin.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for a, b in zip(model.ema_teacher.shadows, loaded.ema_teacher.shadows):
+        np.testing.assert_array_equal(to_np(a), to_np(b))

@@ -21,7 +21,7 @@ from kzoo import serialization
 from kzoo.core import Sum
 from kzoo.ops import LinearDecay, StepDecay
 from kzoo.regularizers import (RPT, VAT, AdversarialTraining, AmbientSmoothness, EntropyMinimization, InputMixup,
-                               ManifoldMixup)
+                               FixMatch, ManifoldMixup, MeanTeacher)
 
 
 def _fresh(code, *args, timeout=300):
@@ -145,7 +145,10 @@ def _regularizers():
     return [VAT(epsilon=2.0, xi=1e-3, inputs="unlabeled"), RPT(epsilon=0.5), AdversarialTraining(epsilon=0.1),
             EntropyMinimization(weight=0.3), AmbientSmoothness(epsilon=3.0), InputMixup(alpha=0.5),
             ManifoldMixup(alpha=2.0, layers=["hidden"]), VAT(epsilon=1.0) + EntropyMinimization(),
-            Sum([RPT(epsilon=1.0), AmbientSmoothness()])]
+            Sum([RPT(epsilon=1.0), AmbientSmoothness()]), VAT(epsilon=1.0, ema_teacher=0.99),
+            ManifoldMixup(alpha=0.1, consistency=10.0, ema_teacher=0.999),
+            MeanTeacher(weight=3.0, decay=0.999, augment={"shift": 2, "noise": 0.1}, inputs="unlabeled"),
+            FixMatch(threshold=0.9, weak={"shift": 1}, strong={"shift": 4, "cutout": 2})]
 
 
 @pytest.mark.parametrize("regularizer", _regularizers(), ids=repr)
