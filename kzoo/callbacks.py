@@ -51,6 +51,8 @@ from kzoo.checkpoints import _FILES
 
 def _scalar(value):
     value = getattr(value, "value", value)
+    if hasattr(value, "detach"):  # a torch parameter requires grad, and numpy() refuses it
+        value = value.detach()
     if hasattr(value, "numpy"):
         value = value.numpy()
     return np.asarray(keras.ops.convert_to_numpy(value) if not isinstance(value, np.ndarray) else value)

@@ -68,8 +68,21 @@ def check_version(version):
     return int(version)
 
 
+def _saved_model_on_torch():
+    """Why a SavedModel cannot come from the torch backend here (None on the other backends)."""
+    if keras.backend.backend() != "torch":
+        return None
+    return ("a SavedModel cannot be exported from the torch backend: Keras exports torch models through "
+            "torch_xla, which kzoo does not install; export ONNX (--export-format onnx), save a .keras file, "
+            "or train with --backend tensorflow or jax")
+
+
 def export_path(filepath, format="tf_saved_model", version=None):
-    """Where an export lands: ``filepath``, or ``filepath/N`` (SavedModel) / ``filepath/N/model.onnx`` (ONNX)."""
+    """Where an export lands: ``filepath``, or ``filepath/N`` (SavedModel) / ``filepath/N/model.onnx`` (ONNX).
+
+    Checked before any work: a SavedModel on the torch backend is refused here (one line)."""
+    if check_format(format) == "tf_saved_model" and _saved_model_on_torch():
+        raise InvalidArgumentError(_saved_model_on_torch())
     filepath = os.path.abspath(os.fspath(filepath))
     version = check_version(version)
     if version is None:
@@ -94,6 +107,8 @@ def _check_destination(filepath, is_file):
 
 
 def _check_converter(fmt):
+    if fmt == "tf_saved_model" and _saved_model_on_torch():
+        raise ExportError(_saved_model_on_torch())
     if fmt == "tf_saved_model":
         needed, hint = ["tensorflow"], "install it (pip install tensorflow)"
     else:

@@ -419,3 +419,15 @@ def test_cli_train_exports_onnx_with_a_version(tmp_path, capsys):
     assert main(["train", "vat", "--steps", "3", "--export", str(tmp_path), "--export-format", "onnx"]) == 2
     assert "is an existing folder" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["repo"]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the torch backend's refusal")
+def test_a_saved_model_on_torch_is_refused_in_one_line_before_any_work(built_clf, tmp_path, capsys):
+    from kzoo.cli import main
+
+    with pytest.raises(ExportError, match="torch_xla.*onnx"):
+        export_classifier(built_clf, str(tmp_path / "m"))
+    assert main(["train", "vat", "--steps", "3", "--labels", "20", "--quiet", "--export", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "torch_xla" in err and "--export-format onnx" in err and len(err.splitlines()) == 1
+    assert os.listdir(tmp_path) == []
