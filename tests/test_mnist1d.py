@@ -208,3 +208,57 @@ def test_ali_networks_on_sequences_keep_their_shape_and_real_values():
 
     z = keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(4, dec.input.shape[1])).astype(np.float32))
     assert tuple(disc([dec(z), z]).shape) == (4, 10)
+
+
+# ---------------------------------------------------------------------------
+# Every family trains on MNIST-1D (a handful of steps each)
+# ---------------------------------------------------------------------------
+
+
+def _few_steps(method, data_dir, monkeypatch, **kw):
+    from kzoo.experiment import run
+
+    monkeypatch.setenv("KZOO_DATA_DIR", data_dir)
+    res = run(method=method, dataset="mnist1d", labels=100, steps=2, batch_labeled=16, batch_unlabeled=32,
+              verbose=0, **kw)
+    assert res["train_steps"] == 2 and 0.0 <= res["test_error"] <= 1.0 and np.isfinite(res["test_nll"])
+    return res
+
+
+@pytest.mark.parametrize("method", ["vat", "rpt", "adversarial", "mixup", "manifold-mixup", "mixup-ssl"])
+def test_perturbation_and_mixup_families_train_the_cnn(method, data_dir, monkeypatch):
+    assert _few_steps(method, data_dir, monkeypatch)["model"] == "mnist1d_cnn"
+
+
+def test_resnet1d_trains_with_vat(data_dir, monkeypatch):
+    assert _few_steps("vat", data_dir, monkeypatch, model="resnet1d", width=0.25)["model"] == "resnet1d"
+
+
+@pytest.mark.parametrize("method", ["gan-ssl", "ali-ssl"])
+def test_gan_family_and_ali_train_on_sequences(method, data_dir, monkeypatch):
+    _few_steps(method, data_dir, monkeypatch)
+
+
+def test_manifold_with_a_generator_pretrained_on_sequences(data_dir, monkeypatch, tmp_path):
+    from kzoo.experiment import pretrain
+
+    monkeypatch.setenv("KZOO_DATA_DIR", data_dir)
+    gen = str(tmp_path / "dcgan.keras")
+    pretrain("dcgan", dataset="mnist1d", steps=2, export=gen, verbose=0)
+    _few_steps("manifold", data_dir, monkeypatch, generator=gen)
+
+
+@pytest.mark.tensorflow_only
+def test_lvat_vae_pretrained_and_trained_on_sequences(data_dir, monkeypatch, tmp_path):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow Probability runs on the TensorFlow backend only")
+    from kzoo.experiment import pretrain
+
+    monkeypatch.setenv("KZOO_DATA_DIR", data_dir)
+    vae = str(tmp_path / "vae.keras")
+    pretrain("vae", dataset="mnist1d", steps=2, export=vae, verbose=0)
+    _few_steps("lvat-vae", data_dir, monkeypatch, transformer=vae)
+    with pytest.raises(ValueError, match="Glow's squeeze.*lvat-vae"):
+        pretrain("glow", dataset="mnist1d", steps=2, export=str(tmp_path / "glow.keras"), verbose=0)
