@@ -74,6 +74,7 @@ def train_step(model, data):
         with torch.no_grad():
             model.optimizer.apply(gradients, variables)
     with torch.no_grad():
+        model.train_step_after_apply()  # e.g. the EMA teacher's update, from the new weights
         return model.train_step_metrics(out)
 
 
