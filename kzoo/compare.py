@@ -277,7 +277,10 @@ def unit_key(entry, kind, labels, seed, values, context):
         hp, run = {**values}, None
     else:
         resolved, run = resolved_settings(entry, context, labels, values)
-        hp = {k: _hashable(v) for k, v in resolved.items()}
+        from kzoo.methods import get as get_method
+
+        neutral = {h.name: h.neutral for h in get_method(entry.method).hyperparameters if h.neutral is not None}
+        hp = {k: _hashable(v) for k, v in resolved.items() if k not in neutral or v != neutral[k]}  # see neutral
     key = {"protocol": PROTOCOL_VERSION, "kind": kind, "method": entry.method, "hyperparameters": hp,
            "dataset": context["dataset"], "labels": int(labels), "seed": int(seed),
            "validation_labels": context["validation_labels"][labels] if kind == "trial" else 0,
@@ -298,8 +301,8 @@ def key_path(cache, entry, key):
 
 def _load(path):
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path) as f:  # NaN (an NLL LabelSpreading could not give, kzoo 0.1) reads as None: unknown
+            return json.load(f, parse_constant=lambda name: None)
     except (OSError, ValueError):
         return None
 
@@ -488,10 +491,14 @@ def compare(methods=None, dataset="digits", labels=(30, 100), seeds=5, folds=3, 
                        (results_md, "results file"), (plot or results_md, "plot file")):
         check_writable_target(path, what)
     ds, val = _check(entries, dataset, labels, seeds, folds, validation_labels, data_dir)
-    cache = os.path.join(out, "cache")  # locked; other settings are refused (entries, labels and seeds may grow)
-    claim_folder(out, os.path.join(out, "compare_settings.json"), {"dataset": dataset, "folds": folds,
-                 "validation_labels": validation_labels, "run": run_settings, **data_settings(data_dir, None)},
-                 "comparison folder", "--out", "the settings of the comparison there", in_use=cache)
+    # locked; another dataset, folds, validation split or data folder is refused. Entries, labels, seeds, run
+    # settings and backends may vary (a board's sections share one cache): every unit's key holds them all.
+    # A folder of kzoo 0.1 (a cache, no settings file) is adopted: its units are keyed the same way.
+    cache, stamp = os.path.join(out, "cache"), os.path.join(out, "compare_settings.json")
+    claim_folder(out, stamp, {"dataset": dataset, "folds": folds, "validation_labels": validation_labels,
+                              **data_settings(data_dir, None)}, "comparison folder", "--out",
+                 "the settings of the comparison there", in_use=os.path.isfile(stamp) and cache,
+                 ignore=("backend", "run"))
     os.makedirs(cache, exist_ok=True)
     seed_list, fold_seeds = list(range(seeds)), list(range(folds))
     context = {"dataset": dataset, "data": ds, "data_dir": data_dir, "jit_compile": jit_compile,

@@ -35,7 +35,11 @@ class Hyperparameter:
 
     ``minimum``/``maximum`` bound the value (``exclusive_minimum``: strictly
     above ``minimum``); ``choices`` lists the allowed values of a categorical one;
-    ``grid`` is a suggested set of values for ``kzoo tune``.
+    ``grid`` is a suggested set of values for ``kzoo tune``. ``neutral``: for a
+    hyperparameter added to a method after results were recorded, the value at
+    which the method is exactly what it was before (e.g. ``ema_teacher=0``: no
+    teacher); the keys of ``kzoo compare``'s cache leave it out at that value, so
+    recorded results stay valid.
     """
 
     name: str
@@ -47,6 +51,7 @@ class Hyperparameter:
     maximum: typing.Optional[float] = None
     choices: typing.Optional[tuple] = None
     grid: typing.Optional[tuple] = None
+    neutral: typing.Any = None
 
     @property
     def flag(self):

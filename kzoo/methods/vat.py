@@ -45,7 +45,7 @@ register(Method(
                     grid=(0.0, 1.0)),
      RAMPUP,
      Hyperparameter("ema_teacher", 0.0, "EMA decay of a teacher network whose prediction is the target (0: "
-                    "none, the paper's VAT; e.g. 0.99)", float, minimum=0.0, maximum=0.9999)),
+                    "none, the paper's VAT; e.g. 0.99)", float, minimum=0.0, maximum=0.9999, neutral=0.0)),
     _build_vat, paper=_VAT_PAPER))
 register(Method(
     "rpt", "Random Perturbation Training: VAT's smoothness term along random directions",
