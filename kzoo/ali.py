@@ -51,11 +51,11 @@ from kzoo import ops as kops
 from kzoo import serialization
 from kzoo.callbacks import NaNGuard
 from kzoo.checks import check_positive
-from kzoo.core import (LABELED, UNLABELED, MultiOptimizer, StepOutput, TrainStep, call_without_updates,
-                       is_semi_supervised_batch)
+from kzoo.core import LABELED, UNLABELED, MultiOptimizer, call_without_updates, is_semi_supervised_batch
 from kzoo.networks.ali import (ARCHITECTURES, LOG_STD, PAPER_MODELS, ChannelMaxout, Maxout,  # noqa: F401  (kzoo.ali.X)
                                networks_cifar10, networks_conv, networks_for, networks_mlp, networks_paper,
                                networks_svhn, x_discriminator_mlp)
+from kzoo.train_step import StepOutput, TrainStep
 
 # --------------------------------------------------------------------------
 # The model

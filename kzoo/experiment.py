@@ -9,7 +9,6 @@ runs the method's loop, and :func:`_report` measures the result; outputs are
 written atomically at the end (:func:`_write_outputs`).
 """
 
-import json
 import math
 import os
 import time
@@ -26,6 +25,8 @@ from kzoo.methods import METHODS, PRESET_RUN_SETTINGS, get as get_method  # noqa
 from kzoo.methods.context import (OPTIMIZERS, PretrainContext, RunContext, _epochs_for, warn,  # noqa: F401
                                   _guarded_fit, _skip_batches, drop_steps)
 from kzoo.methods.registry import train_regularized
+# claim_folder and data_settings: kzoo.compare imports them from here
+from kzoo.run_folders import check_checkpoint_dir, claim_folder, data_settings  # noqa: F401
 
 def resolve_hyperparameters(method, hyperparameters=None):
     """``(Method, resolved hyperparameters)``; ConfigError for an unknown method or a bad value."""
@@ -271,7 +272,7 @@ def _validate(a):
     if a.optimizer != "adam" or a.lr_drops:  # Adam with linear decay: the config of earlier checkpoints
         config.update(opt_info)
     if a.checkpoint_dir is not None:
-        a.checkpoint_dir = _check_checkpoint_dir(a.checkpoint_dir, config)
+        a.checkpoint_dir = check_checkpoint_dir(a.checkpoint_dir, config)
     return spec, hp, opt_info
 
 
@@ -451,101 +452,6 @@ def _split(ds, labels, validation_labels, seed):
     return ds.x_train[idx_l], y_train[idx_l].astype(np.int32), ds.x_train[keep], ds.x_train[idx_val], y_val
 
 
-def _check_checkpoint_dir(path, config):
-    """The checkpoint folder, checked writable and locked for this process; ConfigError if it holds another
-    run's checkpoints or another process holds it."""
-    from kzoo import checkpoints
-
-    path = os.path.abspath(path)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ConfigError(f"checkpoint folder {path} is an existing file, not a folder")
-    _check_writable_target(os.path.join(path, "run.json"), "checkpoint folder")
-    try:
-        os.makedirs(path, exist_ok=True)
-        checkpoints.lock_checkpoint_dir(path)
-        checkpoints.remove_stale(path)  # what saves killed midway left (no other run can be writing: locked)
-    except locks.LockedError as e:
-        raise ConfigError(str(e)) from None
-    except OSError as e:
-        raise ConfigError(f"checkpoint folder {path} cannot be written: {e.strerror}") from None
-    stamp = os.path.join(path, "run.json")
-    current = json.loads(json.dumps(config, default=str))
-    if checkpoints.latest_checkpoint(path)[1] is not None:
-        check_same_settings(stamp, current, f"checkpoint folder {path}", "--checkpoint-dir",
-                            "the settings of the run checkpointed there")
-    write_json_atomic(stamp, current)
-    return path
-
-
-def backend_name():
-    """The Keras backend a run uses, known before Keras is imported (as Keras chooses it: $KERAS_BACKEND, else
-    keras.json, else tensorflow)."""
-    import sys
-
-    if "keras" in sys.modules:
-        return sys.modules["keras"].backend.backend()
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        with open(os.path.join(home, "keras.json")) as f:
-            return str(json.load(f).get("backend") or "tensorflow")
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
-
-
-def data_settings(data_dir, splits):
-    """What a resumed run must share with the run it resumes besides its own settings: the backend (a
-    checkpoint's random state and compiled steps are the backend's), the data folder (its real path) and the
-    TFDS splits."""
-    return {"backend": backend_name(), "data_dir": os.path.realpath(data_dir) if data_dir else None,
-            "splits": splits}
-
-
-def claim_folder(folder, stamp, settings, what, flag, holds, in_use, ignore=()):
-    """Lock ``folder`` (a search's or comparison's) for this process and record ``settings`` in its JSON
-    file ``stamp``; ConfigError (one line) if another run holds it or, when it already holds results
-    (``in_use``: True, or a folder that is not empty), if they were made with other settings (``ignore``: keys
-    that may change, such as paths)."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        locks.acquire(os.path.join(folder, ".lock"), f"{what} {folder}", f"wait for it to end, or use another {flag}")
-    except OSError as e:
-        raise ConfigError(f"{what} {folder} cannot be written: {e.strerror}") from None
-    current = json.loads(json.dumps(settings, default=str))
-    if isinstance(in_use, str):  # a folder of results: in use when not empty
-        in_use = os.path.isdir(in_use) and bool(os.listdir(in_use))
-    if in_use:
-        check_same_settings(stamp, current, f"{what} {folder}", flag, holds, ignore)
-    write_json_atomic(stamp, current)
-
-
-def check_same_settings(stamp, current, what, flag, holds, ignore=()):
-    """ConfigError (one line) unless the JSON ``stamp`` (``holds``: what it records) exists, is readable and
-    equals ``current`` (keys an older kzoo did not record are not compared, nor those in ``ignore``)."""
-    folder = os.path.dirname(stamp)
-    if not os.path.isfile(stamp):
-        raise ConfigError(f"{what} holds a run without its {os.path.basename(stamp)} ({holds}): kzoo cannot tell "
-                          f"whether it is this run; to start over, remove the folder (rm -r {folder}), or use "
-                          f"another {flag}")
-    try:
-        with open(stamp) as f:
-            previous = json.load(f)
-        if not isinstance(previous, dict):
-            raise json.JSONDecodeError("not a JSON object", "", 0)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{stamp} ({holds}) is unreadable ({type(e).__name__}); to start over, remove the "
-                          f"folder (rm -r {folder}) and rerun the same command") from None
-    added = set(data_settings(None, None)) | {"backend"}
-    diff = sorted(k for k in set(previous) | set(current) if k not in ignore
-                  and previous.get(k) != current.get(k) and not (k in added and k not in previous))
-    if diff:
-        shown = "".join(f"; {k}: {previous.get(k)!r} there, {current.get(k)!r} now" for k in diff
-                        if k in added or k == "method")
-        raise ConfigError(f"{what} holds a run with other settings ({', '.join(diff)} differ{shown}); rerun the "
-                          f"same command to resume it, or use another {flag}")
-
-
 # ----------------------------------------------------------------------------
 # Pretraining (kzoo pretrain NAME): generative models reused across runs
 # ----------------------------------------------------------------------------
@@ -587,7 +493,7 @@ def pretrain(name, dataset="digits", steps=2000, batch_size=128, learning_rate=N
         config = {"pretrain": name, "dataset": dataset, "steps": int(steps), "batch_size": int(batch_size),
                   "learning_rate": learning_rate, "seed": int(seed), "hyperparameters": hp,
                   **data_settings(data_dir, None)}
-        checkpoint_dir = _check_checkpoint_dir(checkpoint_dir, config)
+        checkpoint_dir = check_checkpoint_dir(checkpoint_dir, config)
 
     import keras
 

@@ -41,7 +41,7 @@ from keras import ops
 from kzoo import backend as kb
 from kzoo import ops as kops
 from kzoo.callbacks import NaNGuard, NonFiniteLossError  # noqa: F401  (kzoo.gan.NaNGuard, as before)
-from kzoo.core import (LABELED, UNLABELED, MultiOptimizer, Regularizer, StepOutput, TrainStep, call_without_updates,
+from kzoo.core import (LABELED, UNLABELED, MultiOptimizer, Regularizer, call_without_updates,
                        is_semi_supervised_batch)
 from kzoo.networks.gan import (SSGAN_DISCRIMINATORS, WeightNormConv2D, WeightNormConv2DTranspose,  # noqa: F401
                                WeightNormDense, conv_discriminator, conv_generator, dcgan_pair, default_latent_dim,
@@ -49,6 +49,7 @@ from kzoo.networks.gan import (SSGAN_DISCRIMINATORS, WeightNormConv2D, WeightNor
                                ssgan_discriminator, ssgan_pair)
 from kzoo.networks.metrics import (digits_sample_score, digits_scorer, generator_jacobian,  # noqa: F401
                                    mean_log_condition_number)
+from kzoo.train_step import StepOutput, TrainStep
 
 LATENTS = ("normal", "uniform")
 

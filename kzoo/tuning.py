@@ -382,7 +382,7 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
     (modules that register methods of your own with :func:`kzoo.methods.register`).
     """
     _import_all(imports)
-    from kzoo import experiment
+    from kzoo import experiment, run_folders
 
     t_start = time.time()
     spec, _ = resolve_hyperparameters(method)
@@ -448,13 +448,13 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
               "run": run_kwargs, "directory": directory,
               "tensorboard": os.path.abspath(tensorboard) if tensorboard else None, "imports": list(imports),
               "tuner": tuner, "max_trials": max_trials, "max_epochs": max_epochs,
-              **experiment.data_settings(run_kwargs.get("data_dir"), run_kwargs.get("splits"))}
+              **run_folders.data_settings(run_kwargs.get("data_dir"), run_kwargs.get("splits"))}
     # locked for this process; a folder holding a search of other settings is refused (paths may change: a
     # moved folder resumes)
     stamp, in_use = os.path.join(directory, "kzoo_tune.json"), os.path.isdir(os.path.join(directory, PROJECT))
-    experiment.claim_folder(directory, stamp, config, "search folder", "--directory (or --overwrite)",
-                            "the settings of the search there", in_use and not overwrite,
-                            ignore=("directory", "tensorboard"))
+    run_folders.claim_folder(directory, stamp, config, "search folder", "--directory (or --overwrite)",
+                             "the settings of the search there", in_use and not overwrite,
+                             ignore=("directory", "tensorboard"))
     if overwrite and not own_directory:
         for name in (PROJECT, "executions", "workers", "logs"):
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)

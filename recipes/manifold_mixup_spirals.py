@@ -64,7 +64,8 @@ def main(argv=None):
     import numpy as np
 
     import kzoo
-    from kzoo.mixup import InputMixup, ManifoldMixup, split_model
+    from kzoo.mixup import InputMixup, ManifoldMixup
+    from kzoo.mixup_graph import split_model
     from kzoo.ops import LinearDecay
 
     ds = kzoo.data.load("spirals", seed=args.seed)

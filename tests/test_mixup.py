@@ -6,7 +6,7 @@ import pytest
 from conftest import BACKEND, np_log_softmax, np_softmax, to_np, weights64
 
 import kzoo
-from kzoo import mixup
+from kzoo import mixup, mixup_graph
 from kzoo.core import StepContext
 
 
@@ -233,7 +233,7 @@ def test_bad_input_is_rejected_with_clear_errors():
     with pytest.raises(ValueError, match=r"no layer named 'block7'.*input, .*block1"):
         kzoo.Regularized(model, mixup.ManifoldMixup(layers=["input", "block7"]))
     with pytest.raises(ValueError, match="output"):
-        mixup.split_model(model, "logits")
+        mixup_graph.split_model(model, "logits")
     # a split inside a residual block: the layers after it also need the skip connection
     inp = keras.Input((4,), name="input")
     a = keras.layers.Dense(4, name="a")(inp)
@@ -241,8 +241,8 @@ def test_bad_input_is_rejected_with_clear_errors():
     s = keras.layers.Add(name="block1")([a, b])
     res = keras.Model(inp, keras.layers.Dense(2, name="logits")(s))
     with pytest.raises(ValueError, match="skip connection"):
-        mixup.split_model(res, "b")
-    assert mixup.split_model(res, "block1")[1] is not None
+        mixup_graph.split_model(res, "b")
+    assert mixup_graph.split_model(res, "block1")[1] is not None
 
     class Sub(keras.Model):
         def __init__(self):
@@ -255,8 +255,8 @@ def test_bad_input_is_rejected_with_clear_errors():
     sub = Sub()
     sub(np.zeros((1, 3), "float32"))
     with pytest.raises(ValueError, match="functional"):
-        mixup.split_model(sub, "d")
-    mixup.split_model(sub, "input")  # input mixup needs no split
+        mixup_graph.split_model(sub, "d")
+    mixup_graph.split_model(sub, "input")  # input mixup needs no split
     # targets: class indices or one-hot only
     with pytest.raises(ValueError, match="class indices"):
         mixup.as_probabilities(keras.ops.zeros((4, 5)), 3)
@@ -288,11 +288,11 @@ def test_methods_cli_flags_and_errors(tmp_path):
 
 def test_resnets_have_named_mixable_blocks(seeded):
     pre = kzoo.models.preact_resnet18((8, 8, 1), 10, width=1 / 16, blocks_per_stage=(1, 1, 1, 1))
-    names = mixup.mixable_layers(pre)
+    names = mixup_graph.mixable_layers(pre)
     assert [n for n in names if n.startswith("block")] == ["block1", "block2", "block3", "block4"]
     assert not any(n.endswith("_conv2") for n in names)  # inside a residual block: not a split point
     model = kzoo.models.wide_resnet28_2((8, 8, 1), 10, width=0.25, depth=10)
-    names = mixup.mixable_layers(model)
+    names = mixup_graph.mixable_layers(model)
     assert [n for n in names if n.startswith("block")] == ["block1", "block2", "block3"]
     reg = mixup.ManifoldMixup(alpha=2.0, layers=["input", "block1", "block2"])
     net = kzoo.Regularized(model, reg, seed=0)
@@ -369,7 +369,7 @@ def test_conv_models_take_manifold_mixups_default_layers(seeded, model):
     from kzoo.methods import get
 
     net = kzoo.models.get(model, input_shape=(8, 8, 1), num_classes=10, width=1 / 16)
-    names = mixup.mixable_layers(net)
+    names = mixup_graph.mixable_layers(net)
     assert [n for n in names if n.startswith("block")] == ["block1", "block2", "block3"]
     assert mixup.auto_layers(net) == (("input", "block1", "block2"), None)
     assert get("manifold-mixup").hyperparameter("mix_layers").default == "auto"

@@ -6,7 +6,8 @@ import pytest
 from keras import ops
 
 import kzoo
-from kzoo.core import StepOutput, TrainStep, call_without_updates
+from kzoo.core import call_without_updates
+from kzoo.train_step import StepOutput, TrainStep
 
 
 class Scalar(keras.layers.Layer):

@@ -134,7 +134,7 @@ def compile_function(fn):
 
 
 def train_step_function():
-    """The backend's ``train_step`` for kzoo's models (:class:`kzoo.core.TrainStep`), taking ``(model, data)``
+    """The backend's ``train_step`` for kzoo's models (:class:`kzoo.train_step.TrainStep`), taking ``(model, data)``
     on TensorFlow and ``(model, state, data)`` on JAX; the batch's inputs pass through :func:`float_inputs`."""
     impl = _impl().train_step
 

@@ -13,7 +13,7 @@ from keras import ops
 
 from kzoo import backend as kb
 from kzoo.checks import check_int as _check_int
-from kzoo.core import StepOutput, TrainStep
+from kzoo.train_step import StepOutput, TrainStep
 
 
 TRANSFORMERS = ("vae", "glow")
