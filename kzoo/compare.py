@@ -35,7 +35,6 @@ setting re-runs. The summary goes to ``OUT/compare.json``, ``compare.md`` and
 
 import contextlib
 import dataclasses
-import hashlib
 import io
 import json
 import math
@@ -46,22 +45,19 @@ import time
 import types
 
 from kzoo.baselines import BASELINES, fit_baseline
+from kzoo.compare_cache import (PROTOCOL_VERSION, RUN_SETTINGS, _default_setting, _load, key_path,  # noqa: F401
+                                resolved_settings, unit_key)  # (kzoo.compare.unit_key... public here too)
 from kzoo.compare_report import Progress, mean_std, paired_ci, values_text  # noqa: F401  (public here too)
 from kzoo.errors import COMMAND_ERRORS, ConfigError, fail
 from kzoo.experiment import claim_folder, data_settings, locks, resolve_hyperparameters
 from kzoo.io import check_writable_target, write_json_atomic
 
-PROTOCOL_VERSION = 1
 PROTOCOL = ("hyperparameters chosen by grid search on validation folds carved from the labeled set only: fold f "
             "is the labeled set of seed {first}+f minus a class-balanced validation split of V labels (also "
             "removed from the unlabeled pool), {folds} folds, lowest mean validation error wins (ties: mean "
             "validation NLL); the chosen setting is then trained on all labels for each seed and tested once "
             "per seed; seed s draws the same labeled set for every method; Δ to supervised is paired by seed "
             "with a 95% t-interval")
-# run() settings an entry may set (``METHOD:steps=600,learning_rate=3e-3``) and their defaults (run()'s)
-RUN_SETTINGS = {"model": (None, str), "steps": (1000, int), "batch_labeled": (32, int),
-                "batch_unlabeled": (128, int), "learning_rate": (1e-3, float), "decay_fraction": (1 / 3, float),
-                "width": (1.0, float), "augment": (None, str)}
 # named variants: (method, fixed hyperparameters, hyperparameters whose grid drops 0 (the "off" value),
 # hyperparameters left out of the registry grid because they do nothing in this variant)
 ALIASES = {
@@ -215,96 +211,6 @@ def default_entries(backend=None):
             continue  # needs a pretrained model (lvat-*, manifold): give it as METHOD:transformer=PATH
         names.append(name)
     return names
-
-
-# ----------------------------------------------------------------------------
-# The cache of finished units
-# ----------------------------------------------------------------------------
-
-
-def _file_digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-def _hashable(value):
-    """A hyperparameter value for the key: an existing file is keyed by its contents too."""
-    if isinstance(value, str) and os.path.isfile(value):
-        return {"file": os.path.basename(value), "sha256": _file_digest(value)}
-    if isinstance(value, str) and os.path.isdir(value):
-        return {"folder": os.path.basename(value.rstrip("/"))}
-    return value
-
-
-def _preset(entry, context, labels):
-    """The registry's preset for this dataset, model and label count (validation-chosen settings), if any."""
-    from kzoo.methods import get as get_method
-
-    from kzoo.networks import default_model
-
-    model = entry.run.get("model", context["run"].get("model", default_model(context["dataset"])))
-    preset = getattr(get_method(entry.method), "preset", None)
-    return dict(preset(context["dataset"], labels, model)) if preset else {}
-
-
-def resolved_settings(entry, context, labels, values):
-    """``(hyperparameters, run settings)`` of one run, every value explicit: the grid point over the entry's
-    fixed values over the registry's preset for the dataset over the method's defaults; run settings: the
-    entry's over the comparison's over the preset's (steps, learning rate) over run()'s defaults."""
-    preset = _preset(entry, context, labels)
-    run = {k: entry.run.get(k, context["run"].get(k, preset.get(k, _default_setting(k, context["dataset"]))))
-           for k in RUN_SETTINGS}
-    given = {k: v for k, v in preset.items() if k not in RUN_SETTINGS}
-    _, hp = resolve_hyperparameters(entry.method, {**given, **entry.fixed, **values})
-    return hp, run
-
-
-def _default_setting(name, dataset):
-    """run()'s default of a run setting on ``dataset`` (the model: the dataset's default classifier)."""
-    if name == "model":
-        from kzoo.networks import default_model
-
-        return default_model(dataset)
-    return RUN_SETTINGS[name][0]
-
-
-def unit_key(entry, kind, labels, seed, values, context):
-    """Everything that determines one trial or seed's result (``values``: its grid point)."""
-    if entry.baseline:
-        hp, run = {**values}, None
-    else:
-        resolved, run = resolved_settings(entry, context, labels, values)
-        from kzoo.methods import get as get_method
-
-        neutral = {h.name: h.neutral for h in get_method(entry.method).hyperparameters if h.neutral is not None}
-        hp = {k: _hashable(v) for k, v in resolved.items() if k not in neutral or v != neutral[k]}  # see neutral
-    key = {"protocol": PROTOCOL_VERSION, "kind": kind, "method": entry.method, "hyperparameters": hp,
-           "dataset": context["dataset"], "labels": int(labels), "seed": int(seed),
-           "validation_labels": context["validation_labels"][labels] if kind == "trial" else 0,
-           "backend": "scikit-learn" if entry.baseline else context["backend"]}
-    if not entry.baseline:
-        key["run"] = run
-    return key
-
-
-def _slug(text):
-    return "".join(c if c.isalnum() or c in "+-." else "_" for c in text)[:60]
-
-
-def key_path(cache, entry, key):
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return os.path.join(cache, f"{key['kind']}-{_slug(entry.label)}-L{key['labels']}-s{key['seed']}-{digest}.json")
-
-
-def _load(path):
-    try:
-        with open(path) as f:  # NaN (an NLL LabelSpreading could not give, kzoo 0.1) reads as None: unknown
-            return json.load(f, parse_constant=lambda name: None)
-    except (OSError, ValueError):
-        return None
 
 
 # ----------------------------------------------------------------------------
