@@ -43,6 +43,10 @@ def check_not_link(path, what="file"):
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):  # missing (or under a file: the callers' own checks say so)
         return path
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:  # cannot exist: check_writable_target names the part that is too long
+            return path
+        raise
     error = _unsafe(path, what, st)
     if error is not None:
         raise error

@@ -433,7 +433,8 @@ def tune(method, grid=None, fixed=None, validation_labels=None, executions=1, di
                        (metrics_json, "metrics file"), (tensorboard, "TensorBoard folder")):
         check_writable_target(path, what)
     if run_kwargs.get("width") is not None:
-        experiment.check_width(run_kwargs["width"], run_kwargs.get("model", "mlp"), spec)
+        from kzoo.networks import default_model
+        experiment.check_width(run_kwargs["width"], run_kwargs.get("model") or default_model(dataset), spec)
     planted = sorted(k for k in os.environ if k.startswith("KERASTUNER_"))
     if planted and not distributed:  # keras-tuner would wait for a chief that was never started
         raise ConfigError(f"the environment sets {', '.join(planted)} (keras-tuner's distributed-search "

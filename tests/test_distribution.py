@@ -124,10 +124,13 @@ def test_regularizer_losses_and_gradients_equal_single_device_on_the_same_global
     assert multi["logs"]["n_l"] == (4.0 if half else 8.0) and multi["logs"]["n_u"] == (8.0 if half else 16.0)
     assert single["logs"]["n_l"] == 8.0 and single["logs"]["n_u"] == 16.0
     for name in ["loss", "adv", "entmin"] + (["vat"] if BACKEND == "jax" else []):
-        assert multi["logs"][name] == pytest.approx(single["logs"][name], rel=1e-5, abs=1e-6), name
+        # VAT's power iteration divides by a finite difference of float32 logits: the split batch's other
+        # reduction order moves it by ~1e-4 relative on some CPUs (seen 1.1e-4), the other terms by < 1e-5
+        rel = 1e-3 if name == "vat" else 1e-5
+        assert multi["logs"][name] == pytest.approx(single["logs"][name], rel=rel, abs=1e-6), name
     for g1, g2, g0 in zip(single["grads"], multi["grads"], plain["grads"]):
         g1, g2, g0 = np.array(g1), np.array(g2), np.array(g0)
-        np.testing.assert_allclose(g2, g1, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(g2, g1, rtol=1e-3 if BACKEND == "jax" else 1e-4, atol=1e-6)  # jax: with VAT
     # the regularizers change the gradient (so a wrong replica scaling could not pass unnoticed)
     assert max(np.abs(np.array(a) - np.array(b)).max() for a, b in zip(single["grads"], plain["grads"])) > 1e-2
     assert out["cli_rc"] == 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import kzoo.data as kd
-from kzoo.errors import DatasetUnavailableError, InvalidArgumentError
+from kzoo.errors import DatasetUnavailableError, InvalidArgumentError, UnsafePathError
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +82,16 @@ def test_bad_cache_is_generated_again_and_links_are_not_followed(tmp_path, ds):
     # the generator seeds the global RNGs: kzoo restores them
     assert random.getstate() == py_state
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), np_state))
-    # a link in the cache's place (to a file kzoo did not write) is never read: the cache replaces the link
+    # a link in the cache's place (to a file kzoo did not write) is neither read nor replaced: refused in one
+    # line, as every file kzoo writes (kzoo.io)
     other = tmp_path / "elsewhere.npz"
     np.savez(other, x_train=np.zeros((4000, 40)), y_train=np.zeros(4000), x_test=np.zeros((1000, 40)),
              y_test=np.zeros(1000), version=np.int32(1))
     os.remove(path)
     os.symlink(other, path)
-    linked = kd.load("mnist1d", data_dir=str(tmp_path))
-    np.testing.assert_array_equal(linked.x_train, ds.x_train)
-    assert not os.path.islink(path)
+    with pytest.raises(UnsafePathError, match="symbolic link") as e:
+        kd.load("mnist1d", data_dir=str(tmp_path))
+    assert len(str(e.value).splitlines()) == 1 and os.path.islink(path)
     with np.load(other) as f:
         assert not f["x_train"].any()  # the link's target is untouched
 
