@@ -130,7 +130,8 @@ def test_regularizer_losses_and_gradients_equal_single_device_on_the_same_global
         assert multi["logs"][name] == pytest.approx(single["logs"][name], rel=rel, abs=1e-6), name
     for g1, g2, g0 in zip(single["grads"], multi["grads"], plain["grads"]):
         g1, g2, g0 = np.array(g1), np.array(g2), np.array(g0)
-        np.testing.assert_allclose(g2, g1, rtol=1e-3 if BACKEND == "jax" else 1e-4, atol=1e-6)  # jax: with VAT
+        np.testing.assert_allclose(g2, g1, rtol=1e-3 if BACKEND == "jax" else 1e-4,  # jax: with VAT (see above)
+                                   atol=1e-5 if BACKEND == "jax" else 1e-6)
     # the regularizers change the gradient (so a wrong replica scaling could not pass unnoticed)
     assert max(np.abs(np.array(a) - np.array(b)).max() for a, b in zip(single["grads"], plain["grads"])) > 1e-2
     assert out["cli_rc"] == 0
