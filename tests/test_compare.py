@@ -4,6 +4,7 @@ import json
 import math
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -206,7 +207,8 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, no_training, capsys
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.one_backend
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the leaderboard's VAT section ran on JAX: its units "
+                    "are keyed by that backend (the JAX pass renders it)")
 def test_the_digits_leaderboard_renders_from_its_committed_cache(tmp_path, capsys):
     """A folder written by kzoo 0.1 (a cache, no compare_settings.json, NaN NLLs of LabelSpreading) is adopted,
     and its VAT rows are found again: a hyperparameter added since (VAT's ema_teacher) is left out of the keys at
@@ -217,7 +219,7 @@ def test_the_digits_leaderboard_renders_from_its_committed_cache(tmp_path, capsy
     board = tmp_path / "board"
     shutil.copytree(os.path.join(repo, "benchmarks", "results", "compare-digits", "cache"), board / "cache")
     rc = cli.main(["compare", "labelspreading-knn", "supervised", "vat", "--grid", "vat:epsilon=0.5,1,2,4,8",
-                   "--labels", "100", "--seeds", "5", "--folds", "2", "--dataset", "digits", "--backend", "jax",
+                   "--labels", "100", "--seeds", "5", "--folds", "2", "--dataset", "digits",
                    "--out", str(board), "--only-cached", "--quiet"])
     assert rc == 0, capsys.readouterr().err
     rows = json.loads((board / "compare.json").read_text())["results"]["100"]
