@@ -265,7 +265,10 @@ def _main(argv):
             _check_extras(args)
         except KzooError as e:
             return fail(e)
-        extras.import_keras(verbose=getattr(args, "verbose", False), with_tensorflow=True)
+        # Keras is imported where first needed, after the names and values are checked (kzoo.experiment), and
+        # quietly (the import hook of kzoo/__init__); --verbose imports it now, with TensorFlow's lines
+        if getattr(args, "verbose", False):
+            extras.import_keras(verbose=True, with_tensorflow=True)
     if (getattr(args, "devices", None) or 0) > 1 and "jax" not in sys.modules:
         # JAX on a CPU-only host: N host devices must be asked for before jax is imported
         flag = f"--xla_force_host_platform_device_count={args.devices}"

@@ -49,7 +49,7 @@ def _one_line(proc, code=2):
 
 @pytest.mark.one_backend
 def test_no_backend_installed_is_one_line_naming_the_extras(tmp_path):
-    proc = _cli_without(["tensorflow", "jax"], "train", "vat", "--dataset", "digits", "--labels", "100",
+    proc = _cli_without(["tensorflow", "jax", "torch"], "train", "vat", "--dataset", "digits", "--labels", "100",
                         cwd=tmp_path)
     line = _one_line(proc)
     assert 'pip install "kzoo[jax]"' in line and 'pip install "kzoo[tensorflow]"' in line
